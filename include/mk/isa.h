@@ -1,0 +1,173 @@
+// The megakernel instruction set: the one format that the scheduler writes and both executors
+// (CPU interpreter, CUDA megakernel) read. Plain data only, so the same bytes travel to the device.
+#pragma once
+
+#include <stdint.h>
+
+#if defined(__CUDACC__)
+#define MK_HD __host__ __device__
+#else
+#define MK_HD
+#endif
+
+namespace mk {
+
+// Every operand that names a weight tensor or an optional buffer uses this to mean "absent".
+inline constexpr uint32_t kNone = 0xFFFFFFFFu;
+
+// Number of dependency slots in one instruction. An instruction with more producers gets a
+// Barrier instruction in front of it that joins the surplus into one counter (see scheduler).
+inline constexpr int kMaxWaits = 3;
+
+enum class Opcode : uint16_t {
+  Barrier = 0,     // wait on the listed counters, then signal: joins dependencies
+  Embed = 1,       // copy token (and learned position) embedding rows into the residual stream
+  Norm = 2,        // RMSNorm or LayerNorm of M rows
+  QkvRope = 3,     // fused Q/K/V matvec tile (+bias, +q/k norm, +RoPE), K/V appended to the cache
+  AttnPartial = 4, // one (kv head, KV split) of attention for all heads of its GQA group
+  AttnReduce = 5,  // log-sum-exp merge of the KV splits for a range of heads
+  MatvecResidual = 6, // out[m] += W[rows] . in[m] (+bias): output projection, down projection
+  MatvecAct = 7,   // out[m] = act(Wg . in) * (Wu . in)  or  act(Wu . in + b)
+  LmHead = 8,      // logits rows of the LM head, plus this tile's (max, argmax)
+  Argmax = 9,      // reduce the LM head tiles' partial maxima to the next token id
+  Count
+};
+
+enum class NormKind : uint8_t { Rms = 0, Layer = 1 };
+enum class Activation : uint8_t { Silu = 0, GeluTanh = 1 };
+
+// A dependency: wait until counter `counter` has reached `count * epoch`, epoch being the
+// 1-based step number of this program run. Counters only ever grow, so nothing is reset
+// between steps.
+struct Wait {
+  uint32_t counter;
+  uint32_t count;
+};
+
+// Operands of each opcode. All buffer operands are offsets in floats into the activation arena;
+// all weight operands are indices into the weight table (kNone when absent). Tiles cover
+// [tile_begin, tile_end) of the unit named in docs/ISA.md for that opcode.
+struct InNorm {      // optional normalization of the input, fused into a matvec tile
+  uint32_t weight;   // kNone: the input is used as it is
+  uint32_t bias;     // LayerNorm bias, kNone for RMSNorm
+};
+
+struct EmbedArgs {
+  uint32_t token_table;  // weight: [vocab, hidden]
+  uint32_t pos_table;    // weight: [max_pos, hidden] learned positions, or kNone
+  uint32_t out;          // arena: [M, hidden]
+  uint32_t tokens;       // io slot: M token ids
+};
+
+struct NormArgs {
+  uint32_t in, out;  // arena: [M, hidden]
+  InNorm norm;
+};
+
+struct QkvRopeArgs {
+  uint32_t in;         // arena: [M, hidden] residual stream
+  InNorm norm;         // the block's input norm
+  uint32_t weight;     // weight: [(Hq + 2 Hkv) * D, hidden]: Q rows, then K rows, then V rows
+  uint32_t bias;       // weight: [(Hq + 2 Hkv) * D] or kNone
+  uint32_t q_norm;     // weight: [D] per-head RMSNorm of q (Qwen3) or kNone
+  uint32_t k_norm;     // weight: [D] or kNone
+  uint32_t rope;       // weight: [max_ctx, D] cos (first D/2) and sin (last D/2), or kNone
+  uint32_t q_out;      // arena: [M, Hq * D]
+};
+
+struct AttnPartialArgs {
+  uint32_t q;          // arena: [M, Hq * D]
+  uint32_t num_splits; // the KV range [0, ctx) is cut into this many equal chunks
+  uint32_t part_o;     // arena: [splits, M, Hq, D]
+  uint32_t part_lse;   // arena: [splits, M, Hq]
+  uint32_t window;     // sliding window in positions, 0 for full attention
+};
+
+struct AttnReduceArgs {
+  uint32_t part_o, part_lse, num_splits;
+  uint32_t out;        // arena: [M, Hq * D]
+};
+
+struct MatvecArgs {    // MatvecResidual, MatvecAct and LmHead share this shape
+  uint32_t in;         // arena: [M, in_dim]
+  InNorm norm;
+  uint32_t weight;     // weight: [out_dim, in_dim] (up weight for MatvecAct)
+  uint32_t bias;       // weight: [out_dim] or kNone
+  uint32_t gate;       // MatvecAct: gate weight [out_dim, in_dim], kNone when not gated
+  uint32_t out;        // arena: [M_out, out_dim]
+  uint32_t in_dim, out_dim;
+  uint32_t in_row0;    // first input row used (LM head of the last prompt token only)
+  uint32_t rows;       // M_out: how many input rows, from in_row0, are processed
+  uint32_t partial;    // LmHead: arena [tiles, rows, 2] of (max value, index as float bits)
+};
+
+struct ArgmaxArgs {
+  uint32_t partial;      // arena: as LmHead's partial
+  uint32_t num_partials; // LM head tiles
+  uint32_t rows;         // one token per row
+  uint32_t out_token;    // io slot for the result
+};
+
+struct alignas(16) Instruction {
+  uint16_t opcode;     // Opcode
+  uint16_t layer;      // for dumps, traces and the KV cache of QkvRope / AttnPartial
+  uint16_t n_waits;
+  uint16_t flags;
+  uint32_t signal;     // counter incremented by one when this instruction is done
+  uint32_t node;       // op-graph node this tile belongs to (dumps, traces)
+  Wait waits[kMaxWaits];
+  uint32_t tile_begin, tile_end, tile_index;
+  uint32_t cost_bytes; // scheduler's estimate of bytes read, for dumps and balancing reports
+  union {
+    uint32_t raw[16];
+    EmbedArgs embed;
+    NormArgs norm;
+    QkvRopeArgs qkv;
+    AttnPartialArgs attn;
+    AttnReduceArgs reduce;
+    MatvecArgs mv;
+    ArgmaxArgs argmax;
+  } a;
+};
+
+static_assert(sizeof(Instruction) == 128, "instructions are fetched as 128-byte records");
+static_assert(sizeof(MatvecArgs) <= sizeof(uint32_t) * 16, "operands overflow the record");
+static_assert(sizeof(QkvRopeArgs) <= sizeof(uint32_t) * 16, "operands overflow the record");
+
+// Model dimensions that both executors read at run time (the generic path). The specialized
+// GPU path instantiates the same op templates with these as compile-time constants.
+struct ModelDims {
+  uint32_t hidden, intermediate, n_layers, n_heads, n_kv_heads, head_dim, vocab;
+  uint32_t max_ctx;     // KV cache capacity in positions
+  uint32_t n_tokens;    // M: tokens processed per program run (1 for decode)
+  uint8_t norm_kind;    // NormKind
+  uint8_t activation;   // Activation
+  uint8_t pad_[2];
+  float norm_eps;
+  float qk_norm_eps;
+  float attn_scale;     // 1/sqrt(head_dim) unless the model says otherwise
+};
+
+// Per-run parameters, written by the host before each program run.
+struct StepParams {
+  uint32_t epoch;  // 1-based count of runs of this program (counter targets scale with it)
+  uint32_t pos;    // position of the first of the M tokens
+};
+
+MK_HD inline const char* opcode_name(uint16_t op) {
+  switch (static_cast<Opcode>(op)) {
+    case Opcode::Barrier: return "barrier";
+    case Opcode::Embed: return "embed";
+    case Opcode::Norm: return "norm";
+    case Opcode::QkvRope: return "qkv_rope";
+    case Opcode::AttnPartial: return "attn_partial";
+    case Opcode::AttnReduce: return "attn_reduce";
+    case Opcode::MatvecResidual: return "matvec_residual";
+    case Opcode::MatvecAct: return "matvec_act";
+    case Opcode::LmHead: return "lm_head";
+    case Opcode::Argmax: return "argmax";
+    default: return "?";
+  }
+}
+
+}  // namespace mk
