@@ -94,6 +94,7 @@ struct MatvecArgs {    // MatvecResidual, MatvecAct and LmHead share this shape
   uint32_t weight;     // weight: [out_dim, in_dim] (up weight for MatvecAct)
   uint32_t bias;       // weight: [out_dim] or kNone
   uint32_t gate;       // MatvecAct: gate weight [out_dim, in_dim], kNone when not gated
+  uint32_t gate_bias;  // MatvecAct: gate bias [out_dim] or kNone
   uint32_t out;        // arena: [M_out, out_dim]
   uint32_t in_dim, out_dim;
   uint32_t in_row0;    // first input row used (LM head of the last prompt token only)

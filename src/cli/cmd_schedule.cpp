@@ -1,0 +1,55 @@
+// `mk schedule`: builds the op graph from a config.json alone and prints the scheduler's program
+// (every SM's queue) and a summary of its balance, without loading any weights.
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include "cli/command.h"
+#include "graph/graph.h"
+#include "model/config.h"
+#include "model/error.h"
+#include "schedule/program.h"
+
+namespace mk::cli {
+namespace {
+
+struct ScheduleFlags {
+  std::string model;
+  uint32_t sms = 132, tokens = 1, ctx = 0;
+  bool summary_only = false, no_fuse_norms = false;
+};
+
+RegisterCommand reg("schedule", "Print the per-SM instruction queues the scheduler builds for a model",
+                    [](CLI::App& app) -> std::function<int()> {
+  auto f = std::make_shared<ScheduleFlags>();
+  app.add_option("--model", f->model, "model folder (only its config.json is read) or a config.json")->required();
+  app.add_option("--sms", f->sms, "number of SMs to schedule for")->check(CLI::Range(1, 4096));
+  app.add_option("--tokens", f->tokens, "tokens per program run (1 = decode, more = prefill)")
+      ->check(CLI::Range(1, 4096));
+  app.add_option("--ctx", f->ctx, "context length; 0 = the model's, at most 4096");
+  app.add_flag("--summary", f->summary_only, "print only the summary");
+  app.add_flag("--no-fuse-norms", f->no_fuse_norms, "schedule norms as separate instructions");
+  return [f] {
+    std::filesystem::path path(f->model);
+    ModelConfig c = std::filesystem::is_directory(path) ? load_config(path) : [&] {
+      std::ifstream in(path);
+      if (!in) throw Error(path.string() + ": cannot open");
+      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      return parse_config_json(text, path.string());
+    }();
+    GraphOptions go;
+    go.n_tokens = f->tokens;
+    go.max_ctx = f->ctx ? f->ctx : static_cast<uint32_t>(std::min(c.max_position_embeddings, 4096));
+    go.fuse_norms = !f->no_fuse_norms;
+    go.num_sms = f->sms;
+    const OpGraph g = build_graph(c, go);
+    ScheduleOptions so;
+    so.num_sms = f->sms;
+    const Program p = schedule(g, so);
+    std::cout << dump_program(p, g, !f->summary_only);
+    return 0;
+  };
+});
+
+}  // namespace
+}  // namespace mk::cli

@@ -1,0 +1,43 @@
+// Flags that several `mk` commands share (model path, executor shape) and the EngineOptions they
+// make, so every command spells and documents them the same way.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <string>
+
+#include "runtime/engine.h"
+
+namespace mk::cli {
+
+struct ExecFlags {
+  uint32_t sms = 0, threads = 0, ctx = 0, max_waits = kMaxWaits, prefill_chunk = 256;
+  int64_t random_order = -1;
+  bool no_fuse_norms = false;
+
+  void add(CLI::App& app) {
+    app.add_option("--sms", sms, "SMs (instruction queues) the scheduler targets; 0 = 4 per CPU thread");
+    app.add_option("--threads", threads, "CPU worker threads; 0 = all hardware threads");
+    app.add_option("--ctx", ctx, "context length (KV cache capacity); 0 = the model's, at most 4096");
+    app.add_option("--random-order", random_order,
+                   "CPU: run ready instructions in random order with this seed (checks the counters)");
+    app.add_option("--max-waits", max_waits, "dependency slots per instruction (1-3; fewer adds barriers)")
+        ->check(CLI::Range(1, 3));
+    app.add_option("--prefill-chunk", prefill_chunk, "prompt tokens per prefill run")->check(CLI::Range(1, 4096));
+    app.add_flag("--no-fuse-norms", no_fuse_norms, "run norms as separate instructions");
+  }
+
+  EngineOptions engine_options() const {
+    EngineOptions o;
+    o.sms = sms;
+    o.threads = threads;
+    o.max_ctx = ctx;
+    o.max_waits = max_waits;
+    o.prefill_chunk = prefill_chunk;
+    o.fuse_norms = !no_fuse_norms;
+    if (random_order >= 0) o.random_order = static_cast<uint64_t>(random_order);
+    return o;
+  }
+};
+
+}  // namespace mk::cli

@@ -1,0 +1,129 @@
+// CpuExecutor: the CPU interpreter of a Program. Counters are monotonic (targets scale with the
+// epoch) and use release/acquire like the GPU's, so the CPU checks the same synchronization design.
+#include "cpu/executor.h"
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "cpu/ops/context.h"
+#include "model/error.h"
+
+namespace mk {
+
+CpuExecutor::CpuExecutor(const Program& program, std::vector<const float*> weights, float* kv,
+                         CpuExecOptions options)
+    : program_(program), weights_(std::move(weights)), kv_(kv), options_(options),
+      arena_(program.arena_floats, 0.0f), io_(program.io_slots, 0),
+      counters_(new std::atomic<uint32_t>[program.num_counters]) {
+  for (uint32_t i = 0; i < program.num_counters; ++i) counters_[i].store(0, std::memory_order_relaxed);
+}
+
+CpuExecutor::~CpuExecutor() = default;
+
+bool CpuExecutor::ready(const Instruction& ins) const {
+  for (uint16_t w = 0; w < ins.n_waits; ++w)
+    if (counters_[ins.waits[w].counter].load(std::memory_order_acquire) < ins.waits[w].count * epoch_)
+      return false;
+  return true;
+}
+
+void CpuExecutor::execute(const Instruction& ins, uint32_t pos) {
+  const cpu::OpContext ctx{&program_.dims, weights_.data(), arena_.data(), io_.data(), kv_, {epoch_, pos}};
+  cpu::run_instruction(ins, ctx);
+  counters_[ins.signal].fetch_add(1, std::memory_order_release);
+}
+
+void CpuExecutor::run(uint32_t pos) {
+  ++epoch_;
+  if (options_.random_order)
+    run_random(pos);
+  else
+    run_threaded(pos);
+  instructions_run_ += program_.instructions.size();
+}
+
+void CpuExecutor::run_threaded(uint32_t pos) {
+  const uint32_t sms = program_.num_sms;
+  uint32_t threads = options_.threads ? options_.threads : std::max(1u, std::thread::hardware_concurrency());
+  threads = std::min(threads, sms);
+  std::vector<uint32_t> next(sms, 0);  // each SM's position in its queue; SM s belongs to thread s % threads
+  std::atomic<uint64_t> progress{0};
+  std::atomic<bool> hung{false};
+  auto worker = [&](uint32_t t) {
+    auto last_change = std::chrono::steady_clock::now();
+    uint64_t seen = progress.load();
+    for (;;) {
+      bool done = true, ran = false;
+      for (uint32_t s = t; s < sms; s += threads) {
+        // Run as far as this SM's queue can go, exactly like one persistent GPU block.
+        while (next[s] < program_.queue_size(s) && ready(program_.queue(s)[next[s]])) {
+          execute(program_.queue(s)[next[s]], pos);
+          ++next[s];
+          ran = true;
+          progress.fetch_add(1, std::memory_order_relaxed);
+        }
+        if (next[s] < program_.queue_size(s)) done = false;
+      }
+      if (done || hung.load(std::memory_order_relaxed)) return;
+      if (ran) continue;
+      std::this_thread::yield();
+      const uint64_t now_seen = progress.load(std::memory_order_relaxed);
+      const auto now = std::chrono::steady_clock::now();
+      if (now_seen != seen) {
+        seen = now_seen;
+        last_change = now;
+      } else if (std::chrono::duration<double>(now - last_change).count() > options_.hang_timeout_s) {
+        hung.store(true);
+        return;
+      }
+    }
+  };
+  if (threads == 1) {
+    worker(0);
+  } else {
+    std::vector<std::thread> pool;
+    for (uint32_t t = 0; t < threads; ++t) pool.emplace_back(worker, t);
+    for (auto& th : pool) th.join();
+  }
+  if (hung.load()) report_hang(next);
+}
+
+void CpuExecutor::run_random(uint32_t pos) {
+  std::mt19937_64 rng(*options_.random_order + epoch_);
+  std::vector<const Instruction*> pending;
+  for (const Instruction& ins : program_.instructions) pending.push_back(&ins);
+  std::vector<size_t> runnable;
+  while (!pending.empty()) {
+    runnable.clear();
+    for (size_t i = 0; i < pending.size(); ++i)
+      if (ready(*pending[i])) runnable.push_back(i);
+    if (runnable.empty()) {
+      std::vector<uint32_t> positions(program_.num_sms, 0);
+      report_hang(positions);
+    }
+    const size_t pick = runnable[std::uniform_int_distribution<size_t>(0, runnable.size() - 1)(rng)];
+    execute(*pending[pick], pos);
+    pending[pick] = pending.back();
+    pending.pop_back();
+  }
+}
+
+void CpuExecutor::report_hang(const std::vector<uint32_t>& positions) const {
+  std::ostringstream os;
+  os << "program hang at epoch " << epoch_ << ":";
+  for (uint32_t s = 0; s < program_.num_sms; ++s) {
+    if (positions[s] >= program_.queue_size(s)) continue;
+    const Instruction& ins = program_.queue(s)[positions[s]];
+    os << " [SM " << s << " at " << positions[s] << " " << program_.counter_names[ins.node];
+    for (uint16_t w = 0; w < ins.n_waits; ++w)
+      os << " c" << ins.waits[w].counter << "=" << counters_[ins.waits[w].counter].load() << "/"
+         << ins.waits[w].count * epoch_;
+    os << "]";
+  }
+  throw Error(os.str());
+}
+
+}  // namespace mk

@@ -1,0 +1,53 @@
+// CpuExecutor: runs a Program on the CPU exactly as the megakernel does, worker threads standing in
+// for SMs and honouring the dependency counters; or, seeded, any ready instruction in random order.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "schedule/program.h"
+
+namespace mk {
+
+struct CpuExecOptions {
+  uint32_t threads = 0;                    // 0: the machine's hardware threads
+  std::optional<uint64_t> random_order;    // seed: run ready instructions in random order, ignoring queues
+  double hang_timeout_s = 30;              // no progress for this long is reported as a hang
+};
+
+class CpuExecutor {
+ public:
+  // `weights` is the table the program's weight ids index; `kv` the KV cache sized by the dims.
+  CpuExecutor(const Program& program, std::vector<const float*> weights, float* kv, CpuExecOptions options);
+  ~CpuExecutor();
+
+  // One run of the program for the M tokens at position `pos` (tokens already in io()).
+  void run(uint32_t pos);
+
+  float* arena() { return arena_.data(); }
+  int32_t* io() { return io_.data(); }
+  const Program& program() const { return program_; }
+  uint64_t instructions_run() const { return instructions_run_; }
+
+ private:
+  void run_threaded(uint32_t pos);
+  void run_random(uint32_t pos);
+  bool ready(const Instruction& ins) const;
+  void execute(const Instruction& ins, uint32_t pos);
+  [[noreturn]] void report_hang(const std::vector<uint32_t>& positions) const;
+
+  const Program& program_;
+  std::vector<const float*> weights_;
+  float* kv_;
+  CpuExecOptions options_;
+  std::vector<float> arena_;
+  std::vector<int32_t> io_;
+  std::unique_ptr<std::atomic<uint32_t>[]> counters_;
+  uint32_t epoch_ = 0;
+  uint64_t instructions_run_ = 0;
+};
+
+}  // namespace mk

@@ -1,0 +1,53 @@
+// What a CPU op sees while it runs one instruction: the model dimensions, the weight table, the
+// arena, the int32 io slots, the KV cache and the step's parameters. Shared by every op file.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "mk/isa.h"
+
+namespace mk::cpu {
+
+struct OpContext {
+  const ModelDims* dims;
+  const float* const* weights;  // indexed by weight id
+  float* arena;
+  int32_t* io;
+  float* kv;                    // [layer][k|v][kv_head][max_ctx][head_dim]
+  StepParams step;
+
+  const float* weight(uint32_t id) const { return id == kNone ? nullptr : weights[id]; }
+  float* kv_row(uint32_t layer, int which, uint32_t head, uint32_t pos) const {
+    const size_t D = dims->head_dim, C = dims->max_ctx, Hkv = dims->n_kv_heads;
+    return kv + (((size_t(layer) * 2 + which) * Hkv + head) * C + pos) * D;
+  }
+};
+
+// Runs one instruction. Barrier has no body: its waits and signal are the executor's business.
+void run_instruction(const Instruction& ins, const OpContext& ctx);
+
+// Per-opcode entry points (one file per family).
+void run_embed(const Instruction& ins, const OpContext& ctx);
+void run_norm(const Instruction& ins, const OpContext& ctx);
+void run_qkv_rope(const Instruction& ins, const OpContext& ctx);
+void run_attn_partial(const Instruction& ins, const OpContext& ctx);
+void run_attn_reduce(const Instruction& ins, const OpContext& ctx);
+void run_matvec(const Instruction& ins, const OpContext& ctx);  // MatvecResidual, MatvecAct, LmHead
+void run_argmax(const Instruction& ins, const OpContext& ctx);
+
+// Numeric building blocks shared by the ops and the reference forward.
+float dot(const float* a, const float* b, size_t n);
+// out = norm(x) * w (+ b) over n elements, RMSNorm or LayerNorm as `kind` says.
+void normalize(const float* x, float* out, size_t n, NormKind kind, float eps, const float* w, const float* b);
+float activate(float x, Activation act);
+// Rotates pairs (i, i + D/2) of `v` by the angles of one RoPE table row (cos | sin).
+void apply_rope(float* v, const float* table_row, size_t head_dim);
+
+// The input rows [row0, row0 + rows) of a matvec, normalized by `norm` when it names a weight.
+// Returns a pointer to `rows` consecutive rows of `dim` floats (the arena itself, or `scratch`).
+const float* input_rows(const OpContext& ctx, uint32_t in, InNorm norm, uint32_t row0, uint32_t rows,
+                        uint32_t dim, std::vector<float>& scratch);
+
+}  // namespace mk::cpu

@@ -1,0 +1,228 @@
+// build_graph: the forward pass of a pre-norm decoder (every supported architecture) for M tokens,
+// as ops over named buffers. Architecture differences are flags of ModelConfig, not code paths.
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "graph/graph.h"
+#include "model/error.h"
+
+namespace mk {
+namespace {
+
+// The LM head writes one (max, index) pair per tile and row; the partial buffer is sized for this
+// many tiles, and the scheduler never cuts the LM head finer.
+constexpr uint32_t kMaxLmTiles = 1024;
+
+uint32_t wid(const OpGraph& g, const std::string& name) {
+  int id = g.weight_id(name);
+  return id < 0 ? kNone : static_cast<uint32_t>(id);
+}
+
+ModelDims make_dims(const ModelConfig& c, const GraphOptions& o) {
+  ModelDims d{};
+  d.hidden = c.hidden_size;
+  d.intermediate = c.intermediate_size;
+  d.n_layers = c.num_layers;
+  d.n_heads = c.num_heads;
+  d.n_kv_heads = c.num_kv_heads;
+  d.head_dim = c.head_dim;
+  d.vocab = c.vocab_size;
+  d.max_ctx = o.max_ctx;
+  d.n_tokens = o.n_tokens;
+  d.norm_kind = static_cast<uint8_t>(c.norm);
+  d.activation = static_cast<uint8_t>(c.act);
+  d.norm_eps = c.norm_eps;
+  d.qk_norm_eps = c.norm_eps;
+  d.attn_scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  return d;
+}
+
+uint32_t choose_kv_splits(const ModelConfig& c, const GraphOptions& o) {
+  if (o.kv_splits) return o.kv_splits;
+  // Enough (kv head, split) pairs to give every SM one, but no split shorter than 32 positions
+  // at full context, and the partial results of a prefill kept to a few tens of MB.
+  uint32_t s = std::max<uint32_t>(1, o.num_sms / c.num_kv_heads);
+  s = std::min<uint32_t>(s, std::max<uint32_t>(1, o.max_ctx / 32));
+  const uint64_t per_split = uint64_t(o.n_tokens) * c.num_heads * c.head_dim;
+  s = static_cast<uint32_t>(std::min<uint64_t>(s, std::max<uint64_t>(1, (8u << 20) / per_split)));
+  return s;
+}
+
+}  // namespace
+
+OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
+  if (o.n_tokens == 0) throw Error("build_graph: n_tokens must be at least 1");
+  if (o.max_ctx == 0) throw Error("build_graph: max_ctx must be at least 1");
+  if (c.learned_pos && o.max_ctx > static_cast<uint32_t>(c.max_position_embeddings))
+    throw Error("context " + std::to_string(o.max_ctx) + " exceeds the model's " +
+                std::to_string(c.max_position_embeddings) + " learned positions");
+  if (c.gated_mlp && c.mlp_bias)
+    throw Error(std::string(arch_name(c.arch)) + ": mlp_bias with a gated MLP is not supported");
+
+  OpGraph g;
+  g.config = c;
+  g.dims = make_dims(c, o);
+  if (c.arch == Arch::Gpt2)
+    declare_gpt2_weights(c, g);
+  else
+    declare_llama_weights(c, g);
+  if (!c.learned_pos)
+    g.add_weight({"rope", {int64_t(o.max_ctx), c.head_dim}, WeightDecl::Kind::RopeTable, {}, false});
+
+  const uint32_t M = o.n_tokens, H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
+  const uint32_t Hq = c.num_heads, Hkv = c.num_kv_heads, V = c.vocab_size;
+  const uint32_t S = choose_kv_splits(c, o);
+  const uint32_t m_out = o.all_logits ? M : 1;
+  const double wb = o.weight_bytes, act_bytes = 4;
+
+  const int x = g.add_buffer("x", uint64_t(M) * H);
+  const int xn = o.fuse_norms ? -1 : g.add_buffer("xn", uint64_t(M) * H);
+  const int q = g.add_buffer("q", uint64_t(M) * Hq * D);
+  const int attn = g.add_buffer("attn", uint64_t(M) * Hq * D);
+  const int part_o = g.add_buffer("part_o", uint64_t(S) * M * Hq * D);
+  const int part_lse = g.add_buffer("part_lse", uint64_t(S) * M * Hq);
+  const int act = g.add_buffer("act", uint64_t(M) * I);
+  const int logits = g.add_buffer("logits", uint64_t(m_out) * V);
+  const int lm_partial = g.add_buffer("lm_partial", uint64_t(kMaxLmTiles) * m_out * 2);
+  const int tokens_in = g.add_buffer("tokens_in", 0);
+  const int tokens_out = g.add_buffer("tokens_out", 0);
+  g.tokens_in = 0;
+  g.tokens_out = M;
+  g.io_slots = M + m_out;
+  g.logits_rows = m_out;
+  std::vector<int> kv(c.num_layers);
+  for (int l = 0; l < c.num_layers; ++l) kv[l] = g.add_buffer("kv." + std::to_string(l), 0);
+  g.finalize();  // arena offsets are needed below; dependencies are derived again at the end
+  auto off = [&](int b) { return g.buffer(b).offset; };
+
+  auto node = [&](std::string name, Opcode op, int layer) {
+    OpNode n;
+    n.name = std::move(name);
+    n.proto.opcode = static_cast<uint16_t>(op);
+    n.proto.layer = static_cast<uint16_t>(layer < 0 ? 0xFFFF : layer);
+    return n;
+  };
+  // A norm either becomes its own node writing xn, or an InNorm folded into its consumer.
+  auto norm_input = [&](const std::string& prefix, const std::string& weight, int layer, int in_buf,
+                        InNorm& fused) -> int {
+    const InNorm norm{wid(g, weight), wid(g, weight + "_bias")};
+    if (o.fuse_norms) {
+      fused = norm;
+      return in_buf;
+    }
+    OpNode n = node(prefix + "norm", Opcode::Norm, layer);
+    n.proto.a.norm = {off(in_buf), off(xn), norm};
+    n.fixed_bytes = M * H * act_bytes;
+    n.reads = {in_buf};
+    n.writes = {xn};
+    g.add_node(std::move(n));
+    fused = {kNone, kNone};
+    return xn;
+  };
+  auto matvec = [&](std::string name, Opcode op, int layer, int in_buf, InNorm norm, uint32_t in_dim,
+                    uint32_t out_dim, int out_buf, uint32_t weight, uint32_t bias, uint32_t gate,
+                    uint32_t gate_bias) {
+    OpNode n = node(std::move(name), op, layer);
+    MatvecArgs& a = n.proto.a.mv;
+    a = {};
+    a.in = off(in_buf);
+    a.norm = norm;
+    a.weight = weight;
+    a.bias = bias;
+    a.gate = gate;
+    a.gate_bias = gate_bias;
+    a.out = off(out_buf);
+    a.in_dim = in_dim;
+    a.out_dim = out_dim;
+    a.in_row0 = 0;
+    a.rows = M;
+    a.partial = kNone;
+    n.units = out_dim;
+    n.unit_align = 8;
+    n.fixed_bytes = double(M) * in_dim * act_bytes;
+    n.bytes_per_unit = double(in_dim) * wb * (gate != kNone ? 2 : 1);
+    n.reads = {in_buf};
+    n.writes = {out_buf};
+    if (op == Opcode::MatvecResidual) n.reads.push_back(out_buf);
+    return n;
+  };
+
+  {
+    OpNode n = node("embed", Opcode::Embed, -1);
+    n.proto.a.embed = {wid(g, "embed"), wid(g, "pos_embed"), off(x), g.tokens_in};
+    n.fixed_bytes = double(M) * H * wb * (c.learned_pos ? 2 : 1);
+    n.reads = {tokens_in};
+    n.writes = {x};
+    g.add_node(std::move(n));
+  }
+  for (int l = 0; l < c.num_layers; ++l) {
+    const std::string L = std::to_string(l) + ".", P = "L" + std::to_string(l) + ".";
+    InNorm fused{};
+    int in = norm_input(P + "attn_", L + "attn_norm", l, x, fused);
+    {
+      OpNode n = node(P + "qkv_rope", Opcode::QkvRope, l);
+      n.proto.a.qkv = {off(in), fused, wid(g, L + "qkv"), wid(g, L + "qkv_bias"), wid(g, L + "q_norm"),
+                       wid(g, L + "k_norm"), wid(g, "rope"), off(q)};
+      n.units = Hq + 2 * Hkv;
+      n.fixed_bytes = double(M) * H * act_bytes;
+      n.bytes_per_unit = double(D) * H * wb;
+      n.reads = {in};
+      n.writes = {q, kv[l]};
+      g.add_node(std::move(n));
+    }
+    {
+      OpNode n = node(P + "attn_partial", Opcode::AttnPartial, l);
+      n.proto.a.attn = {off(q), S, off(part_o), off(part_lse), static_cast<uint32_t>(c.sliding_window)};
+      n.units = Hkv * S;
+      const double ctx = std::min<double>(o.ctx_hint, o.max_ctx);
+      n.bytes_per_unit = 2.0 * (ctx / S) * D * wb + double(M) * (Hq / Hkv) * D * act_bytes;
+      n.reads = {q, kv[l]};
+      n.writes = {part_o, part_lse};
+      g.add_node(std::move(n));
+    }
+    {
+      OpNode n = node(P + "attn_reduce", Opcode::AttnReduce, l);
+      n.proto.a.reduce = {off(part_o), off(part_lse), S, off(attn)};
+      n.units = Hq;
+      n.bytes_per_unit = double(S) * M * (D + 1) * act_bytes;
+      n.reads = {part_o, part_lse};
+      n.writes = {attn};
+      g.add_node(std::move(n));
+    }
+    g.add_node(matvec(P + "o_proj", Opcode::MatvecResidual, l, attn, {kNone, kNone}, Hq * D, H, x,
+                      wid(g, L + "o"), wid(g, L + "o_bias"), kNone, kNone));
+    in = norm_input(P + "mlp_", L + "mlp_norm", l, x, fused);
+    g.add_node(matvec(P + (c.gated_mlp ? "gate_up" : "fc"), Opcode::MatvecAct, l, in, fused, H, I, act,
+                      wid(g, L + "up"), wid(g, L + "up_bias"), wid(g, L + "gate"), wid(g, L + "gate_bias")));
+    g.add_node(matvec(P + "down", Opcode::MatvecResidual, l, act, {kNone, kNone}, I, H, x,
+                      wid(g, L + "down"), wid(g, L + "down_bias"), kNone, kNone));
+  }
+  InNorm fused{};
+  const int in = norm_input("final_", "final_norm", -1, x, fused);
+  {
+    const uint32_t head = c.tie_word_embeddings ? wid(g, "embed") : wid(g, "lm_head");
+    OpNode n = matvec("lm_head", Opcode::LmHead, -1, in, fused, H, V, logits, head, kNone, kNone, kNone);
+    n.proto.a.mv.in_row0 = M - m_out;
+    n.proto.a.mv.rows = m_out;
+    n.proto.a.mv.partial = off(lm_partial);
+    n.max_tiles = kMaxLmTiles;
+    n.fixed_bytes = double(m_out) * H * act_bytes;
+    n.reads = {in};
+    n.writes = {logits, lm_partial};
+    g.add_node(std::move(n));
+  }
+  {
+    OpNode n = node("argmax", Opcode::Argmax, -1);
+    n.proto.a.argmax = {off(lm_partial), 0 /* set by the scheduler */, m_out, g.tokens_out};
+    n.fixed_bytes = 0;
+    n.reads = {lm_partial};
+    n.writes = {tokens_out};
+    g.add_node(std::move(n));
+  }
+  g.logits = off(logits);
+  g.finalize();
+  return g;
+}
+
+}  // namespace mk

@@ -1,0 +1,86 @@
+// The op graph: a model's forward pass for M tokens as a DAG of ops with shapes, the weights it
+// reads (declared, not loaded) and the activation buffers it uses. Built from a config alone.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "mk/isa.h"
+#include "model/config.h"
+
+namespace mk {
+
+// How one engine weight is assembled from a model file's (Hugging Face named) tensors.
+struct WeightDecl {
+  enum class Kind { Loaded, RopeTable };
+  std::string name;               // engine name, e.g. "3.qkv"
+  std::vector<int64_t> shape;     // engine shape: matrices are [out, in]
+  Kind kind = Kind::Loaded;
+  std::vector<std::string> parts; // source tensors concatenated along dim 0
+  bool transpose = false;         // source stored [in, out] (GPT-2's Conv1D)
+  int64_t numel() const;
+};
+
+// An activation buffer in the arena (floats), or a named state that lives elsewhere (the KV
+// cache of a layer, the token slots): those take part in dependency analysis only.
+struct Buffer {
+  std::string name;
+  uint64_t floats = 0;   // arena size; 0 for external state
+  uint32_t offset = 0;   // arena offset, assigned by OpGraph::finalize
+};
+
+struct OpNode {
+  std::string name;          // e.g. "L3.qkv_rope"
+  Instruction proto{};       // opcode, layer and operands; the scheduler fills tile and sync fields
+  uint32_t units = 1;        // the op splits into tiles of whole units (rows, heads, ...)
+  uint32_t unit_align = 1;   // tile sizes are multiples of this (but the last)
+  uint32_t max_tiles = 0xFFFFFFFFu;
+  double fixed_bytes = 0;    // bytes every tile reads regardless of its size (its input vector)
+  double bytes_per_unit = 0; // bytes read per unit (weights, KV)
+  std::vector<int> reads, writes;  // buffer ids
+  std::vector<int> deps;           // node ids this one must wait for (filled by finalize)
+};
+
+struct OpGraph {
+  ModelConfig config;
+  ModelDims dims{};
+  std::vector<WeightDecl> weights;
+  std::vector<Buffer> buffers;
+  std::vector<OpNode> nodes;      // in a valid topological order
+  uint64_t arena_floats = 0;
+  uint32_t io_slots = 0;          // int32 slots: token inputs, then token outputs
+  uint32_t tokens_in = 0, tokens_out = 0;  // io slot offsets
+  uint32_t logits = 0;            // arena offset of [M_out, vocab] logits
+  uint32_t logits_rows = 0;       // M_out
+
+  int add_weight(WeightDecl decl);              // returns its id
+  int weight_id(const std::string& name) const; // kNone-like -1 when absent
+  int add_buffer(std::string name, uint64_t floats);
+  int add_node(OpNode node);
+  const Buffer& buffer(int id) const { return buffers[id]; }
+
+  // Assigns arena offsets and derives each node's dependencies from the buffers it reads and
+  // writes (read-after-write, write-after-read, write-after-write), transitively reduced.
+  void finalize();
+};
+
+struct GraphOptions {
+  uint32_t n_tokens = 1;      // M
+  uint32_t max_ctx = 2048;    // KV cache capacity
+  bool all_logits = false;    // logits for every row, not only the last
+  bool fuse_norms = true;     // fold each norm into the matvec tiles that consume it
+  uint32_t weight_bytes = 2;  // bytes per weight element assumed by the cost model (bf16)
+  uint32_t kv_splits = 0;     // attention KV splits; 0 chooses from the SM count
+  uint32_t num_sms = 132;     // only used to choose defaults
+  uint32_t ctx_hint = 1024;   // context length assumed by the cost model for attention
+};
+
+// Builds the graph of any supported architecture (a pre-norm decoder: attention, then MLP).
+OpGraph build_graph(const ModelConfig& config, const GraphOptions& options);
+
+// Per-architecture weight declarations (graph/archs/): engine names -> file tensors.
+void declare_llama_weights(const ModelConfig& config, OpGraph& graph);  // also Mistral, Qwen2/3
+void declare_gpt2_weights(const ModelConfig& config, OpGraph& graph);
+
+}  // namespace mk

@@ -1,0 +1,106 @@
+// Engine: model loading, program cache, KV cache and the prefill/decode loop on the CPU executor.
+#include "runtime/engine.h"
+
+#include <algorithm>
+#include <thread>
+
+#include "model/error.h"
+#include "model/safetensors.h"
+
+namespace mk {
+
+std::unique_ptr<Engine> Engine::open(const std::filesystem::path& model, EngineOptions options) {
+  std::unique_ptr<Engine> e(new Engine());
+  e->options_ = options;
+  std::unique_ptr<TensorSource> source;
+  if (std::filesystem::is_directory(model)) {
+    e->config_ = load_config(model);
+    source = SafetensorsModel::open(model);
+  } else if (!std::filesystem::exists(model)) {
+    throw Error(model.string() + ": no such file or folder");
+  } else {
+    throw Error(model.string() + ": not a model folder (GGUF support comes with the GGUF loader)");
+  }
+  const ModelConfig& c = e->config_;
+  e->max_ctx_ = options.max_ctx ? options.max_ctx
+                                : static_cast<uint32_t>(std::min(c.max_position_embeddings, 4096));
+  if (c.learned_pos && e->max_ctx_ > static_cast<uint32_t>(c.max_position_embeddings))
+    throw Error("context " + std::to_string(e->max_ctx_) + " exceeds the model's " +
+                std::to_string(c.max_position_embeddings) + " positions");
+  if (!e->options_.threads) e->options_.threads = std::max(1u, std::thread::hardware_concurrency());
+  if (!e->options_.sms) e->options_.sms = 4 * e->options_.threads;
+
+  // The weight table is the same for every program: build it from the decode graph.
+  const OpGraph g = build_graph(c, e->graph_options(1, false));
+  auto progress = [&](size_t done, size_t total) {
+    if (e->options_.progress) e->options_.progress("loading weights", done, total);
+  };
+  e->weights_ = load_weights(c, g.weights, *source, progress);
+  e->table_ = e->weights_.table();
+  e->kv_.assign(size_t(c.num_layers) * 2 * c.num_kv_heads * e->max_ctx_ * c.head_dim, 0.0f);
+  return e;
+}
+
+Engine::~Engine() = default;
+
+GraphOptions Engine::graph_options(uint32_t n_tokens, bool all_logits) const {
+  GraphOptions o;
+  o.n_tokens = n_tokens;
+  o.max_ctx = max_ctx_;
+  o.all_logits = all_logits;
+  o.fuse_norms = options_.fuse_norms;
+  o.num_sms = options_.sms;
+  o.weight_bytes = 4;
+  return o;
+}
+
+Engine::Compiled& Engine::compiled(uint32_t n_tokens, bool all_logits) {
+  auto& slot = programs_[{n_tokens, all_logits}];
+  if (!slot) {
+    slot = std::make_unique<Compiled>();
+    slot->graph = build_graph(config_, graph_options(n_tokens, all_logits));
+    ScheduleOptions so;
+    so.num_sms = options_.sms;
+    so.max_waits = options_.max_waits;
+    slot->program = schedule(slot->graph, so);
+    CpuExecOptions eo;
+    eo.threads = options_.threads;
+    eo.random_order = options_.random_order;
+    slot->executor = std::make_unique<CpuExecutor>(slot->program, table_, kv_.data(), eo);
+  }
+  return *slot;
+}
+
+std::vector<float> Engine::forward(std::span<const int32_t> tokens, bool all_logits) {
+  if (tokens.empty()) throw Error("no tokens to run");
+  if (pos_ + tokens.size() > max_ctx_)
+    throw Error(std::to_string(tokens.size()) + " more tokens at position " + std::to_string(pos_) +
+                " exceed the context of " + std::to_string(max_ctx_) + " tokens");
+  for (int32_t t : tokens)
+    if (t < 0 || t >= config_.vocab_size)
+      throw Error("token id " + std::to_string(t) + " is outside the vocabulary of " +
+                  std::to_string(config_.vocab_size));
+  const uint32_t V = config_.vocab_size;
+  std::vector<float> out;
+  for (size_t start = 0; start < tokens.size();) {
+    const uint32_t n = static_cast<uint32_t>(std::min<size_t>(options_.prefill_chunk, tokens.size() - start));
+    const bool last_chunk = start + n == tokens.size();
+    Compiled& c = compiled(n, all_logits);
+    CpuExecutor& ex = *c.executor;
+    std::copy(tokens.begin() + start, tokens.begin() + start + n, ex.io() + c.program.tokens_in);
+    ex.run(pos_);
+    pos_ += n;
+    const float* logits = ex.arena() + c.program.logits;
+    if (all_logits)
+      out.insert(out.end(), logits, logits + size_t(n) * V);
+    else if (last_chunk)
+      out.assign(logits, logits + V);
+    if (last_chunk) last_argmax_ = ex.io()[c.program.tokens_out + c.program.logits_rows - 1];
+    start += n;
+  }
+  return out;
+}
+
+void Engine::reset() { pos_ = 0; }
+
+}  // namespace mk

@@ -1,0 +1,75 @@
+// Engine: the small C++ API the CLI and later layers build on. Loads a model (Hugging Face folder
+// or GGUF), builds and schedules programs, keeps the KV cache, and turns tokens into logits.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "cpu/executor.h"
+#include "graph/graph.h"
+#include "runtime/weights.h"
+#include "schedule/program.h"
+
+namespace mk {
+
+struct EngineOptions {
+  uint32_t sms = 0;             // SMs the scheduler targets; 0: 4 per CPU thread
+  uint32_t threads = 0;         // CPU worker threads; 0: hardware threads
+  std::optional<uint64_t> random_order;  // CPU: run ready instructions in seeded random order
+  uint32_t max_ctx = 0;         // KV capacity; 0: the model's, capped at 4096
+  uint32_t prefill_chunk = 256; // prompt tokens per prefill program run
+  bool fuse_norms = true;
+  uint32_t max_waits = kMaxWaits;
+  // Loading progress: stage name, done, total.
+  std::function<void(const std::string&, size_t, size_t)> progress;
+};
+
+class Engine {
+ public:
+  static std::unique_ptr<Engine> open(const std::filesystem::path& model, EngineOptions options = {});
+  ~Engine();
+
+  const ModelConfig& config() const { return config_; }
+  const EngineOptions& options() const { return options_; }
+  uint32_t position() const { return pos_; }
+  uint32_t max_context() const { return max_ctx_; }
+
+  // Runs `tokens` from the current position (prefill in chunks when there are several) and
+  // returns the logits of the last one, or of every one ([n, vocab]) with all_logits.
+  std::vector<float> forward(std::span<const int32_t> tokens, bool all_logits = false);
+  // The greedy next token that the program's own Argmax computed in the last forward().
+  int32_t last_argmax() const { return last_argmax_; }
+  void reset();  // forget the conversation: position 0 (the cache is overwritten as it refills)
+
+  // The program that runs `n_tokens` at once, built and scheduled on first use.
+  struct Compiled {
+    OpGraph graph;
+    Program program;
+    std::unique_ptr<CpuExecutor> executor;
+  };
+  Compiled& compiled(uint32_t n_tokens, bool all_logits);
+  const HostWeights& weights() const { return weights_; }
+
+ private:
+  Engine() = default;
+  GraphOptions graph_options(uint32_t n_tokens, bool all_logits) const;
+
+  ModelConfig config_;
+  EngineOptions options_;
+  uint32_t max_ctx_ = 0;
+  HostWeights weights_;
+  std::vector<const float*> table_;
+  std::vector<float> kv_;
+  std::map<std::pair<uint32_t, bool>, std::unique_ptr<Compiled>> programs_;
+  uint32_t pos_ = 0;
+  int32_t last_argmax_ = -1;
+};
+
+}  // namespace mk

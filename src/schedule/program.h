@@ -1,0 +1,50 @@
+// Program: the scheduler's output, what both executors run: one instruction queue per SM, the
+// number of dependency counters, the arena layout and the weights the instructions refer to.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "graph/graph.h"
+#include "mk/isa.h"
+
+namespace mk {
+
+struct Program {
+  uint32_t num_sms = 0;
+  std::vector<Instruction> instructions;  // queue of SM s: [queue_begin[s], queue_begin[s+1])
+  std::vector<uint32_t> queue_begin;
+  uint32_t num_counters = 0;
+  std::vector<std::string> counter_names;  // for dumps and hang reports
+
+  ModelDims dims{};
+  std::vector<WeightDecl> weights;  // the weight table the instructions index
+  uint64_t arena_floats = 0;
+  uint32_t io_slots = 0, tokens_in = 0, tokens_out = 0;
+  uint32_t logits = 0, logits_rows = 0;
+
+  // The cost model's view, for dumps and for judging balance.
+  std::vector<double> sm_bytes;    // bytes each SM reads
+  std::vector<double> sm_busy_us;  // estimated busy time of each SM
+  double est_makespan_us = 0;      // estimated end of the last instruction
+
+  uint32_t queue_size(uint32_t sm) const { return queue_begin[sm + 1] - queue_begin[sm]; }
+  const Instruction* queue(uint32_t sm) const { return instructions.data() + queue_begin[sm]; }
+};
+
+struct ScheduleOptions {
+  uint32_t num_sms = 132;
+  uint32_t max_waits = kMaxWaits;   // fewer forces Barrier joins (tests)
+  double bandwidth_gbps = 3000;     // whole-chip read bandwidth assumed by the cost model
+  double instr_overhead_us = 0.3;   // fixed cost of one instruction (fetch, dispatch, signal)
+  double handoff_us = 0.6;          // latency from a producer's signal to a consumer's start
+};
+
+Program schedule(const OpGraph& graph, const ScheduleOptions& options);
+
+// Human-readable dump: every queue with its instructions (`full`), then the summary.
+std::string dump_program(const Program& program, const OpGraph& graph, bool full);
+std::string summarize_program(const Program& program, const OpGraph& graph);
+
+}  // namespace mk

@@ -1,0 +1,142 @@
+// The scheduler: cuts every op into tiles and assigns them to SMs by list scheduling (earliest
+// estimated finish, costs in bytes read), then wires each tile's waits to its producers' counters.
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+
+#include "model/error.h"
+#include "schedule/program.h"
+
+namespace mk {
+namespace {
+
+struct Tiling {
+  uint32_t tiles, size;
+};
+
+Tiling choose_tiling(const OpNode& n, uint32_t num_sms) {
+  const uint32_t align = std::max<uint32_t>(1, n.unit_align);
+  const uint32_t aligned_units = (n.units + align - 1) / align;
+  uint32_t tiles = std::min({aligned_units, n.max_tiles, num_sms});
+  tiles = std::max<uint32_t>(tiles, 1);
+  uint32_t size = (aligned_units + tiles - 1) / tiles * align;
+  tiles = (n.units + size - 1) / size;
+  return {tiles, size};
+}
+
+class ListScheduler {
+ public:
+  ListScheduler(const ScheduleOptions& o) : o_(o), queues_(o.num_sms), free_at_(o.num_sms, 0.0),
+                                           bytes_(o.num_sms, 0.0), busy_(o.num_sms, 0.0) {}
+
+  // Places one instruction that may start at `ready`; returns its estimated finish time.
+  double place(Instruction ins, double ready, double bytes) {
+    const double cost = o_.instr_overhead_us + bytes / (o_.bandwidth_gbps * 1e3 / o_.num_sms);
+    uint32_t best = 0;
+    double best_start = 0;
+    for (uint32_t s = 0; s < o_.num_sms; ++s) {
+      const double start = std::max(free_at_[s], ready);
+      if (s == 0 || start < best_start || (start == best_start && bytes_[s] < bytes_[best])) {
+        best = s;
+        best_start = start;
+      }
+    }
+    ins.cost_bytes = static_cast<uint32_t>(std::min(bytes, 4e9));
+    queues_[best].push_back(ins);
+    free_at_[best] = best_start + cost;
+    bytes_[best] += bytes;
+    busy_[best] += cost;
+    return free_at_[best];
+  }
+
+  void finish(Program& p) {
+    p.queue_begin.assign(1, 0);
+    for (auto& q : queues_) {
+      p.instructions.insert(p.instructions.end(), q.begin(), q.end());
+      p.queue_begin.push_back(static_cast<uint32_t>(p.instructions.size()));
+    }
+    p.sm_bytes = bytes_;
+    p.sm_busy_us = busy_;
+    p.est_makespan_us = *std::max_element(free_at_.begin(), free_at_.end());
+  }
+
+ private:
+  const ScheduleOptions& o_;
+  std::vector<std::vector<Instruction>> queues_;
+  std::vector<double> free_at_, bytes_, busy_;
+};
+
+}  // namespace
+
+Program schedule(const OpGraph& g, const ScheduleOptions& o) {
+  if (o.num_sms == 0) throw Error("schedule: the SM count must be at least 1");
+  if (o.max_waits == 0 || o.max_waits > kMaxWaits) throw Error("schedule: max_waits must be 1..3");
+  Program p;
+  p.num_sms = o.num_sms;
+  p.dims = g.dims;
+  p.weights = g.weights;
+  p.arena_floats = g.arena_floats;
+  p.io_slots = g.io_slots;
+  p.tokens_in = g.tokens_in;
+  p.tokens_out = g.tokens_out;
+  p.logits = g.logits;
+  p.logits_rows = g.logits_rows;
+
+  // Counter i belongs to node i; Barrier joins get counters after the nodes'.
+  const size_t n_nodes = g.nodes.size();
+  for (const OpNode& n : g.nodes) p.counter_names.push_back(n.name);
+  std::vector<uint32_t> tiles_of(n_nodes, 0);
+  std::vector<double> finish(n_nodes, 0.0);
+  ListScheduler ls(o);
+
+  for (size_t i = 0; i < n_nodes; ++i) {
+    const OpNode& n = g.nodes[i];
+    // Each pending wait is (counter, count, time it is satisfied).
+    struct Pending { Wait w; double at; };
+    std::vector<Pending> waits;
+    for (int d : n.deps) waits.push_back({{static_cast<uint32_t>(d), tiles_of[d]}, finish[d]});
+    // Join surplus dependencies with Barrier instructions until they fit one instruction.
+    while (waits.size() > o.max_waits) {
+      Instruction b{};
+      b.opcode = static_cast<uint16_t>(Opcode::Barrier);
+      b.layer = n.proto.layer;
+      b.node = static_cast<uint32_t>(i);
+      double ready = 0;
+      for (uint32_t k = 0; k < o.max_waits; ++k) {
+        b.waits[k] = waits[k].w;
+        ready = std::max(ready, waits[k].at);
+      }
+      b.n_waits = static_cast<uint16_t>(o.max_waits);
+      b.signal = static_cast<uint32_t>(p.counter_names.size());
+      p.counter_names.push_back(n.name + ".join");
+      const double done = ls.place(b, ready + o.handoff_us, 0);
+      waits.erase(waits.begin(), waits.begin() + o.max_waits);
+      waits.push_back({{b.signal, 1}, done});
+    }
+    double ready = 0;
+    for (const Pending& w : waits) ready = std::max(ready, w.at + o.handoff_us);
+
+    const Tiling t = choose_tiling(n, o.num_sms);
+    tiles_of[i] = t.tiles;
+    for (uint32_t k = 0; k < t.tiles; ++k) {
+      Instruction ins = n.proto;
+      ins.n_waits = static_cast<uint16_t>(waits.size());
+      for (size_t w = 0; w < waits.size(); ++w) ins.waits[w] = waits[w].w;
+      ins.signal = static_cast<uint32_t>(i);
+      ins.tile_begin = k * t.size;
+      ins.tile_end = std::min(n.units, (k + 1) * t.size);
+      ins.tile_index = k;
+      if (ins.opcode == static_cast<uint16_t>(Opcode::Argmax)) {
+        assert(n.deps.size() == 1 && "argmax reduces the partials of exactly one LM head");
+        ins.a.argmax.num_partials = tiles_of[n.deps[0]];
+      }
+      const double bytes = n.fixed_bytes + n.bytes_per_unit * (ins.tile_end - ins.tile_begin);
+      finish[i] = std::max(finish[i], ls.place(ins, ready, bytes));
+    }
+  }
+  p.num_counters = static_cast<uint32_t>(p.counter_names.size());
+  ls.finish(p);
+  return p;
+}
+
+}  // namespace mk

@@ -1,0 +1,42 @@
+"""Tiny random-weight models of every supported architecture, built by HF transformers from a config
+and saved with save_pretrained: the ground truth our engine is compared against."""
+import torch
+import transformers as tf
+
+# Small but not degenerate: GQA (4 query heads over 2 KV heads), several layers, vocab > hidden.
+COMMON = dict(vocab_size=320, hidden_size=64, intermediate_size=160, num_hidden_layers=3,
+              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+
+ARCHS = {
+    "llama": lambda: tf.LlamaConfig(**COMMON, rope_scaling={"rope_type": "llama3", "factor": 8.0,
+                                    "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                    "original_max_position_embeddings": 32}, rope_theta=10000.0,
+                                    tie_word_embeddings=True),
+    "mistral": lambda: tf.MistralConfig(**COMMON, sliding_window=12, tie_word_embeddings=False),
+    "qwen2": lambda: tf.Qwen2Config(**COMMON, tie_word_embeddings=False, use_sliding_window=False),
+    "qwen3": lambda: tf.Qwen3Config(**COMMON, head_dim=24, tie_word_embeddings=True, use_sliding_window=False),
+    "gpt2": lambda: tf.GPT2Config(vocab_size=320, n_embd=64, n_layer=3, n_head=4, n_positions=256,
+                                  activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0),
+}
+
+MODEL_CLASS = {"llama": tf.LlamaForCausalLM, "mistral": tf.MistralForCausalLM, "qwen2": tf.Qwen2ForCausalLM,
+               "qwen3": tf.Qwen3ForCausalLM, "gpt2": tf.GPT2LMHeadModel}
+
+
+def make_model(arch: str, seed: int = 0):
+    """A random model whose weights are large enough that its logits are not near-uniform."""
+    torch.manual_seed(seed)
+    config = ARCHS[arch]()
+    config.initializer_range = 0.25
+    model = MODEL_CLASS[arch](config).float().eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias") or "norm" in name or ".ln_" in name:
+                p.copy_(torch.randn_like(p) * 0.1 + (1.0 if p.dim() == 1 and "bias" not in name else 0.0))
+    return model
+
+
+def save_model(arch: str, folder, seed: int = 0):
+    model = make_model(arch, seed)
+    model.save_pretrained(folder, safe_serialization=True)
+    return model
