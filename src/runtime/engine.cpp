@@ -10,19 +10,21 @@
 namespace mk {
 
 std::unique_ptr<Engine> Engine::open(const std::filesystem::path& model, EngineOptions options) {
-  std::unique_ptr<Engine> e(new Engine());
-  e->options_ = options;
-  std::unique_ptr<TensorSource> source;
   if (std::filesystem::is_directory(model)) {
-    e->config_ = load_config(model);
-    source = SafetensorsModel::open(model);
-  } else if (!std::filesystem::exists(model)) {
-    throw Error(model.string() + ": no such file or folder");
-  } else {
-    throw Error(model.string() + ": not a model folder (GGUF support comes with the GGUF loader)");
+    const ModelConfig config = load_config(model);
+    return create(config, *SafetensorsModel::open(model), std::move(options));
   }
+  if (!std::filesystem::exists(model)) throw Error(model.string() + ": no such file or folder");
+  throw Error(model.string() + ": not a model folder (GGUF support comes with the GGUF loader)");
+}
+
+std::unique_ptr<Engine> Engine::create(const ModelConfig& config, const TensorSource& source,
+                                       EngineOptions options) {
+  std::unique_ptr<Engine> e(new Engine());
+  e->options_ = std::move(options);
+  e->config_ = config;
   const ModelConfig& c = e->config_;
-  e->max_ctx_ = options.max_ctx ? options.max_ctx
+  e->max_ctx_ = e->options_.max_ctx ? e->options_.max_ctx
                                 : static_cast<uint32_t>(std::min(c.max_position_embeddings, 4096));
   if (c.learned_pos && e->max_ctx_ > static_cast<uint32_t>(c.max_position_embeddings))
     throw Error("context " + std::to_string(e->max_ctx_) + " exceeds the model's " +
@@ -35,7 +37,7 @@ std::unique_ptr<Engine> Engine::open(const std::filesystem::path& model, EngineO
   auto progress = [&](size_t done, size_t total) {
     if (e->options_.progress) e->options_.progress("loading weights", done, total);
   };
-  e->weights_ = load_weights(c, g.weights, *source, progress);
+  e->weights_ = load_weights(c, g.weights, source, progress);
   e->table_ = e->weights_.table();
   e->kv_.assign(size_t(c.num_layers) * 2 * c.num_kv_heads * e->max_ctx_ * c.head_dim, 0.0f);
   return e;

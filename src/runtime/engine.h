@@ -34,6 +34,9 @@ struct EngineOptions {
 class Engine {
  public:
   static std::unique_ptr<Engine> open(const std::filesystem::path& model, EngineOptions options = {});
+  // From a config and any source of Hugging Face named tensors (tests use synthetic ones).
+  static std::unique_ptr<Engine> create(const ModelConfig& config, const TensorSource& source,
+                                        EngineOptions options = {});
   ~Engine();
 
   const ModelConfig& config() const { return config_; }

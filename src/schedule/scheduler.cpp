@@ -95,22 +95,24 @@ Program schedule(const OpGraph& g, const ScheduleOptions& o) {
     struct Pending { Wait w; double at; };
     std::vector<Pending> waits;
     for (int d : n.deps) waits.push_back({{static_cast<uint32_t>(d), tiles_of[d]}, finish[d]});
-    // Join surplus dependencies with Barrier instructions until they fit one instruction.
+    // Join surplus dependencies with Barrier instructions until they fit one instruction. A
+    // barrier always uses every slot of the format, so each one removes at least one wait.
     while (waits.size() > o.max_waits) {
       Instruction b{};
       b.opcode = static_cast<uint16_t>(Opcode::Barrier);
       b.layer = n.proto.layer;
       b.node = static_cast<uint32_t>(i);
+      const size_t joined = std::min<size_t>(kMaxWaits, waits.size());
       double ready = 0;
-      for (uint32_t k = 0; k < o.max_waits; ++k) {
+      for (size_t k = 0; k < joined; ++k) {
         b.waits[k] = waits[k].w;
         ready = std::max(ready, waits[k].at);
       }
-      b.n_waits = static_cast<uint16_t>(o.max_waits);
+      b.n_waits = static_cast<uint16_t>(joined);
       b.signal = static_cast<uint32_t>(p.counter_names.size());
       p.counter_names.push_back(n.name + ".join");
       const double done = ls.place(b, ready + o.handoff_us, 0);
-      waits.erase(waits.begin(), waits.begin() + o.max_waits);
+      waits.erase(waits.begin(), waits.begin() + joined);
       waits.push_back({{b.signal, 1}, done});
     }
     double ready = 0;

@@ -1,0 +1,119 @@
+// The CPU executor against the plain reference forward, for every architecture, with several SM
+// counts, random instruction order, unfused norms and barrier joins: all must give the same logits.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "cpu/reference.h"
+#include "engine_test_util.h"
+#include "model/error.h"
+#include "runtime/engine.h"
+
+namespace mk {
+namespace {
+
+struct Variant {
+  const char* name;
+  uint32_t sms;
+  std::optional<uint64_t> random_order;
+  bool fuse_norms;
+  uint32_t max_waits;
+  uint32_t prefill_chunk;
+};
+
+const Variant kVariants[] = {
+    {"sms1", 1, std::nullopt, true, 3, 256},     {"sms7", 7, std::nullopt, true, 3, 256},
+    {"sms132", 132, std::nullopt, true, 3, 256}, {"random7", 7, 11, true, 3, 256},
+    {"random132", 132, 12, false, 1, 256},       {"chunked", 5, std::nullopt, false, 3, 3},
+};
+
+// Runs a 9-token prompt through prefill, then 6 decode steps, and compares every position's
+// logits with the reference forward over the whole sequence.
+void check(Arch arch, const Variant& v) {
+  const ModelConfig c = test::toy_config(arch);
+  GraphOptions go;
+  go.max_ctx = 32;
+  const OpGraph g = build_graph(c, go);
+  test::RandomSource src(g, 1234 + static_cast<int>(arch));
+  EngineOptions eo;
+  eo.sms = v.sms;
+  eo.threads = 2;
+  eo.random_order = v.random_order;
+  eo.fuse_norms = v.fuse_norms;
+  eo.max_waits = v.max_waits;
+  eo.prefill_chunk = v.prefill_chunk;
+  eo.max_ctx = 32;
+  auto engine = Engine::create(c, src, eo);
+
+  const std::vector<int32_t> tokens = {3, 17, 42, 5, 96, 0, 8, 8, 61, 23, 77, 14, 2, 50, 9};
+  const size_t prompt = 9, V = c.vocab_size;
+  std::vector<float> ours = engine->forward(std::span(tokens).first(prompt), true);
+  for (size_t i = prompt; i < tokens.size(); ++i) {
+    std::vector<float> row = engine->forward(std::span(tokens).subspan(i, 1));
+    // The program's own Argmax must agree with the logits it wrote.
+    EXPECT_EQ(engine->last_argmax(), std::max_element(row.begin(), row.end()) - row.begin());
+    ours.insert(ours.end(), row.begin(), row.end());
+  }
+  const std::vector<float> ref = reference_logits(engine->compiled(1, false).graph, engine->weights(), tokens);
+  ASSERT_EQ(ours.size(), ref.size());
+  float max_ref = 0, max_diff = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    ASSERT_TRUE(std::isfinite(ours[i])) << "position " << i / V;
+    max_ref = std::max(max_ref, std::abs(ref[i]));
+    max_diff = std::max(max_diff, std::abs(ours[i] - ref[i]));
+  }
+  EXPECT_GT(max_ref, 0.5f) << "degenerate test model";
+  EXPECT_LE(max_diff, 1e-4f * max_ref) << arch_name(arch) << " " << v.name;
+}
+
+class ExecutorVsReference : public ::testing::TestWithParam<std::tuple<Arch, int>> {};
+
+TEST_P(ExecutorVsReference, SameLogits) {
+  check(std::get<0>(GetParam()), kVariants[std::get<1>(GetParam())]);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllArchs, ExecutorVsReference,
+                         ::testing::Combine(::testing::Values(Arch::Llama, Arch::Mistral, Arch::Qwen2,
+                                                              Arch::Qwen3, Arch::Gpt2),
+                                            ::testing::Range(0, int(std::size(kVariants)))),
+                         [](const auto& info) {
+                           return std::string(arch_name(std::get<0>(info.param))) + "_" +
+                                  kVariants[std::get<1>(info.param)].name;
+                         });
+
+TEST(Engine, RejectsTokensOutsideVocabularyAndContext) {
+  const ModelConfig c = test::toy_config(Arch::Llama);
+  GraphOptions go;
+  go.max_ctx = 8;
+  test::RandomSource src(build_graph(c, go), 1);
+  EngineOptions eo;
+  eo.max_ctx = 8;
+  auto engine = Engine::create(c, src, eo);
+  const std::vector<int32_t> bad = {1, 97};
+  EXPECT_THROW(engine->forward(bad), Error);
+  const std::vector<int32_t> long_prompt(9, 1);
+  try {
+    engine->forward(long_prompt);
+    FAIL() << "a prompt longer than the context must be refused";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("exceed the context of 8"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(engine->position(), 0u);
+}
+
+TEST(Engine, MissingTensorIsNamed) {
+  const ModelConfig c = test::toy_config(Arch::Qwen2);
+  class Empty : public TensorSource {
+    const TensorInfo* find(std::string_view) const override { return nullptr; }
+    std::vector<std::string> names() const override { return {}; }
+  } empty;
+  try {
+    Engine::create(c, empty);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("missing tensor 'model.embed_tokens.weight'"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace mk

@@ -1,0 +1,169 @@
+// Scheduler invariants: tiles cover every unit once, queues follow a topological order, waits
+// name earlier ops with their tile counts, surplus dependencies are joined by barriers, and a
+// program with an unsatisfiable wait is reported as a hang instead of spinning forever.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <numeric>
+#include <set>
+
+#include "cpu/executor.h"
+#include "engine_test_util.h"
+#include "model/error.h"
+#include "schedule/program.h"
+
+namespace mk {
+namespace {
+
+ModelConfig llama_1b() {
+  ModelConfig c = test::toy_config(Arch::Llama);
+  c.vocab_size = 128256;
+  c.hidden_size = 2048;
+  c.intermediate_size = 8192;
+  c.num_layers = 16;
+  c.num_heads = 32;
+  c.num_kv_heads = 8;
+  c.head_dim = 64;
+  c.max_position_embeddings = 131072;
+  return c;
+}
+
+void check_invariants(const OpGraph& g, const Program& p) {
+  std::vector<uint32_t> tiles(p.num_counters, 0);
+  std::vector<std::vector<std::pair<uint32_t, uint32_t>>> ranges(g.nodes.size());
+  for (const Instruction& ins : p.instructions) {
+    ++tiles[ins.signal];
+    if (ins.signal < g.nodes.size()) ranges[ins.node].push_back({ins.tile_begin, ins.tile_end});  // not a join
+  }
+  for (size_t n = 0; n < g.nodes.size(); ++n) {
+    auto& r = ranges[n];
+    std::sort(r.begin(), r.end());
+    ASSERT_FALSE(r.empty()) << g.nodes[n].name;
+    uint32_t next = 0;
+    for (auto [b, e] : r) {
+      EXPECT_EQ(b, next) << g.nodes[n].name << ": tiles must cover the units once, in order";
+      EXPECT_LT(b, e);
+      next = e;
+    }
+    EXPECT_EQ(next, g.nodes[n].units) << g.nodes[n].name;
+  }
+  for (uint32_t s = 0; s < p.num_sms; ++s) {
+    uint32_t last_node = 0;
+    for (uint32_t k = 0; k < p.queue_size(s); ++k) {
+      const Instruction& ins = p.queue(s)[k];
+      EXPECT_GE(ins.node, last_node) << "SM " << s << " queue is not in topological order";
+      last_node = ins.node;
+      for (uint16_t w = 0; w < ins.n_waits; ++w) {
+        const Wait& wt = ins.waits[w];
+        ASSERT_LT(wt.counter, p.num_counters);
+        EXPECT_EQ(wt.count, tiles[wt.counter]) << "a wait must count every tile of its producer";
+        if (wt.counter < g.nodes.size()) EXPECT_LT(wt.counter, ins.node) << "waits name earlier ops only";
+      }
+    }
+  }
+}
+
+TEST(Schedule, Llama1bAt132SmsIsCompleteOrderedAndBalanced) {
+  GraphOptions go;
+  go.max_ctx = 4096;
+  const OpGraph g = build_graph(llama_1b(), go);
+  ScheduleOptions so;
+  so.num_sms = 132;
+  const Program p = schedule(g, so);
+  EXPECT_EQ(p.num_sms, 132u);
+  check_invariants(g, p);
+  const double total = std::accumulate(p.sm_bytes.begin(), p.sm_bytes.end(), 0.0);
+  const double mx = *std::max_element(p.sm_bytes.begin(), p.sm_bytes.end());
+  // bf16 weights of Llama-3.2-1B are 2.47 GB; the cost model adds the KV cache at its 1024-token
+  // context hint and each tile's read of its input vector. Spread within 15% of the mean.
+  EXPECT_GT(total, 2.47e9);
+  EXPECT_LT(total, 2.70e9);
+  EXPECT_LT(mx / (total / 132), 1.15);
+  const std::string summary = summarize_program(p, g);
+  EXPECT_NE(summary.find("132 SMs"), std::string::npos);
+  EXPECT_NE(summary.find("imbalance"), std::string::npos);
+}
+
+TEST(Schedule, EveryArchitectureAndSmCountKeepsInvariants) {
+  for (Arch a : {Arch::Llama, Arch::Mistral, Arch::Qwen2, Arch::Qwen3, Arch::Gpt2})
+    for (uint32_t sms : {1u, 7u, 132u})
+      for (bool fuse : {true, false}) {
+        GraphOptions go;
+        go.max_ctx = 64;
+        go.fuse_norms = fuse;
+        go.n_tokens = sms == 7 ? 5 : 1;
+        const OpGraph g = build_graph(test::toy_config(a), go);
+        ScheduleOptions so;
+        so.num_sms = sms;
+        check_invariants(g, schedule(g, so));
+      }
+}
+
+// Four producers feeding one consumer: with one wait slot per instruction, the scheduler must
+// chain barriers, and every counter must still reach its target in any execution order.
+OpGraph fan_in_graph() {
+  OpGraph g;
+  std::vector<int> bufs;
+  for (int i = 0; i < 4; ++i) bufs.push_back(g.add_buffer("b" + std::to_string(i), 0));
+  for (int i = 0; i < 4; ++i) {
+    OpNode n;
+    n.name = "producer" + std::to_string(i);
+    n.proto.opcode = uint16_t(Opcode::Barrier);
+    n.units = 3;
+    n.writes = {bufs[i]};
+    g.add_node(n);
+  }
+  OpNode c;
+  c.name = "consumer";
+  c.proto.opcode = uint16_t(Opcode::Barrier);
+  c.units = 2;
+  c.reads = bufs;
+  g.add_node(c);
+  g.finalize();
+  return g;
+}
+
+TEST(Schedule, SurplusDependenciesAreJoinedByBarriers) {
+  const OpGraph g = fan_in_graph();
+  ASSERT_EQ(g.nodes.back().deps.size(), 4u);
+  for (uint32_t max_waits : {1u, 2u, 3u}) {
+    ScheduleOptions so;
+    so.num_sms = 3;
+    so.max_waits = max_waits;
+    const Program p = schedule(g, so);
+    EXPECT_GT(p.num_counters, g.nodes.size()) << "joins need counters of their own";
+    for (const Instruction& ins : p.instructions)
+      EXPECT_LE(ins.n_waits, ins.signal >= g.nodes.size() ? kMaxWaits : int(max_waits));
+    check_invariants(g, p);
+    for (uint64_t seed = 0; seed < 5; ++seed) {
+      CpuExecOptions eo;
+      eo.random_order = seed;
+      CpuExecutor ex(p, {}, nullptr, eo);
+      ex.run(0);
+      ex.run(0);  // a second epoch reuses the counters without resetting them
+    }
+  }
+}
+
+TEST(Executor, UnsatisfiableWaitIsReportedAsAHang) {
+  const OpGraph g = fan_in_graph();
+  ScheduleOptions so;
+  so.num_sms = 2;
+  Program p = schedule(g, so);
+  p.instructions.back().waits[0].count += 1;  // can never be reached
+  for (bool random : {true, false}) {
+    CpuExecOptions eo;
+    if (random) eo.random_order = 1;
+    eo.hang_timeout_s = 0.2;
+    CpuExecutor ex(p, {}, nullptr, eo);
+    try {
+      ex.run(0);
+      FAIL() << "expected a hang report";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("program hang"), std::string::npos) << e.what();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace mk
