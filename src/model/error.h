@@ -4,6 +4,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace mk {
 
@@ -11,5 +12,11 @@ class Error : public std::runtime_error {
  public:
   explicit Error(const std::string& message) : std::runtime_error(message) {}
 };
+
+// Text taken from a file, made safe for a one-line error: in single quotes, control characters
+// escaped as \xNN, cut after 200 characters.
+std::string quote(std::string_view s);
+// Line breaks turned into spaces (for messages of other libraries quoted in ours).
+std::string one_line(std::string s);
 
 }  // namespace mk

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "model/error.h"
+#include "model/gguf/gguf_model.h"
 #include "model/safetensors.h"
 
 namespace mk {
@@ -15,7 +16,13 @@ std::unique_ptr<Engine> Engine::open(const std::filesystem::path& model, EngineO
     return create(config, *SafetensorsModel::open(model), std::move(options));
   }
   if (!std::filesystem::exists(model)) throw Error(model.string() + ": no such file or folder");
-  throw Error(model.string() + ": not a model folder (GGUF support comes with the GGUF loader)");
+  if (model.extension() != ".gguf")
+    throw Error(model.string() + ": not a model folder (config.json + safetensors) or a .gguf file");
+  auto progress = [&](size_t done, size_t total) {
+    if (options.progress) options.progress("dequantizing", done, total);
+  };
+  const auto gguf = GgufModel::open(model, progress);
+  return create(gguf->config(), *gguf, std::move(options));
 }
 
 std::unique_ptr<Engine> Engine::create(const ModelConfig& config, const TensorSource& source,
