@@ -18,9 +18,17 @@
 #include "schedule/program.h"
 
 namespace mk {
+namespace cuda {
+class DeviceModel;
+class DeviceProgram;
+}  // namespace cuda
+
+enum class Device { Auto, Cpu, Cuda };
 
 struct EngineOptions {
-  uint32_t sms = 0;             // SMs the scheduler targets; 0: 4 per CPU thread
+  Device device = Device::Auto; // Auto: the GPU when one is usable, else the CPU
+  bool bf16_weights = false;    // CPU: round weights to bf16 first (to compare with the GPU exactly)
+  uint32_t sms = 0;             // SMs the scheduler targets; 0: the GPU's, or 4 per CPU thread
   uint32_t threads = 0;         // CPU worker threads; 0: hardware threads
   std::optional<uint64_t> random_order;  // CPU: run ready instructions in seeded random order
   uint32_t max_ctx = 0;         // KV capacity; 0: the model's, capped at 4096
@@ -49,13 +57,19 @@ class Engine {
   std::vector<float> forward(std::span<const int32_t> tokens, bool all_logits = false);
   // The greedy next token that the program's own Argmax computed in the last forward().
   int32_t last_argmax() const { return last_argmax_; }
+  // Greedy decoding of `steps` tokens from last_argmax(), with no host round trip between steps on
+  // the GPU (each step's argmax feeds the next). Returns the tokens; last_argmax() is the next one.
+  std::vector<int32_t> decode_greedy(uint32_t steps);
+  bool on_gpu() const { return device_ == Device::Cuda; }
+  std::string device_name() const;
   void reset();  // forget the conversation: position 0 (the cache is overwritten as it refills)
 
   // The program that runs `n_tokens` at once, built and scheduled on first use.
   struct Compiled {
     OpGraph graph;
     Program program;
-    std::unique_ptr<CpuExecutor> executor;
+    std::unique_ptr<CpuExecutor> executor;        // CPU engines
+    std::unique_ptr<cuda::DeviceProgram> gpu;     // GPU engines
   };
   Compiled& compiled(uint32_t n_tokens, bool all_logits);
   const HostWeights& weights() const { return weights_; }
@@ -70,6 +84,8 @@ class Engine {
   HostWeights weights_;
   std::vector<const float*> table_;
   std::vector<float> kv_;
+  Device device_ = Device::Cpu;
+  std::unique_ptr<cuda::DeviceModel> gpu_model_;
   std::map<std::pair<uint32_t, bool>, std::unique_ptr<Compiled>> programs_;
   uint32_t pos_ = 0;
   int32_t last_argmax_ = -1;

@@ -57,7 +57,9 @@ void check_invariants(const OpGraph& g, const Program& p) {
         const Wait& wt = ins.waits[w];
         ASSERT_LT(wt.counter, p.num_counters);
         EXPECT_EQ(wt.count, tiles[wt.counter]) << "a wait must count every tile of its producer";
-        if (wt.counter < g.nodes.size()) EXPECT_LT(wt.counter, ins.node) << "waits name earlier ops only";
+        if (wt.counter < g.nodes.size()) {
+          EXPECT_LT(wt.counter, ins.node) << "waits name earlier ops only";
+        }
       }
     }
   }

@@ -1,0 +1,230 @@
+// Host side of the CUDA backend: device query, weight upload (fp32 -> bf16), KV cache, per-program
+// buffers and the cooperative launch of the megakernel, with errors that say what went wrong.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstring>
+#include <sstream>
+
+#include "cuda/cuda_backend.h"
+#include "cuda/megakernel.cuh"
+#include "model/error.h"
+
+namespace mk::cuda {
+namespace {
+
+void check(cudaError_t err, const char* what) {
+  if (err != cudaSuccess) throw Error(std::string("CUDA: ") + what + ": " + cudaGetErrorString(err));
+}
+
+std::string mib(size_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB"; }
+
+void* device_alloc(size_t bytes, const char* what) {
+  void* p = nullptr;
+  if (bytes == 0) bytes = 16;
+  const cudaError_t err = cudaMalloc(&p, bytes);
+  if (err == cudaErrorMemoryAllocation) {
+    cudaGetLastError();
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    throw Error(std::string("GPU out of memory: ") + what + " needs " + mib(bytes) + ", " + mib(free_b) +
+                " free of " + mib(total_b));
+  }
+  check(err, what);
+  return p;
+}
+
+void device_free(void* p) {
+  if (p) cudaFree(p);
+}
+
+}  // namespace
+
+DeviceInfo query_device() {
+  DeviceInfo info;
+  int count = 0;
+  const cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess || count == 0) {
+    cudaGetLastError();
+    info.why_absent = err != cudaSuccess ? cudaGetErrorString(err) : "no CUDA device";
+    return info;
+  }
+  cudaDeviceProp prop{};
+  if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess) {
+    cudaGetLastError();
+    info.why_absent = "cannot read the device's properties";
+    return info;
+  }
+  info.present = true;
+  info.name = prop.name;
+  info.sms = prop.multiProcessorCount;
+  info.smem_per_block = prop.sharedMemPerBlockOptin;
+  info.major = prop.major;
+  info.minor = prop.minor;
+  cudaMemGetInfo(&info.free_bytes, &info.total_bytes);
+  return info;
+}
+
+DeviceModel::DeviceModel(const std::vector<WeightDecl>& decls, const HostWeights& w, const ModelDims& dims) {
+  info_ = query_device();
+  if (!info_.present) throw Error("no usable CUDA device: " + info_.why_absent);
+  // One allocation, every tensor 256-byte aligned so 16-byte vector loads are always legal.
+  std::vector<size_t> offsets;
+  size_t total = 0;
+  for (const auto& d : w.data) {
+    offsets.push_back(total);
+    total += (d.size() * sizeof(__nv_bfloat16) + 255) / 256 * 256;
+  }
+  weight_bytes_ = total;
+  kv_bytes_ = size_t(dims.n_layers) * 2 * dims.n_kv_heads * dims.max_ctx * dims.head_dim * sizeof(__nv_bfloat16);
+  weights_ = device_alloc(total, "the weights (bf16)");
+  kv_ = device_alloc(kv_bytes_, "the KV cache (bf16)");
+  table_ = device_alloc(w.data.size() * sizeof(void*), "the weight table");
+  check(cudaMemset(kv_, 0, kv_bytes_), "clearing the KV cache");
+  std::vector<__nv_bfloat16> staging;
+  std::vector<const void*> table(w.data.size());
+  for (size_t i = 0; i < w.data.size(); ++i) {
+    staging.resize(w.data[i].size());
+    for (size_t k = 0; k < staging.size(); ++k) staging[k] = __float2bfloat16(w.data[i][k]);
+    char* dst = static_cast<char*>(weights_) + offsets[i];
+    check(cudaMemcpy(dst, staging.data(), staging.size() * sizeof(__nv_bfloat16), cudaMemcpyHostToDevice),
+          "uploading weights");
+    table[i] = dst;
+  }
+  check(cudaMemcpy(table_, table.data(), table.size() * sizeof(void*), cudaMemcpyHostToDevice), "weight table");
+  (void)decls;
+}
+
+DeviceModel::~DeviceModel() {
+  device_free(weights_);
+  device_free(table_);
+  device_free(kv_);
+}
+
+DeviceProgram::DeviceProgram(DeviceModel& model, const Program& program) : model_(model), program_(program) {
+  const DeviceInfo& dev = model.info_;
+  if (program.num_sms > static_cast<uint32_t>(dev.sms))
+    throw Error("program scheduled for " + std::to_string(program.num_sms) + " SMs, the GPU has " +
+                std::to_string(dev.sms));
+  if (program.dims.head_dim > kMaxHeadDim)
+    throw Error("head_dim " + std::to_string(program.dims.head_dim) + " exceeds the GPU path's limit of " +
+                std::to_string(kMaxHeadDim));
+  smem_bytes_ = dev.smem_per_block - 2048;  // leave room for the static shared memory
+  const size_t smem_floats = smem_bytes_ / sizeof(float);
+  // Every op keeps at least one input row (plus its tile's outputs for QkvRope) in shared memory.
+  const size_t widest = std::max<size_t>({program.dims.hidden, program.dims.intermediate,
+                                          size_t(program.dims.n_heads) * program.dims.head_dim});
+  const size_t qkv_rows = size_t(program.dims.n_heads + 2 * program.dims.n_kv_heads) * program.dims.head_dim;
+  if (kSmemHead + widest > smem_floats || kSmemHead + program.dims.hidden + qkv_rows > smem_floats)
+    throw Error("model too wide for this GPU's " + std::to_string(dev.smem_per_block / 1024) +
+                " KB of shared memory per block");
+  check(cudaFuncSetAttribute(megakernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_bytes_)),
+        "raising the shared memory limit");
+
+  const size_t n = program.instructions.size();
+  instructions_ = device_alloc(n * sizeof(Instruction), "instructions");
+  queue_begin_ = device_alloc(program.queue_begin.size() * sizeof(uint32_t), "queues");
+  counters_ = device_alloc(program.num_counters * sizeof(uint32_t), "counters");
+  arena_ = device_alloc(program.arena_floats * sizeof(float), "the activation arena");
+  io_ = device_alloc(program.io_slots * sizeof(int32_t), "token slots");
+  history_ = device_alloc(size_t(program.dims.max_ctx) * sizeof(int32_t), "token history");
+  positions_ = device_alloc(program.num_sms * sizeof(uint32_t), "positions");
+  hang_ = device_alloc(sizeof(HangReport), "hang report");
+  check(cudaMemcpy(instructions_, program.instructions.data(), n * sizeof(Instruction), cudaMemcpyHostToDevice),
+        "uploading instructions");
+  check(cudaMemcpy(queue_begin_, program.queue_begin.data(), program.queue_begin.size() * sizeof(uint32_t),
+                   cudaMemcpyHostToDevice),
+        "uploading queues");
+  check(cudaMemset(counters_, 0, program.num_counters * sizeof(uint32_t)), "clearing counters");
+  // NaN-fill the arena so a value nobody wrote can never pass for a result.
+  check(cudaMemset(arena_, 0xFF, program.arena_floats * sizeof(float)), "poisoning the arena");
+  check(cudaMemset(io_, 0, program.io_slots * sizeof(int32_t)), "clearing token slots");
+  check(cudaMemset(hang_, 0, sizeof(HangReport)), "clearing the hang report");
+}
+
+DeviceProgram::~DeviceProgram() {
+  for (void* p : {instructions_, queue_begin_, counters_, arena_, io_, history_, positions_, hang_, trace_})
+    device_free(p);
+}
+
+void DeviceProgram::set_tokens(const int32_t* ids, uint32_t n) {
+  check(cudaMemcpy(static_cast<int32_t*>(io_) + program_.tokens_in, ids, n * sizeof(int32_t), cudaMemcpyHostToDevice),
+        "uploading tokens");
+}
+
+void DeviceProgram::run(uint32_t pos, bool feedback, uint32_t history_index) {
+  ++epoch_;
+  KernelParams p{};
+  p.instructions = static_cast<const Instruction*>(instructions_);
+  p.queue_begin = static_cast<const uint32_t*>(queue_begin_);
+  p.counters = static_cast<uint32_t*>(counters_);
+  p.weights = static_cast<const __nv_bfloat16* const*>(model_.table_);
+  p.arena = static_cast<float*>(arena_);
+  p.io = static_cast<int32_t*>(io_);
+  p.kv = static_cast<__nv_bfloat16*>(model_.kv_);
+  p.dims = program_.dims;
+  p.step = {epoch_, pos};
+  p.smem_floats = static_cast<uint32_t>(smem_bytes_ / sizeof(float));
+  p.feedback_slot = feedback ? program_.tokens_in : kNone;
+  p.history = feedback ? static_cast<int32_t*>(history_) : nullptr;
+  p.history_index = history_index;
+  p.positions = static_cast<uint32_t*>(positions_);
+  p.hang = static_cast<HangReport*>(hang_);
+  p.timeout_ns = 5'000'000'000ull;
+  p.trace = tracing_ ? static_cast<uint64_t*>(trace_) : nullptr;
+  void* args[] = {&p};
+  // Cooperative launch: every block must be resident at once, or blocks would wait on counters
+  // of blocks that never start.
+  check(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(&megakernel), dim3(program_.num_sms),
+                                    dim3(kThreads), args, smem_bytes_, 0),
+        "launching the megakernel");
+}
+
+void DeviceProgram::synchronize() {
+  check(cudaDeviceSynchronize(), "running the megakernel");
+  HangReport h{};
+  check(cudaMemcpy(&h, hang_, sizeof h, cudaMemcpyDeviceToHost), "reading the hang report");
+  if (!h.hung) return;
+  std::vector<uint32_t> pos(program_.num_sms);
+  cudaMemcpy(pos.data(), positions_, pos.size() * sizeof(uint32_t), cudaMemcpyDeviceToHost);
+  std::ostringstream os;
+  os << "megakernel hang: SM " << h.sm << " waited at instruction " << h.index << " ("
+     << program_.counter_names[program_.queue(h.sm)[h.index].node] << ") for counter " << h.counter << " = "
+     << h.value << " < " << h.target << "; SM positions:";
+  for (uint32_t s = 0; s < pos.size(); ++s) os << " " << pos[s] << "/" << program_.queue_size(s);
+  throw Error(os.str());
+}
+
+void DeviceProgram::read_logits(float* out) const {
+  check(cudaMemcpy(out, static_cast<float*>(arena_) + program_.logits,
+                   size_t(program_.logits_rows) * program_.dims.vocab * sizeof(float), cudaMemcpyDeviceToHost),
+        "reading logits");
+}
+
+int32_t DeviceProgram::read_token(uint32_t row) const {
+  int32_t t = -1;
+  check(cudaMemcpy(&t, static_cast<int32_t*>(io_) + program_.tokens_out + row, sizeof t, cudaMemcpyDeviceToHost),
+        "reading the token");
+  return t;
+}
+
+std::vector<int32_t> DeviceProgram::read_history(uint32_t n) const {
+  std::vector<int32_t> h(n);
+  check(cudaMemcpy(h.data(), history_, n * sizeof(int32_t), cudaMemcpyDeviceToHost), "reading tokens");
+  return h;
+}
+
+void DeviceProgram::enable_trace(bool on) {
+  tracing_ = on;
+  if (on && !trace_) trace_ = device_alloc(program_.instructions.size() * 2 * sizeof(uint64_t), "the trace");
+}
+
+std::vector<uint64_t> DeviceProgram::read_trace() const {
+  std::vector<uint64_t> t(program_.instructions.size() * 2);
+  if (trace_)
+    check(cudaMemcpy(t.data(), trace_, t.size() * sizeof(uint64_t), cudaMemcpyDeviceToHost), "reading the trace");
+  return t;
+}
+
+}  // namespace mk::cuda

@@ -1,0 +1,86 @@
+// The CUDA backend as the rest of the engine sees it (plain C++, no CUDA headers): the device, the
+// model's weights and KV cache on it, and programs that run as one megakernel launch per step.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/weights.h"
+#include "schedule/program.h"
+
+namespace mk::cuda {
+
+struct DeviceInfo {
+  bool present = false;
+  std::string name;
+  int sms = 0;
+  size_t smem_per_block = 0;  // the opt-in maximum of dynamic shared memory
+  int major = 0, minor = 0;
+  size_t free_bytes = 0, total_bytes = 0;
+  std::string why_absent;     // when !present
+};
+
+// Never throws: no driver, no device or a broken runtime all mean present = false.
+DeviceInfo query_device();
+
+// Weights (bf16) and the KV cache (bf16) on the GPU. Throws mk::Error with the sizes on OOM.
+class DeviceModel {
+ public:
+  DeviceModel(const std::vector<WeightDecl>& decls, const HostWeights& weights, const ModelDims& dims);
+  ~DeviceModel();
+  DeviceModel(const DeviceModel&) = delete;
+  DeviceModel& operator=(const DeviceModel&) = delete;
+  const DeviceInfo& device() const { return info_; }
+  size_t weight_bytes() const { return weight_bytes_; }
+  size_t kv_bytes() const { return kv_bytes_; }
+
+ private:
+  friend class DeviceProgram;
+  DeviceInfo info_;
+  void* weights_ = nullptr;        // one allocation for every tensor
+  void* table_ = nullptr;          // device array of tensor pointers
+  void* kv_ = nullptr;
+  size_t weight_bytes_ = 0, kv_bytes_ = 0;
+};
+
+// One Program on the GPU: queues, counters, arena and io. Each run() is one kernel launch.
+class DeviceProgram {
+ public:
+  DeviceProgram(DeviceModel& model, const Program& program);
+  ~DeviceProgram();
+  DeviceProgram(const DeviceProgram&) = delete;
+  DeviceProgram& operator=(const DeviceProgram&) = delete;
+
+  void set_tokens(const int32_t* ids, uint32_t n);  // into the program's input slots
+  // Launches one step at `pos` (asynchronous). With `feedback`, the step's argmax also becomes the
+  // next step's input token and is appended to the device history at `history_index`.
+  void run(uint32_t pos, bool feedback = false, uint32_t history_index = 0);
+  void synchronize();                               // waits; throws on a CUDA error or a hang
+  void read_logits(float* out) const;               // logits_rows x vocab, synchronizing
+  int32_t read_token(uint32_t row) const;
+  std::vector<int32_t> read_history(uint32_t n) const;
+  // Per-instruction [start, end] %globaltimer stamps of the next run (for mk trace).
+  void enable_trace(bool on);
+  std::vector<uint64_t> read_trace() const;
+  const Program& program() const { return program_; }
+
+ private:
+  DeviceModel& model_;
+  const Program& program_;
+  uint32_t epoch_ = 0;
+  void* instructions_ = nullptr;
+  void* queue_begin_ = nullptr;
+  void* counters_ = nullptr;
+  void* arena_ = nullptr;
+  void* io_ = nullptr;
+  void* history_ = nullptr;
+  void* positions_ = nullptr;
+  void* hang_ = nullptr;
+  void* trace_ = nullptr;
+  size_t smem_bytes_ = 0;
+  bool tracing_ = false;
+};
+
+}  // namespace mk::cuda

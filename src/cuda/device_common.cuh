@@ -1,0 +1,136 @@
+// Device-side building blocks shared by the megakernel's ops: loads that bypass or skip the L1,
+// bf16 conversion, warp and block reductions, and the fused input normalization.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+#include "cuda/kernel_params.h"
+
+namespace mk::cuda {
+
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+
+// Activations are written by other SMs during the same launch, and L1 is not coherent: read them
+// at L2 (ld.global.cg) so a line cached earlier in the launch is never served stale.
+__device__ __forceinline__ float ld_act(const float* p) { return __ldcg(p); }
+
+// Weights are read once per step: stream them without polluting L1.
+__device__ __forceinline__ uint4 ld_weights16(const void* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+
+__device__ __forceinline__ float bf(const __nv_bfloat16 v) { return __bfloat162float(v); }
+
+__device__ __forceinline__ void unpack8(const uint4 v, float out[8]) {
+  const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    out[2 * i] = __uint_as_float(w[i] << 16);
+    out[2 * i + 1] = __uint_as_float(w[i] & 0xFFFF0000u);
+  }
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xFFFFFFFFu, v, o);
+  return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xFFFFFFFFu, v, o));
+  return v;
+}
+
+// Sum over the block; `scratch` holds kWarps floats. Every thread gets the result.
+__device__ __forceinline__ float block_sum(float v, float* scratch) {
+  v = warp_sum(v);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  __syncthreads();
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  float t = lane < kWarps ? scratch[lane] : 0.0f;
+  return warp_sum(t);
+}
+
+__device__ __forceinline__ float activate(float x, Activation act) {
+  if (act == Activation::Silu) return x / (1.0f + __expf(-x));
+  return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+}
+
+__device__ __forceinline__ const __nv_bfloat16* weight(const KernelParams& p, uint32_t id) {
+  return id == kNone ? nullptr : p.weights[id];
+}
+
+// Loads `rows` activation rows of `dim` floats into shared memory, normalized by `norm` when it
+// names a weight (RMSNorm or LayerNorm, as the model's dims say). `scratch`: kWarps floats.
+__device__ void load_rows(const KernelParams& p, float* dst, const float* src, uint32_t rows, uint32_t dim,
+                          InNorm norm, float* scratch) {
+  for (uint32_t i = threadIdx.x; i < rows * dim; i += kThreads) dst[i] = ld_act(src + i);
+  if (norm.weight == kNone) {
+    __syncthreads();
+    return;
+  }
+  const __nv_bfloat16* w = weight(p, norm.weight);
+  const __nv_bfloat16* b = weight(p, norm.bias);
+  const bool layer = p.dims.norm_kind == uint8_t(NormKind::Layer);
+  for (uint32_t m = 0; m < rows; ++m) {
+    float* row = dst + m * dim;
+    __syncthreads();
+    float mean = 0;
+    if (layer) {
+      float s = 0;
+      for (uint32_t i = threadIdx.x; i < dim; i += kThreads) s += row[i];
+      mean = block_sum(s, scratch) / dim;
+    }
+    float ss = 0;
+    for (uint32_t i = threadIdx.x; i < dim; i += kThreads) ss += (row[i] - mean) * (row[i] - mean);
+    const float inv = rsqrtf(block_sum(ss, scratch) / dim + p.dims.norm_eps);
+    for (uint32_t i = threadIdx.x; i < dim; i += kThreads)
+      row[i] = (row[i] - mean) * inv * bf(w[i]) + (b ? bf(b[i]) : 0.0f);
+  }
+  __syncthreads();
+}
+
+// Dot product of one bf16 weight row with `mc` (<= 8) fp32 rows in shared memory, by one warp;
+// every lane gets the sums. The vector path needs dim % 8 == 0 (16-byte aligned rows).
+template <int MC>
+__device__ __forceinline__ void warp_dot_rows(const __nv_bfloat16* wrow, const float* x, uint32_t dim,
+                                              uint32_t mc, float acc[MC]) {
+  const int lane = threadIdx.x % 32;
+#pragma unroll
+  for (int m = 0; m < MC; ++m) acc[m] = 0;
+  if (dim % 8 == 0) {
+#pragma unroll 4
+    for (uint32_t k = lane * 8; k < dim; k += 256) {
+      float w[8];
+      unpack8(ld_weights16(wrow + k), w);
+#pragma unroll
+      for (int m = 0; m < MC; ++m) {
+        if (m < int(mc)) {
+          const float4 a = *reinterpret_cast<const float4*>(x + m * dim + k);
+          const float4 b = *reinterpret_cast<const float4*>(x + m * dim + k + 4);
+          acc[m] += w[0] * a.x + w[1] * a.y + w[2] * a.z + w[3] * a.w + w[4] * b.x + w[5] * b.y +
+                    w[6] * b.z + w[7] * b.w;
+        }
+      }
+    }
+  } else {
+    for (uint32_t k = lane; k < dim; k += 32) {
+      const float w = bf(wrow[k]);
+#pragma unroll
+      for (int m = 0; m < MC; ++m)
+        if (m < int(mc)) acc[m] += w * x[m * dim + k];
+    }
+  }
+#pragma unroll
+  for (int m = 0; m < MC; ++m) acc[m] = warp_sum(acc[m]);
+}
+
+}  // namespace mk::cuda

@@ -1,0 +1,40 @@
+// What one launch of the megakernel receives: the program's queues and counters, the weight table,
+// the arena, the KV cache, the step and a hang report. Plain data, shared by host and device code.
+#pragma once
+
+#include <stdint.h>
+
+#include "mk/isa.h"
+
+struct __nv_bfloat16;
+
+namespace mk::cuda {
+
+// Written by the first SM whose wait times out; the host turns it into an error that names
+// every SM's position (positions[] is updated by each SM at every instruction).
+struct HangReport {
+  uint32_t hung;        // 0: fine
+  uint32_t sm, index, counter, value, target;
+};
+
+struct KernelParams {
+  const Instruction* instructions;
+  const uint32_t* queue_begin;   // num_sms + 1 offsets
+  uint32_t* counters;
+  const __nv_bfloat16* const* weights;
+  float* arena;
+  int32_t* io;
+  __nv_bfloat16* kv;             // [layer][k|v][kv_head][max_ctx][head_dim]
+  ModelDims dims;
+  StepParams step;
+  uint32_t smem_floats;          // dynamic shared memory of a block, in floats
+  uint32_t feedback_slot;        // kNone, or an io slot the Argmax of row 0 also writes (greedy loop)
+  int32_t* history;              // nullptr, or where the Argmax of row 0 appends the token
+  uint32_t history_index;
+  uint32_t* positions;           // [num_sms]: index of the instruction each SM is at
+  HangReport* hang;
+  uint64_t timeout_ns;           // a wait longer than this is a hang
+  uint64_t* trace;               // nullptr, or [instructions][2] start/end %globaltimer
+};
+
+}  // namespace mk::cuda

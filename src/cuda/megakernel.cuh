@@ -1,0 +1,95 @@
+// The megakernel: one persistent block per SM runs its queue of instructions, waiting on and
+// signalling dependency counters in global memory (acquire/release), with a watchdog on every wait.
+#pragma once
+
+#include <cuda/atomic>
+
+#include "cuda/ops/attention.cuh"
+#include "cuda/ops/embed_norm.cuh"
+#include "cuda/ops/matvec.cuh"
+#include "cuda/ops/qkv_rope.cuh"
+
+namespace mk::cuda {
+
+__device__ __forceinline__ uint64_t globaltimer() {
+  uint64_t t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+
+__device__ __forceinline__ void dispatch(const Instruction& ins, const KernelParams& p, float* smem) {
+  switch (static_cast<Opcode>(ins.opcode)) {
+    case Opcode::Barrier: break;
+    case Opcode::Embed: run_embed(ins, p, smem); break;
+    case Opcode::Norm: run_norm(ins, p, smem); break;
+    case Opcode::QkvRope: run_qkv_rope(ins, p, smem); break;
+    case Opcode::AttnPartial: run_attn_partial(ins, p, smem); break;
+    case Opcode::AttnReduce: run_attn_reduce(ins, p, smem); break;
+    case Opcode::MatvecResidual:
+    case Opcode::MatvecAct:
+    case Opcode::LmHead: run_matvec(ins, p, smem); break;
+    case Opcode::Argmax: run_argmax(ins, p, smem); break;
+    default: __trap();
+  }
+}
+
+// Waits until every counter of `ins` has reached its target for this epoch. Returns false (after
+// writing the hang report) if one does not within the timeout.
+__device__ bool wait_for(const Instruction& ins, const KernelParams& p, uint32_t sm, uint32_t index) {
+  for (uint16_t w = 0; w < ins.n_waits; ++w) {
+    const uint32_t target = ins.waits[w].count * p.step.epoch;
+    ::cuda::atomic_ref<uint32_t, ::cuda::thread_scope_device> counter(p.counters[ins.waits[w].counter]);
+    uint32_t value = counter.load(::cuda::memory_order_acquire);
+    if (value >= target) continue;
+    const uint64_t start = globaltimer();
+    while ((value = counter.load(::cuda::memory_order_acquire)) < target) {
+      __nanosleep(32);
+      if (globaltimer() - start > p.timeout_ns) {
+        if (atomicCAS(&p.hang->hung, 0u, 1u) == 0u) {
+          p.hang->sm = sm;
+          p.hang->index = index;
+          p.hang->counter = ins.waits[w].counter;
+          p.hang->value = value;
+          p.hang->target = target;
+        }
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+__global__ void __launch_bounds__(kThreads, 1) megakernel(const KernelParams p) {
+  extern __shared__ float4 dynamic_smem[];
+  float* smem = reinterpret_cast<float*>(dynamic_smem);
+  __shared__ Instruction ins;
+  __shared__ int abort_run;
+  const uint32_t sm = blockIdx.x;
+  const uint32_t begin = p.queue_begin[sm], end = p.queue_begin[sm + 1];
+  for (uint32_t idx = begin; idx < end; ++idx) {
+    static_assert(sizeof(Instruction) == 32 * sizeof(uint32_t), "one word per lane");
+    if (threadIdx.x < 32)
+      reinterpret_cast<uint32_t*>(&ins)[threadIdx.x] = reinterpret_cast<const uint32_t*>(p.instructions + idx)[threadIdx.x];
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      p.positions[sm] = idx - begin;
+      abort_run = !wait_for(ins, p, sm, idx - begin);
+      if (p.trace) p.trace[2 * idx] = globaltimer();
+    }
+    __syncthreads();
+    if (abort_run) return;
+    dispatch(ins, p, smem);
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      // Every thread's writes are ordered before the signal by the barrier above; the fence makes
+      // them visible device-wide before the counter moves (the pattern of a grid sync).
+      __threadfence();
+      ::cuda::atomic_ref<uint32_t, ::cuda::thread_scope_device>(p.counters[ins.signal])
+          .fetch_add(1, ::cuda::memory_order_release);
+      if (p.trace) p.trace[2 * idx + 1] = globaltimer();
+    }
+  }
+  if (threadIdx.x == 0) p.positions[sm] = end - begin;
+}
+
+}  // namespace mk::cuda

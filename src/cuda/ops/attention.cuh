@@ -1,0 +1,95 @@
+// Split-KV attention on the GPU. AttnPartial: one warp per (unit, row, query head) runs an online
+// softmax over its chunk of keys; AttnReduce merges the splits with their log-sum-exps.
+#pragma once
+
+#include "cuda/device_common.cuh"
+
+namespace mk::cuda {
+
+constexpr uint32_t kMaxHeadDim = 256;  // lanes hold head_dim / 32 values each
+
+__device__ void run_attn_partial(const Instruction& ins, const KernelParams& p, float* smem) {
+  const AttnPartialArgs& a = ins.a.attn;
+  const ModelDims& d = p.dims;
+  const uint32_t D = d.head_dim, Hq = d.n_heads, Hkv = d.n_kv_heads, M = d.n_tokens, S = a.num_splits;
+  const uint32_t group = Hq / Hkv;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const uint32_t ctx_end = p.step.pos + M, chunk = (ctx_end + S - 1) / S;
+  const uint32_t items = (ins.tile_end - ins.tile_begin) * M * group;
+  constexpr int J = kMaxHeadDim / 32;
+  for (uint32_t it = warp; it < items; it += kWarps) {
+    const uint32_t g = it % group, m = (it / group) % M, u = ins.tile_begin + it / (group * M);
+    const uint32_t kvh = u / S, s = u % S, hq = kvh * group + g;
+    const uint32_t k0 = s * chunk, k1 = ctx_end < k0 + chunk ? ctx_end : k0 + chunk;
+    const uint32_t pabs = p.step.pos + m;
+    uint32_t lo = a.window && pabs + 1 > a.window ? pabs + 1 - a.window : 0;
+    lo = lo > k0 ? lo : k0;
+    const uint32_t hi = k1 < pabs + 1 ? k1 : pabs + 1;
+    float q[J], o[J];
+    const float* qp = p.arena + a.q + (size_t(m) * Hq + hq) * D;
+#pragma unroll
+    for (int j = 0; j < J; ++j) {
+      const uint32_t i = lane + 32 * j;
+      q[j] = i < D ? ld_act(qp + i) * d.attn_scale : 0.0f;
+      o[j] = 0;
+    }
+    const __nv_bfloat16* K = p.kv + ((size_t(ins.layer) * 2 * Hkv + kvh) * d.max_ctx) * D;
+    const __nv_bfloat16* V = p.kv + ((size_t(ins.layer) * 2 * Hkv + Hkv + kvh) * d.max_ctx) * D;
+    float mx = -INFINITY, l = 0;
+    for (uint32_t k = lo; k < hi; ++k) {
+      float part = 0;
+#pragma unroll
+      for (int j = 0; j < J; ++j) {
+        const uint32_t i = lane + 32 * j;
+        if (i < D) part += q[j] * bf(K[size_t(k) * D + i]);
+      }
+      const float sc = warp_sum(part);
+      const float mnew = fmaxf(mx, sc);
+      const float c = __expf(mx - mnew), e = __expf(sc - mnew);
+      l = l * c + e;
+#pragma unroll
+      for (int j = 0; j < J; ++j) {
+        const uint32_t i = lane + 32 * j;
+        if (i < D) o[j] = o[j] * c + e * bf(V[size_t(k) * D + i]);
+      }
+      mx = mnew;
+    }
+    float* po = p.arena + a.part_o + ((size_t(s) * M + m) * Hq + hq) * D;
+#pragma unroll
+    for (int j = 0; j < J; ++j) {
+      const uint32_t i = lane + 32 * j;
+      if (i < D) po[i] = l > 0 ? o[j] / l : 0.0f;
+    }
+    if (lane == 0) p.arena[a.part_lse + (size_t(s) * M + m) * Hq + hq] = l > 0 ? mx + logf(l) : -INFINITY;
+  }
+}
+
+__device__ void run_attn_reduce(const Instruction& ins, const KernelParams& p, float* smem) {
+  const AttnReduceArgs& a = ins.a.reduce;
+  const ModelDims& d = p.dims;
+  const uint32_t D = d.head_dim, Hq = d.n_heads, M = d.n_tokens, S = a.num_splits;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const uint32_t items = (ins.tile_end - ins.tile_begin) * M;
+  for (uint32_t it = warp; it < items; it += kWarps) {
+    const uint32_t h = ins.tile_begin + it / M, m = it % M;
+    float mx = -INFINITY;
+    for (uint32_t s = lane; s < S; s += 32) mx = fmaxf(mx, ld_act(p.arena + a.part_lse + (size_t(s) * M + m) * Hq + h));
+    mx = warp_max(mx);
+    float total = 0;
+    for (uint32_t s = 0; s < S; ++s) {
+      const float lse = ld_act(p.arena + a.part_lse + (size_t(s) * M + m) * Hq + h);
+      if (lse != -INFINITY) total += __expf(lse - mx);
+    }
+    float* out = p.arena + a.out + (size_t(m) * Hq + h) * D;
+    for (uint32_t i = lane; i < D; i += 32) {
+      float acc = 0;
+      for (uint32_t s = 0; s < S; ++s) {
+        const float lse = ld_act(p.arena + a.part_lse + (size_t(s) * M + m) * Hq + h);
+        if (lse != -INFINITY) acc += __expf(lse - mx) * ld_act(p.arena + a.part_o + ((size_t(s) * M + m) * Hq + h) * D + i);
+      }
+      out[i] = total > 0 ? acc / total : 0.0f;
+    }
+  }
+}
+
+}  // namespace mk::cuda

@@ -1,0 +1,64 @@
+// Whole-op instructions on the GPU: Embed (token and learned position rows), the standalone Norm,
+// and Argmax over the LM head tiles' partial maxima (which can feed the next step's token).
+#pragma once
+
+#include "cuda/device_common.cuh"
+
+namespace mk::cuda {
+
+__device__ void run_embed(const Instruction& ins, const KernelParams& p, float* smem) {
+  const EmbedArgs& a = ins.a.embed;
+  const uint32_t H = p.dims.hidden, M = p.dims.n_tokens;
+  const __nv_bfloat16* table = weight(p, a.token_table);
+  const __nv_bfloat16* pos = weight(p, a.pos_table);
+  for (uint32_t i = threadIdx.x; i < M * H; i += kThreads) {
+    const uint32_t m = i / H, h = i % H;
+    const int32_t token = __ldcg(p.io + a.tokens + m);
+    float v = bf(table[size_t(token) * H + h]);
+    if (pos) v += bf(pos[size_t(p.step.pos + m) * H + h]);
+    p.arena[a.out + i] = v;
+  }
+}
+
+__device__ void run_norm(const Instruction& ins, const KernelParams& p, float* smem) {
+  const NormArgs& a = ins.a.norm;
+  const uint32_t H = p.dims.hidden;
+  for (uint32_t m = 0; m < p.dims.n_tokens; ++m) {
+    load_rows(p, smem + 64, p.arena + a.in + size_t(m) * H, 1, H, a.norm, smem);
+    for (uint32_t i = threadIdx.x; i < H; i += kThreads) p.arena[a.out + size_t(m) * H + i] = smem[64 + i];
+    __syncthreads();
+  }
+}
+
+__device__ void run_argmax(const Instruction& ins, const KernelParams& p, float* smem) {
+  const ArgmaxArgs& a = ins.a.argmax;
+  float* vals = smem;
+  uint32_t* idxs = reinterpret_cast<uint32_t*>(smem + kThreads);
+  for (uint32_t m = 0; m < a.rows; ++m) {
+    float v = -INFINITY;
+    uint32_t i = 0xFFFFFFFFu;
+    for (uint32_t t = threadIdx.x; t < a.num_partials; t += kThreads) {
+      const float* part = p.arena + a.partial + (size_t(t) * a.rows + m) * 2;
+      const float pv = ld_act(part);
+      const uint32_t pi = __float_as_uint(ld_act(part + 1));
+      if (pv > v || (pv == v && pi < i) || i == 0xFFFFFFFFu) v = pv, i = pi;
+    }
+    vals[threadIdx.x] = v;
+    idxs[threadIdx.x] = i;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      for (int t = 1; t < kThreads; ++t)
+        if (idxs[t] != 0xFFFFFFFFu && (vals[t] > v || (vals[t] == v && idxs[t] < i) || i == 0xFFFFFFFFu))
+          v = vals[t], i = idxs[t];
+      const int32_t token = static_cast<int32_t>(i);
+      p.io[a.out_token + m] = token;
+      if (m + 1 == a.rows) {
+        if (p.feedback_slot != kNone) p.io[p.feedback_slot] = token;
+        if (p.history) p.history[p.history_index] = token;
+      }
+    }
+    __syncthreads();
+  }
+}
+
+}  // namespace mk::cuda

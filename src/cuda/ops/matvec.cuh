@@ -1,0 +1,78 @@
+// The matvec family on the GPU: MatvecResidual, MatvecAct and LmHead (with its per-tile argmax).
+// One warp per weight row, 16-byte streaming loads, inputs (normalized if fused) in shared memory.
+#pragma once
+
+#include "cuda/device_common.cuh"
+
+namespace mk::cuda {
+
+constexpr int kMC = 8;             // input rows per pass: the accumulators a lane keeps
+constexpr uint32_t kSmemHead = 256;  // floats at the start of shared memory for reductions
+
+__device__ void run_matvec(const Instruction& ins, const KernelParams& p, float* smem) {
+  const MatvecArgs& a = ins.a.mv;
+  const Opcode op = static_cast<Opcode>(ins.opcode);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  float* scratch = smem;
+  float* best_v = smem + 64;          // [kWarps][kMC]
+  uint32_t* best_i = reinterpret_cast<uint32_t*>(smem + 128);
+  float* x = smem + kSmemHead;
+  const uint32_t K = a.in_dim;
+  const uint32_t fit = (p.smem_floats - kSmemHead) / K;
+  const uint32_t chunk = fit < kMC ? fit : kMC;  // >= 1: checked on the host
+  const __nv_bfloat16* W = weight(p, a.weight);
+  const __nv_bfloat16* G = weight(p, a.gate);
+  const __nv_bfloat16* bias = weight(p, a.bias);
+  const __nv_bfloat16* gate_bias = weight(p, a.gate_bias);
+  const Activation act = static_cast<Activation>(p.dims.activation);
+  for (uint32_t m0 = 0; m0 < a.rows; m0 += chunk) {
+    const uint32_t mc = a.rows - m0 < chunk ? a.rows - m0 : chunk;
+    load_rows(p, x, p.arena + a.in + size_t(a.in_row0 + m0) * K, mc, K, a.norm, scratch);
+    float best[kMC];
+    uint32_t best_idx[kMC];
+#pragma unroll
+    for (int m = 0; m < kMC; ++m) best[m] = -INFINITY, best_idx[m] = ins.tile_begin;
+    for (uint32_t r = ins.tile_begin + warp; r < ins.tile_end; r += kWarps) {
+      float acc[kMC], g[kMC];
+      warp_dot_rows<kMC>(W + size_t(r) * K, x, K, mc, acc);
+      if (G) warp_dot_rows<kMC>(G + size_t(r) * K, x, K, mc, g);
+      const float b = bias ? bf(bias[r]) : 0.0f;
+#pragma unroll
+      for (int m = 0; m < kMC; ++m) {
+        if (m >= int(mc)) break;
+        const float y = acc[m] + b;
+        float* out = p.arena + a.out + size_t(m0 + m) * a.out_dim + r;
+        if (op == Opcode::MatvecResidual) {
+          if (lane == 0) *out = ld_act(out) + y;
+        } else if (op == Opcode::MatvecAct) {
+          const float v = G ? activate(g[m] + (gate_bias ? bf(gate_bias[r]) : 0.0f), act) * y : activate(y, act);
+          if (lane == 0) *out = v;
+        } else {
+          if (lane == 0) *out = y;
+          if (y > best[m]) best[m] = y, best_idx[m] = r;  // rows rise within a warp: first max wins
+        }
+      }
+    }
+    if (op == Opcode::LmHead) {
+      if (lane == 0)
+        for (int m = 0; m < kMC; ++m) best_v[warp * kMC + m] = best[m], best_i[warp * kMC + m] = best_idx[m];
+      __syncthreads();
+      if (threadIdx.x < mc) {
+        const int m = threadIdx.x;
+        float v = best_v[m];
+        uint32_t i = best_i[m];
+        for (int w = 1; w < kWarps; ++w) {
+          const float vw = best_v[w * kMC + m];
+          const uint32_t iw = best_i[w * kMC + m];
+          if (vw > v || (vw == v && iw < i)) v = vw, i = iw;
+        }
+        float* part = p.arena + a.partial + (size_t(ins.tile_index) * a.rows + m0 + m) * 2;
+        part[0] = v;
+        part[1] = __uint_as_float(i);
+      }
+    }
+    __syncthreads();  // x is overwritten by the next pass
+  }
+}
+
+}  // namespace mk::cuda
