@@ -25,6 +25,9 @@ struct DeviceInfo {
 // Never throws: no driver, no device or a broken runtime all mean present = false.
 DeviceInfo query_device();
 
+// Read bandwidth of device memory (GB/s), by a streaming-read kernel over `bytes` (median of 10).
+double measure_read_bandwidth_gbps(size_t bytes = size_t(4) << 30);
+
 // Weights (bf16) and the KV cache (bf16) on the GPU. Throws mk::Error with the sizes on OOM.
 class DeviceModel {
  public:

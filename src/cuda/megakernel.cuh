@@ -79,12 +79,14 @@ __global__ void __launch_bounds__(kThreads, 1) megakernel(const KernelParams p) 
     __syncthreads();
     if (abort_run) return;
     dispatch(ins, p, smem);
+    // Read before the barrier: once past it, other threads may already fetch the next instruction.
+    const uint32_t signal = ins.signal;
     __syncthreads();
     if (threadIdx.x == 0) {
       // Every thread's writes are ordered before the signal by the barrier above; the fence makes
       // them visible device-wide before the counter moves (the pattern of a grid sync).
       __threadfence();
-      ::cuda::atomic_ref<uint32_t, ::cuda::thread_scope_device>(p.counters[ins.signal])
+      ::cuda::atomic_ref<uint32_t, ::cuda::thread_scope_device>(p.counters[signal])
           .fetch_add(1, ::cuda::memory_order_release);
       if (p.trace) p.trace[2 * idx + 1] = globaltimer();
     }

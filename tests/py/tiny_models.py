@@ -23,20 +23,23 @@ MODEL_CLASS = {"llama": tf.LlamaForCausalLM, "mistral": tf.MistralForCausalLM, "
                "qwen3": tf.Qwen3ForCausalLM, "gpt2": tf.GPT2LMHeadModel}
 
 
-def make_model(arch: str, seed: int = 0):
-    """A random model whose weights are large enough that its logits are not near-uniform."""
+def make_model(arch: str, seed: int = 0, init: float = 0.25, head_gain: float = 1.0):
+    """A random model whose weights are large enough that its logits are not near-uniform.
+    head_gain scales the final norm, which spreads the logits without making the layers chaotic."""
     torch.manual_seed(seed)
     config = ARCHS[arch]()
-    config.initializer_range = 0.25
+    config.initializer_range = init
     model = MODEL_CLASS[arch](config).float().eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("bias") or "norm" in name or ".ln_" in name:
                 p.copy_(torch.randn_like(p) * 0.1 + (1.0 if p.dim() == 1 and "bias" not in name else 0.0))
+            if name in ("model.norm.weight", "transformer.ln_f.weight"):
+                p.mul_(head_gain)
     return model
 
 
-def save_model(arch: str, folder, seed: int = 0):
-    model = make_model(arch, seed)
+def save_model(arch: str, folder, seed: int = 0, init: float = 0.25, head_gain: float = 1.0):
+    model = make_model(arch, seed, init, head_gain)
     model.save_pretrained(folder, safe_serialization=True)
     return model

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs on the lent GPU machine: GPU parity tests against HF transformers and the CPU executor, then
+# compute-sanitizer (memcheck, racecheck, synccheck) on a tiny model. Logs go to $OUT.
+# MK_BIN: the mk binary to test (default: this tree's build).
+set -uo pipefail
+export PYTHONUNBUFFERED=1 MK_BIN=${MK_BIN:-$PWD/build/src/cli/mk} MK_REPORT=$OUT/gpu_report.txt
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee $OUT/device.txt
+python3 - <<'PY' 2>&1 | tail -3
+import sys; sys.path.insert(0, "tests/py")
+import tiny_models
+tiny_models.save_model("llama", "/tmp/tiny_llama")
+tiny_models.save_model("qwen3", "/tmp/tiny_qwen3")
+PY
+echo "== smoke"
+$MK_BIN logits --model /tmp/tiny_llama --tokens 1,2,3,4,5 --device cuda --generate 8 2>&1 | tail -3
+$MK_BIN logits --model /tmp/tiny_llama --tokens 1,2,3,4,5 --device cpu --generate 8 2>&1 | tail -3
+echo "== parity"
+python3 -m pytest -q tests/py/test_gpu_parity.py ${PYTEST_ARGS:-} 2>&1 | tee $OUT/gpu_parity.log | tail -15
+echo "== compute-sanitizer"
+for tool in memcheck racecheck synccheck; do
+  compute-sanitizer --tool $tool --error-exitcode 9 $MK_BIN logits --model /tmp/tiny_qwen3 \
+    --tokens 1,2,3,4,5,6,7,8,9 --prefill 5 --device cuda --generate 4 > $OUT/sanitizer_$tool.log 2>&1
+  echo "$tool rc=$? $(tail -1 $OUT/sanitizer_$tool.log)"
+done

@@ -1,0 +1,242 @@
+// `mk bench`: decode speed at several context lengths, time to first token, the device's read
+// bandwidth measured in the same run, and the PyTorch baseline on the same weights; writes the
+// results as JSON and markdown (bench/results/, the shape of shared/BENCH.md).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+
+#include "cli/command.h"
+#include "cli/options.h"
+#include "model/error.h"
+#if MK_HAVE_CUDA
+#include "cuda/cuda_backend.h"
+#endif
+
+namespace mk::cli {
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+struct BenchFlags {
+  std::string model, shape, contexts = "32,1024,4096", out_dir = "bench/results", python, commit;
+  uint32_t steps = 128, prompt = 512;
+  bool no_baseline = false;
+  ExecFlags exec;
+};
+
+std::string run_capture(const std::string& cmd) {
+  std::string out;
+  FILE* f = popen(cmd.c_str(), "r");
+  if (!f) throw Error("cannot run: " + cmd);
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  if (pclose(f) != 0) throw Error("failed: " + cmd);
+  return out;
+}
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+std::vector<int32_t> random_tokens(uint32_t n, int32_t vocab, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<int32_t> t(n);
+  for (auto& x : t) x = static_cast<int32_t>(rng() % vocab);
+  return t;
+}
+
+// Bytes one decode step must read: every weight once (bf16 on the GPU, fp32 on the CPU; the RoPE
+// table and embedding rows are negligible) plus the K and V of `context` positions in every layer.
+double bytes_per_token(const Engine& e, uint32_t context) {
+  const ModelConfig& c = e.config();
+  const double wbytes = e.on_gpu() ? 2 : 4;
+  double weights = 0;
+  const auto& decls = const_cast<Engine&>(e).compiled(1, false).graph.weights;
+  for (const WeightDecl& d : decls)
+    if (d.kind == WeightDecl::Kind::Loaded && d.name != "pos_embed") weights += d.numel() * wbytes;
+  const double kv = 2.0 * c.num_layers * c.num_kv_heads * c.head_dim * context * (e.on_gpu() ? 2 : 4);
+  return weights + kv;
+}
+
+std::string markdown(const json& j) {
+  std::ostringstream os;
+  os << "Device: " << j["device"].get<std::string>() << ", commit " << j["commit"].get<std::string>() << ", "
+     << j["date"].get<std::string>() << ", read bandwidth " << j["read_bandwidth_gbps"].get<double>() << " GB/s\n\n";
+  os << "| shape | path | context | ms/token | tokens/s | % of bandwidth | TTFT (ms, prompt) |\n";
+  os << "|---|---|---|---|---|---|---|\n";
+  char buf[256];
+  for (const auto& r : j["rows"]) {
+    std::string ttft = r.contains("ttft_ms") ? std::to_string(r["ttft_ms"].get<double>()).substr(0, 7) + " (" +
+                                                   std::to_string(r["prompt_tokens"].get<int>()) + ")"
+                                             : "";
+    if (r.contains("ms_per_token")) {
+      std::snprintf(buf, sizeof buf, "| %s | %s | %d | %.3f | %.1f | %s | %s |\n",
+                    r["model_shape"].get<std::string>().c_str(), r["path"].get<std::string>().c_str(),
+                    r["context"].get<int>(), r["ms_per_token"].get<double>(), r["tokens_per_s"].get<double>(),
+                    r.contains("bandwidth_fraction")
+                        ? (std::to_string(r["bandwidth_fraction"].get<double>() * 100).substr(0, 4) + "%").c_str()
+                        : "",
+                    ttft.c_str());
+    } else {
+      std::snprintf(buf, sizeof buf, "| %s | %s | | | | | %s |\n", r["model_shape"].get<std::string>().c_str(),
+                    r["path"].get<std::string>().c_str(), ttft.c_str());
+    }
+    os << buf;
+  }
+  return os.str();
+}
+
+RegisterCommand reg("bench", "Benchmark decode and prefill against the device's bandwidth and PyTorch",
+                    [](CLI::App& app) -> std::function<int()> {
+  auto f = std::make_shared<BenchFlags>();
+  app.add_option("--model", f->model, "model folder (config.json + safetensors) to benchmark");
+  app.add_option("--shape", f->shape,
+                 "or a named shape filled with random weights: llama-3.2-1b, llama-3.2-3b, qwen2.5-1.5b, "
+                 "smollm2-135m (made by bench/make_model.py)");
+  app.add_option("--contexts", f->contexts, "decode context lengths, comma-separated");
+  app.add_option("--steps", f->steps, "decode steps timed per context");
+  app.add_option("--prompt", f->prompt, "prompt length for time to first token");
+  app.add_option("--out-dir", f->out_dir, "where the JSON and markdown results go");
+  app.add_option("--python", f->python, "python with torch + transformers for the baseline (default: python3)");
+  app.add_option("--commit", f->commit, "commit id to record (default: git rev-parse, or $MK_COMMIT)");
+  app.add_flag("--no-baseline", f->no_baseline, "skip the PyTorch baseline");
+  f->exec.add(app);
+  return [f] {
+    if (f->model.empty() == f->shape.empty()) throw Error("give exactly one of --model and --shape");
+    const std::string python = !f->python.empty() ? f->python : getenv("MK_PYTHON") ? getenv("MK_PYTHON") : "python3";
+    std::string label = f->shape;
+    if (!f->shape.empty()) {
+      f->model = "/tmp/mk-bench-" + f->shape;
+      if (!std::filesystem::exists(f->model + "/config.json")) {
+        std::cerr << "bench: writing a random " << f->shape << " model to " << f->model << "\n";
+        run_capture(python + " bench/make_model.py --shape " + f->shape + " --out " + f->model + " 1>&2");
+      }
+    } else {
+      label = std::filesystem::path(f->model).filename().string();
+    }
+    std::vector<uint32_t> contexts;
+    {
+      std::stringstream ss(f->contexts);
+      std::string c;
+      while (std::getline(ss, c, ',')) contexts.push_back(static_cast<uint32_t>(std::stoul(c)));
+    }
+    EngineOptions eo = f->exec.engine_options();
+    const uint32_t longest = *std::max_element(contexts.begin(), contexts.end());
+    eo.max_ctx = std::max(longest, f->prompt) + f->steps + 16;
+    eo.prefill_chunk = std::max(eo.prefill_chunk, f->prompt);
+    std::cerr << "bench: loading " << f->model << "\n";
+    auto engine = Engine::open(f->model, eo);
+    const int32_t vocab = engine->config().vocab_size;
+
+    json j;
+    j["device"] = engine->device_name();
+    std::string commit = f->commit;
+    if (commit.empty() && getenv("MK_COMMIT")) commit = getenv("MK_COMMIT");
+    if (commit.empty()) {
+      try {
+        commit = run_capture("git rev-parse --short HEAD 2>/dev/null");
+        commit.erase(commit.find_last_not_of("\n") + 1);
+      } catch (const Error&) {
+        commit = "unknown";
+      }
+    }
+    j["commit"] = commit;
+    char date[32];
+    const std::time_t now = std::time(nullptr);
+    std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
+    j["date"] = date;
+    double bandwidth = 0;
+#if MK_HAVE_CUDA
+    if (engine->on_gpu()) bandwidth = cuda::measure_read_bandwidth_gbps();
+#endif
+    j["read_bandwidth_gbps"] = bandwidth;
+    json rows = json::array();
+    const std::string path = engine->on_gpu() ? (f->exec.no_fuse_norms ? "generic_unfused" : "generic") : "cpu";
+
+    for (uint32_t ctx : contexts) {
+      engine->reset();
+      const auto prompt = random_tokens(ctx, vocab, ctx);
+      engine->forward(prompt);
+      engine->decode_greedy(4);  // warm-up
+      const auto t0 = Clock::now();
+      engine->decode_greedy(f->steps);
+      const double ms = seconds_since(t0) * 1000 / f->steps;
+      const double bytes = bytes_per_token(*engine, ctx + 4 + f->steps / 2);
+      json r = {{"model_shape", label}, {"path", path}, {"context", ctx}, {"ms_per_token", ms},
+                {"tokens_per_s", 1000 / ms}, {"bytes_per_token", bytes}};
+      if (bandwidth > 0) r["bandwidth_fraction"] = bytes / (ms / 1000) / (bandwidth * 1e9);
+      rows.push_back(r);
+      std::cerr << "bench: context " << ctx << ": " << ms << " ms/token\n";
+    }
+    {
+      // The same decode with a host round trip per token (logits copied back, token sent down).
+      engine->reset();
+      engine->forward(random_tokens(contexts.front(), vocab, 1));
+      int32_t next = engine->last_argmax();
+      engine->forward(std::span(&next, 1));
+      const uint32_t n = std::min<uint32_t>(f->steps, 64);
+      const auto t0 = Clock::now();
+      for (uint32_t i = 0; i < n; ++i) {
+        next = engine->last_argmax();
+        engine->forward(std::span(&next, 1));
+      }
+      const double ms = seconds_since(t0) * 1000 / n;
+      rows.push_back({{"model_shape", label}, {"path", path + "_host_loop"}, {"context", contexts.front()},
+                      {"ms_per_token", ms}, {"tokens_per_s", 1000 / ms}});
+    }
+    {
+      std::vector<double> ttft;
+      const auto prompt = random_tokens(f->prompt, vocab, 7);
+      for (int rep = 0; rep < 4; ++rep) {
+        engine->reset();
+        const auto t0 = Clock::now();
+        engine->forward(prompt);
+        if (rep) ttft.push_back(seconds_since(t0) * 1000);  // the first run builds the program
+      }
+      std::sort(ttft.begin(), ttft.end());
+      rows.push_back({{"model_shape", label}, {"path", path}, {"context", 0}, {"prompt_tokens", f->prompt},
+                      {"ttft_ms", ttft[ttft.size() / 2]}});
+    }
+    engine.reset();
+    if (!f->no_baseline) {
+      std::cerr << "bench: PyTorch baseline\n";
+      const std::string out = run_capture(python + " bench/torch_baseline.py --model " + f->model + " --contexts " +
+                                          f->contexts + " --steps " + std::to_string(f->steps) + " --prompt " +
+                                          std::to_string(f->prompt));
+      const json base = json::parse(out.substr(out.rfind("{\"rows\"")));
+      for (json r : base["rows"]) {
+        r["model_shape"] = label;
+        if (r.contains("ms_per_token") && bandwidth > 0) {
+          // The same bytes as ours at that context: both must read the weights and the KV cache.
+          for (const auto& mine : rows)
+            if (mine.contains("bytes_per_token") && mine["context"] == r["context"])
+              r["bandwidth_fraction"] = mine["bytes_per_token"].get<double>() / (r["ms_per_token"].get<double>() / 1000) /
+                                        (bandwidth * 1e9);
+        }
+        rows.push_back(r);
+      }
+    }
+    j["rows"] = rows;
+    std::string device = j["device"].get<std::string>();
+    for (char& c : device)
+      if (!isalnum(static_cast<unsigned char>(c))) c = '-';
+    std::filesystem::create_directories(f->out_dir);
+    const std::string base = f->out_dir + "/" + device + "-" + label + "-" + date;
+    std::ofstream(base + ".json") << j.dump(2) << "\n";
+    const std::string md = markdown(j);
+    std::ofstream(base + ".md") << md;
+    std::cout << md << "\nwrote " << base << ".json and .md\n";
+    return 0;
+  };
+});
+
+}  // namespace
+}  // namespace mk::cli
