@@ -13,13 +13,13 @@ namespace mk::cli {
 struct ExecFlags {
   uint32_t sms = 0, threads = 0, ctx = 0, max_waits = kMaxWaits, prefill_chunk = 256;
   int64_t random_order = -1;
-  bool no_fuse_norms = false, bf16_weights = false;
+  bool no_fuse_norms = false, bf16 = false;
   std::string device = "auto";
 
   void add(CLI::App& app) {
     app.add_option("--device", device, "where to run: auto (the GPU when one is usable), cpu or cuda")
         ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-    app.add_flag("--bf16-weights", bf16_weights, "CPU: round weights to bf16 as the GPU stores them");
+    app.add_flag("--bf16", bf16, "CPU: round weights and the KV cache to bf16, as the GPU stores them");
     app.add_option("--sms", sms, "SMs (instruction queues) the scheduler targets; 0 = 4 per CPU thread");
     app.add_option("--threads", threads, "CPU worker threads; 0 = all hardware threads");
     app.add_option("--ctx", ctx, "context length (KV cache capacity); 0 = the model's, at most 4096");
@@ -34,7 +34,7 @@ struct ExecFlags {
   EngineOptions engine_options() const {
     EngineOptions o;
     o.device = device == "cpu" ? Device::Cpu : device == "cuda" ? Device::Cuda : Device::Auto;
-    o.bf16_weights = bf16_weights;
+    o.bf16 = bf16;
     o.sms = sms;
     o.threads = threads;
     o.max_ctx = ctx;

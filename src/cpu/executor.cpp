@@ -31,7 +31,8 @@ bool CpuExecutor::ready(const Instruction& ins) const {
 }
 
 void CpuExecutor::execute(const Instruction& ins, uint32_t pos) {
-  const cpu::OpContext ctx{&program_.dims, weights_.data(), arena_.data(), io_.data(), kv_, {epoch_, pos}};
+  const cpu::OpContext ctx{&program_.dims, weights_.data(), arena_.data(), io_.data(), kv_, {epoch_, pos},
+                           options_.kv_bf16};
   cpu::run_instruction(ins, ctx);
   counters_[ins.signal].fetch_add(1, std::memory_order_release);
 }

@@ -16,6 +16,7 @@ struct CpuExecOptions {
   uint32_t threads = 0;                    // 0: the machine's hardware threads
   std::optional<uint64_t> random_order;    // seed: run ready instructions in random order, ignoring queues
   double hang_timeout_s = 30;              // no progress for this long is reported as a hang
+  bool kv_bf16 = false;                    // round K and V to bf16 as they are stored, as the GPU does
 };
 
 class CpuExecutor {

@@ -58,7 +58,7 @@ std::unique_ptr<Engine> Engine::create(const ModelConfig& config, const TensorSo
     if (e->options_.progress) e->options_.progress("loading weights", done, total);
   };
   e->weights_ = load_weights(c, g.weights, source, progress);
-  if (e->options_.bf16_weights)
+  if (e->options_.bf16)
     for (auto& t : e->weights_.data)
       for (float& v : t) v = bf16_to_f32(f32_to_bf16(v));
   e->table_ = e->weights_.table();
@@ -103,6 +103,7 @@ Engine::Compiled& Engine::compiled(uint32_t n_tokens, bool all_logits) {
     CpuExecOptions eo;
     eo.threads = options_.threads;
     eo.random_order = options_.random_order;
+    eo.kv_bf16 = options_.bf16;
     slot->executor = std::make_unique<CpuExecutor>(slot->program, table_, kv_.data(), eo);
   }
   return *slot;

@@ -27,7 +27,7 @@ enum class Device { Auto, Cpu, Cuda };
 
 struct EngineOptions {
   Device device = Device::Auto; // Auto: the GPU when one is usable, else the CPU
-  bool bf16_weights = false;    // CPU: round weights to bf16 first (to compare with the GPU exactly)
+  bool bf16 = false;            // CPU: weights and KV cache in bf16 precision, as the GPU stores them
   uint32_t sms = 0;             // SMs the scheduler targets; 0: the GPU's, or 4 per CPU thread
   uint32_t threads = 0;         // CPU worker threads; 0: hardware threads
   std::optional<uint64_t> random_order;  // CPU: run ready instructions in seeded random order

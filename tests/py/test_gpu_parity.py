@@ -32,14 +32,25 @@ def hf_logits(folder, ids, dtype):
         return m(torch.tensor([ids], device="cuda")).logits[0].float().cpu().numpy()
 
 
-def compare(label, name, ours, other, report, enforce=True):
-    cos = cosine_rows(ours, other)
-    top1 = float((ours.argmax(1) == other.argmax(1)).mean())
+def compare(label, name, ours, ref, report, enforce_top1="all"):
+    """Cosine per step must be >= 0.999. Top-1 agreement >= 99% over all steps, or (enforce_top1 =
+    "decisive") over the steps where the reference's top-1 leads by at least 1% of its largest
+    |logit|: random-weight models have near-ties that any bf16 rounding flips (HF bf16 itself agrees
+    with HF fp32 on only ~91% of steps at the Llama-3.2-1B shape), which says nothing about us."""
+    cos = cosine_rows(ours, ref)
+    agree = ours.argmax(1) == ref.argmax(1)
+    top2 = np.sort(ref, axis=1)[:, -2:]
+    decisive = (top2[:, 1] - top2[:, 0]) >= 0.01 * np.abs(ref).max(1)
+    top1, top1_decisive = float(agree.mean()), float(agree[decisive].mean()) if decisive.any() else 1.0
     report.append(f"{label}: {name}: min cosine {cos.min():.6f} (step {cos.argmin()}), mean {cos.mean():.6f}, "
-                  f"top-1 agreement {top1:.4f}")
-    if enforce:
-        assert cos.min() >= 0.999, f"{label} {name}: min cosine {cos.min()} at step {cos.argmin()}"
+                  f"top-1 agreement {top1:.4f}, on {decisive.sum()} decisive steps {top1_decisive:.4f}")
+    if enforce_top1 is None:
+        return
+    assert cos.min() >= 0.999, f"{label} {name}: min cosine {cos.min()} at step {cos.argmin()}"
+    if enforce_top1 == "all":
         assert top1 >= 0.99, f"{label} {name}: top-1 agreement {top1}"
+    else:
+        assert top1_decisive >= 0.99, f"{label} {name}: top-1 agreement on decisive steps {top1_decisive}"
 
 
 def check_case(run_mk, folder, config, tmp_path, label, report):
@@ -56,12 +67,12 @@ def check_case(run_mk, folder, config, tmp_path, label, report):
     hf_fp32 = hf_logits(folder, ids, torch.float32)
     args = ["logits", "--model", folder, "--tokens", ",".join(map(str, ids)), "--prefill", PROMPT_LEN]
     run_mk(*args, "--device", "cuda", "--out", tmp_path / "gpu.npy")
-    run_mk(*args, "--device", "cpu", "--bf16-weights", "--out", tmp_path / "cpu.npy")
+    run_mk(*args, "--device", "cpu", "--bf16", "--out", tmp_path / "cpu.npy")
     gpu, cpu = np.load(tmp_path / "gpu.npy"), np.load(tmp_path / "cpu.npy")
-    compare(label, "hf_bf16 vs hf_fp32 (for scale)", hf_bf16, hf_fp32, report, enforce=False)
-    compare(label, "gpu vs hf_fp32", gpu, hf_fp32, report, enforce=False)
-    compare(label, "gpu vs cpu_executor", gpu, cpu, report)
-    compare(label, "gpu vs hf_bf16", gpu, hf_bf16, report)
+    compare(label, "hf_bf16 vs hf_fp32 (for scale)", hf_bf16, hf_fp32, report, enforce_top1=None)
+    compare(label, "gpu vs cpu_executor", gpu, cpu, report, enforce_top1="all")
+    compare(label, "gpu vs hf_fp32", gpu, hf_fp32, report, enforce_top1="decisive")
+    compare(label, "gpu vs hf_bf16", gpu, hf_bf16, report, enforce_top1="decisive")
 
 
 @pytest.fixture(scope="module")

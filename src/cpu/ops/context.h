@@ -17,6 +17,7 @@ struct OpContext {
   int32_t* io;
   float* kv;                    // [layer][k|v][kv_head][max_ctx][head_dim]
   StepParams step;
+  bool kv_bf16;                 // K/V rounded to bf16 when stored (to mirror the GPU's cache)
 
   const float* weight(uint32_t id) const { return id == kNone ? nullptr : weights[id]; }
   float* kv_row(uint32_t layer, int which, uint32_t head, uint32_t pos) const {

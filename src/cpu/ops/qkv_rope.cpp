@@ -1,6 +1,7 @@
 // QkvRope on the CPU: a tile of whole heads of the fused Q/K/V projection, with bias, Qwen3's
 // per-head q/k RMSNorm and RoPE applied in the tile; K and V rows go straight into the KV cache.
 #include "cpu/ops/context.h"
+#include "model/tensor_source.h"
 
 namespace mk::cpu {
 
@@ -28,7 +29,8 @@ void run_qkv_rope(const Instruction& ins, const OpContext& ctx) {
       if (rope && (is_q || is_k)) apply_rope(head.data(), rope + size_t(pos) * D, D);
       float* dst = is_q ? ctx.arena + a.q_out + (size_t(m) * Hq + u) * D
                         : ctx.kv_row(ins.layer, is_k ? 0 : 1, is_k ? u - Hq : u - Hq - Hkv, pos);
-      for (uint32_t i = 0; i < D; ++i) dst[i] = head[i];
+      for (uint32_t i = 0; i < D; ++i)
+        dst[i] = is_q || !ctx.kv_bf16 ? head[i] : bf16_to_f32(f32_to_bf16(head[i]));
     }
   }
 }
