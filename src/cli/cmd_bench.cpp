@@ -7,6 +7,7 @@
 #include <ctime>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
@@ -27,7 +28,7 @@ using Clock = std::chrono::steady_clock;
 struct BenchFlags {
   std::string model, shape, contexts = "32,1024,4096", out_dir = "bench/results", python, commit;
   uint32_t steps = 128, prompt = 512;
-  bool no_baseline = false;
+  bool no_baseline = false, profile = false;
   ExecFlags exec;
 };
 
@@ -94,6 +95,36 @@ std::string markdown(const json& j) {
   return os.str();
 }
 
+// Per opcode: instructions, summed SM time, mean time, and the SM time spent waiting before them.
+std::string profile_summary(const Program& p, const std::vector<uint64_t>& t) {
+  struct Acc { size_t n = 0; double busy = 0, wait = 0; };
+  std::map<std::string, Acc> per_op;
+  uint64_t t0 = UINT64_MAX, t1 = 0;
+  for (size_t i = 0; i < p.instructions.size(); ++i) t0 = std::min(t0, t[2 * i]), t1 = std::max(t1, t[2 * i + 1]);
+  double busy_total = 0;
+  for (uint32_t s = 0; s < p.num_sms; ++s) {
+    uint64_t prev_end = t0;
+    for (uint32_t k = p.queue_begin[s]; k < p.queue_begin[s + 1]; ++k) {
+      Acc& a = per_op[opcode_name(p.instructions[k].opcode)];
+      ++a.n;
+      a.busy += (t[2 * k + 1] - t[2 * k]) / 1e3;
+      a.wait += (t[2 * k] > prev_end ? t[2 * k] - prev_end : 0) / 1e3;
+      busy_total += (t[2 * k + 1] - t[2 * k]) / 1e3;
+      prev_end = t[2 * k + 1];
+    }
+  }
+  std::ostringstream os;
+  char buf[200];
+  std::snprintf(buf, sizeof buf, "profile of one decode step: %.1f us wall, SMs busy %.1f%% (wait and fetch: the rest)\n",
+                (t1 - t0) / 1e3, 100 * busy_total / (p.num_sms * ((t1 - t0) / 1e3)));
+  os << buf << "| opcode | instructions | SM-us busy | us per instruction | SM-us waiting before |\n|---|---|---|---|---|\n";
+  for (auto& [name, a] : per_op) {
+    std::snprintf(buf, sizeof buf, "| %s | %zu | %.1f | %.2f | %.1f |\n", name.c_str(), a.n, a.busy, a.busy / a.n, a.wait);
+    os << buf;
+  }
+  return os.str();
+}
+
 RegisterCommand reg("bench", "Benchmark decode and prefill against the device's bandwidth and PyTorch",
                     [](CLI::App& app) -> std::function<int()> {
   auto f = std::make_shared<BenchFlags>();
@@ -108,6 +139,7 @@ RegisterCommand reg("bench", "Benchmark decode and prefill against the device's 
   app.add_option("--python", f->python, "python with torch + transformers for the baseline (default: python3)");
   app.add_option("--commit", f->commit, "commit id to record (default: git rev-parse, or $MK_COMMIT)");
   app.add_flag("--no-baseline", f->no_baseline, "skip the PyTorch baseline");
+  app.add_flag("--profile", f->profile, "GPU: print where one decode step's time goes, per opcode");
   f->exec.add(app);
   return [f] {
     if (f->model.empty() == f->shape.empty()) throw Error("give exactly one of --model and --shape");
@@ -191,6 +223,12 @@ RegisterCommand reg("bench", "Benchmark decode and prefill against the device's 
       const double ms = seconds_since(t0) * 1000 / n;
       rows.push_back({{"model_shape", label}, {"path", path + "_host_loop"}, {"context", contexts.front()},
                       {"ms_per_token", ms}, {"tokens_per_s", 1000 / ms}});
+    }
+    if (f->profile && engine->on_gpu()) {
+      engine->reset();
+      engine->forward(random_tokens(contexts.front(), vocab, 3));
+      engine->trace_decode_step();  // warm
+      std::cout << profile_summary(engine->compiled(1, false).program, engine->trace_decode_step());
     }
     {
       std::vector<double> ttft;

@@ -98,39 +98,55 @@ __device__ void load_rows(const KernelParams& p, float* dst, const float* src, u
   __syncthreads();
 }
 
-// Dot product of one bf16 weight row with `mc` (<= 8) fp32 rows in shared memory, by one warp;
-// every lane gets the sums. The vector path needs dim % 8 == 0 (16-byte aligned rows).
-template <int MC>
-__device__ __forceinline__ void warp_dot_rows(const __nv_bfloat16* wrow, const float* x, uint32_t dim,
-                                              uint32_t mc, float acc[MC]) {
+// Dot products of R bf16 weight rows (`rows[i]`, nr <= R of them valid) with `mc` (<= MC) fp32 rows
+// in shared memory, by one warp; every lane gets the sums. All R rows' 16-byte loads of an
+// iteration are issued before their FMAs, so a warp keeps R * 2 loads in flight: a matvec is
+// bound by bytes in flight, not by arithmetic. The vector path needs dim % 8 == 0.
+template <int R, int MC>
+__device__ __forceinline__ void warp_dot_rows(const __nv_bfloat16* const rows[R], uint32_t nr, const float* x,
+                                              uint32_t dim, uint32_t mc, float acc[R][MC]) {
   const int lane = threadIdx.x % 32;
 #pragma unroll
-  for (int m = 0; m < MC; ++m) acc[m] = 0;
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int m = 0; m < MC; ++m) acc[r][m] = 0;
   if (dim % 8 == 0) {
-#pragma unroll 4
+#pragma unroll 2
     for (uint32_t k = lane * 8; k < dim; k += 256) {
-      float w[8];
-      unpack8(ld_weights16(wrow + k), w);
+      uint4 raw[R];
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+        if (r < int(nr)) raw[r] = ld_weights16(rows[r] + k);
 #pragma unroll
       for (int m = 0; m < MC; ++m) {
-        if (m < int(mc)) {
-          const float4 a = *reinterpret_cast<const float4*>(x + m * dim + k);
-          const float4 b = *reinterpret_cast<const float4*>(x + m * dim + k + 4);
-          acc[m] += w[0] * a.x + w[1] * a.y + w[2] * a.z + w[3] * a.w + w[4] * b.x + w[5] * b.y +
-                    w[6] * b.z + w[7] * b.w;
+        if (m >= int(mc)) break;
+        const float4 a = *reinterpret_cast<const float4*>(x + m * dim + k);
+        const float4 b = *reinterpret_cast<const float4*>(x + m * dim + k + 4);
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+          if (r >= int(nr)) break;
+          float w[8];
+          unpack8(raw[r], w);
+          acc[r][m] += w[0] * a.x + w[1] * a.y + w[2] * a.z + w[3] * a.w + w[4] * b.x + w[5] * b.y +
+                       w[6] * b.z + w[7] * b.w;
         }
       }
     }
   } else {
-    for (uint32_t k = lane; k < dim; k += 32) {
-      const float w = bf(wrow[k]);
+    for (uint32_t k = lane; k < dim; k += 32)
 #pragma unroll
-      for (int m = 0; m < MC; ++m)
-        if (m < int(mc)) acc[m] += w * x[m * dim + k];
-    }
+      for (int r = 0; r < R; ++r) {
+        if (r >= int(nr)) break;
+        const float w = bf(rows[r][k]);
+#pragma unroll
+        for (int m = 0; m < MC; ++m)
+          if (m < int(mc)) acc[r][m] += w * x[m * dim + k];
+      }
   }
 #pragma unroll
-  for (int m = 0; m < MC; ++m) acc[m] = warp_sum(acc[m]);
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int m = 0; m < MC; ++m) acc[r][m] = warp_sum(acc[r][m]);
 }
 
 }  // namespace mk::cuda

@@ -186,6 +186,25 @@ std::vector<int32_t> Engine::decode_greedy(uint32_t steps) {
   return out;
 }
 
+std::vector<uint64_t> Engine::trace_decode_step() {
+#if MK_HAVE_CUDA
+  if (device_ == Device::Cuda) {
+    if (last_argmax_ < 0) throw Error("trace_decode_step needs a forward() first");
+    if (pos_ + 1 > max_ctx_) throw Error("the context is full");
+    Compiled& c = compiled(1, false);
+    c.gpu->enable_trace(true);
+    c.gpu->set_tokens(&last_argmax_, 1);
+    c.gpu->run(pos_);
+    c.gpu->synchronize();
+    c.gpu->enable_trace(false);
+    last_argmax_ = c.gpu->read_token(0);
+    ++pos_;
+    return c.gpu->read_trace();
+  }
+#endif
+  return {};
+}
+
 std::string Engine::device_name() const {
 #if MK_HAVE_CUDA
   if (gpu_model_) return gpu_model_->device().name;

@@ -61,6 +61,9 @@ class Engine {
   // the GPU (each step's argmax feeds the next). Returns the tokens; last_argmax() is the next one.
   std::vector<int32_t> decode_greedy(uint32_t steps);
   bool on_gpu() const { return device_ == Device::Cuda; }
+  // One greedy decode step on the GPU with a %globaltimer stamp at the start and end of every
+  // instruction: [2 * i] and [2 * i + 1] for instruction i of the decode program (empty on the CPU).
+  std::vector<uint64_t> trace_decode_step();
   std::string device_name() const;
   void reset();  // forget the conversation: position 0 (the cache is overwritten as it refills)
 

@@ -2,18 +2,40 @@
 // softmax over its chunk of keys; AttnReduce merges the splits with their log-sum-exps.
 #pragma once
 
-#include "cuda/device_common.cuh"
+#include "cuda/ops/matvec.cuh"
 
 namespace mk::cuda {
 
-constexpr uint32_t kMaxHeadDim = 256;  // lanes hold head_dim / 32 values each
+constexpr uint32_t kMaxHeadDim = 256;  // lanes hold head_dim / 32 output values each
+constexpr uint32_t kKeyBlock = 128;    // keys scored per block of the online softmax
 
+// q . K[key] for one key by one lane, q in shared memory (a broadcast read), K read at L2: the
+// cache is written by other SMs during this launch.
+__device__ __forceinline__ float score(const float* q, const __nv_bfloat16* k, uint32_t D) {
+  float s = 0;
+  if (D % 8 == 0) {
+    for (uint32_t d = 0; d < D; d += 8) {
+      float w[8];
+      unpack8(__ldcg(reinterpret_cast<const uint4*>(k + d)), w);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) s += q[d + i] * w[i];
+    }
+  } else {
+    for (uint32_t d = 0; d < D; ++d) s += q[d] * bf(k[d]);
+  }
+  return s;
+}
+
+// One warp per (unit, row, query head). Scores: a lane per key, kKeyBlock keys at a time, kept in
+// shared memory; then softmax weights; then the weighted sum of V with lanes over head dims.
 __device__ void run_attn_partial(const Instruction& ins, const KernelParams& p, float* smem) {
   const AttnPartialArgs& a = ins.a.attn;
   const ModelDims& d = p.dims;
   const uint32_t D = d.head_dim, Hq = d.n_heads, Hkv = d.n_kv_heads, M = d.n_tokens, S = a.num_splits;
   const uint32_t group = Hq / Hkv;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  float* qs = smem + kSmemHead + warp * (kMaxHeadDim + kKeyBlock);
+  float* sc = qs + kMaxHeadDim;
   const uint32_t ctx_end = p.step.pos + M, chunk = (ctx_end + S - 1) / S;
   const uint32_t items = (ins.tile_end - ins.tile_begin) * M * group;
   constexpr int J = kMaxHeadDim / 32;
@@ -25,34 +47,44 @@ __device__ void run_attn_partial(const Instruction& ins, const KernelParams& p, 
     uint32_t lo = a.window && pabs + 1 > a.window ? pabs + 1 - a.window : 0;
     lo = lo > k0 ? lo : k0;
     const uint32_t hi = k1 < pabs + 1 ? k1 : pabs + 1;
-    float q[J], o[J];
     const float* qp = p.arena + a.q + (size_t(m) * Hq + hq) * D;
-#pragma unroll
-    for (int j = 0; j < J; ++j) {
-      const uint32_t i = lane + 32 * j;
-      q[j] = i < D ? ld_act(qp + i) * d.attn_scale : 0.0f;
-      o[j] = 0;
-    }
+    for (uint32_t i = lane; i < D; i += 32) qs[i] = ld_act(qp + i) * d.attn_scale;
+    __syncwarp();
     const __nv_bfloat16* K = p.kv + ((size_t(ins.layer) * 2 * Hkv + kvh) * d.max_ctx) * D;
     const __nv_bfloat16* V = p.kv + ((size_t(ins.layer) * 2 * Hkv + Hkv + kvh) * d.max_ctx) * D;
-    float mx = -INFINITY, l = 0;
-    for (uint32_t k = lo; k < hi; ++k) {
-      float part = 0;
+    float mx = -INFINITY, l = 0, o[J];
 #pragma unroll
-      for (int j = 0; j < J; ++j) {
-        const uint32_t i = lane + 32 * j;
-        if (i < D) part += q[j] * bf(K[size_t(k) * D + i]);
+    for (int j = 0; j < J; ++j) o[j] = 0;
+    for (uint32_t kb = lo; kb < hi; kb += kKeyBlock) {
+      const uint32_t n = hi - kb < kKeyBlock ? hi - kb : kKeyBlock;
+      float bmax = -INFINITY;
+      for (uint32_t t = lane; t < n; t += 32) {
+        sc[t] = score(qs, K + size_t(kb + t) * D, D);
+        bmax = fmaxf(bmax, sc[t]);
       }
-      const float sc = warp_sum(part);
-      const float mnew = fmaxf(mx, sc);
-      const float c = __expf(mx - mnew), e = __expf(sc - mnew);
-      l = l * c + e;
+      const float mnew = fmaxf(mx, warp_max(bmax));
+      const float c = __expf(mx - mnew);
+      float sum = 0;
+      for (uint32_t t = lane; t < n; t += 32) {
+        const float e = __expf(sc[t] - mnew);
+        sc[t] = e;
+        sum += e;
+      }
+      l = l * c + warp_sum(sum);
+      __syncwarp();
 #pragma unroll
-      for (int j = 0; j < J; ++j) {
-        const uint32_t i = lane + 32 * j;
-        if (i < D) o[j] = o[j] * c + e * bf(V[size_t(k) * D + i]);
+      for (int j = 0; j < J; ++j) o[j] *= c;
+      for (uint32_t t = 0; t < n; ++t) {
+        const float e = sc[t];
+        const __nv_bfloat16* vr = V + size_t(kb + t) * D;
+#pragma unroll
+        for (int j = 0; j < J; ++j) {
+          const uint32_t i = lane + 32 * j;
+          if (i < D) o[j] += e * __bfloat162float(__ldcg(vr + i));
+        }
       }
       mx = mnew;
+      __syncwarp();
     }
     float* po = p.arena + a.part_o + ((size_t(s) * M + m) * Hq + hq) * D;
 #pragma unroll
@@ -61,6 +93,7 @@ __device__ void run_attn_partial(const Instruction& ins, const KernelParams& p, 
       if (i < D) po[i] = l > 0 ? o[j] / l : 0.0f;
     }
     if (lane == 0) p.arena[a.part_lse + (size_t(s) * M + m) * Hq + hq] = l > 0 ? mx + logf(l) : -INFINITY;
+    __syncwarp();
   }
 }
 

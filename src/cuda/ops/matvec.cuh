@@ -9,9 +9,61 @@ namespace mk::cuda {
 constexpr int kMC = 8;             // input rows per pass: the accumulators a lane keeps
 constexpr uint32_t kSmemHead = 256;  // floats at the start of shared memory for reductions
 
-__device__ void run_matvec(const Instruction& ins, const KernelParams& p, float* smem) {
+constexpr int kRows = 4;           // weight rows a warp streams at once
+
+// One pass of a matvec tile over `mc` (<= MC) input rows already in shared memory at `x`. Gated
+// (MatvecAct with a gate) passes take kRows/2 output rows at a time: up rows, then gate rows.
+template <int MC>
+__device__ void matvec_pass(const Instruction& ins, const KernelParams& p, const float* x, uint32_t m0,
+                            uint32_t mc, float best[kMC], uint32_t best_idx[kMC]) {
   const MatvecArgs& a = ins.a.mv;
   const Opcode op = static_cast<Opcode>(ins.opcode);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const uint32_t K = a.in_dim;
+  const __nv_bfloat16* W = weight(p, a.weight);
+  const __nv_bfloat16* G = weight(p, a.gate);
+  const __nv_bfloat16* bias = weight(p, a.bias);
+  const __nv_bfloat16* gate_bias = weight(p, a.gate_bias);
+  const Activation act = static_cast<Activation>(p.dims.activation);
+  const uint32_t per = G ? kRows / 2 : kRows;
+  for (uint32_t r0 = ins.tile_begin + warp * per; r0 < ins.tile_end; r0 += kWarps * per) {
+    const uint32_t n_out = ins.tile_end - r0 < per ? ins.tile_end - r0 : per;
+    const __nv_bfloat16* rows[kRows];
+#pragma unroll
+    for (int i = 0; i < kRows; ++i) {
+      // Past the tile's end a slot repeats row r0: a few wasted loads beat a run-time index.
+      const uint32_t r = r0 + (i % per < n_out ? i % per : 0);
+      rows[i] = (G && i >= int(per) ? G : W) + size_t(r) * K;
+    }
+    float acc[kRows][MC];
+    warp_dot_rows<kRows, MC>(rows, kRows, x, K, mc, acc);
+#pragma unroll
+    for (int i = 0; i < kRows; ++i) {
+      if (i >= int(per) || i >= int(n_out)) break;
+      const uint32_t r = r0 + i;
+      const float b = bias ? bf(bias[r]) : 0.0f;
+#pragma unroll
+      for (int m = 0; m < MC; ++m) {
+        if (m >= int(mc)) break;
+        const float y = acc[i][m] + b;
+        float* out = p.arena + a.out + size_t(m0 + m) * a.out_dim + r;
+        if (op == Opcode::MatvecResidual) {
+          if (lane == 0) *out = ld_act(out) + y;
+        } else if (op == Opcode::MatvecAct) {
+          const float v = G ? activate(acc[kRows / 2 + i][m] + (gate_bias ? bf(gate_bias[r]) : 0.0f), act) * y
+                            : activate(y, act);
+          if (lane == 0) *out = v;
+        } else {
+          if (lane == 0) *out = y;
+          if (y > best[m]) best[m] = y, best_idx[m] = r;  // rows rise within a warp: first max wins
+        }
+      }
+    }
+  }
+}
+
+__device__ void run_matvec(const Instruction& ins, const KernelParams& p, float* smem) {
+  const MatvecArgs& a = ins.a.mv;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   float* scratch = smem;
   float* best_v = smem + 64;          // [kWarps][kMC]
@@ -20,11 +72,6 @@ __device__ void run_matvec(const Instruction& ins, const KernelParams& p, float*
   const uint32_t K = a.in_dim;
   const uint32_t fit = (p.smem_floats - kSmemHead) / K;
   const uint32_t chunk = fit < kMC ? fit : kMC;  // >= 1: checked on the host
-  const __nv_bfloat16* W = weight(p, a.weight);
-  const __nv_bfloat16* G = weight(p, a.gate);
-  const __nv_bfloat16* bias = weight(p, a.bias);
-  const __nv_bfloat16* gate_bias = weight(p, a.gate_bias);
-  const Activation act = static_cast<Activation>(p.dims.activation);
   for (uint32_t m0 = 0; m0 < a.rows; m0 += chunk) {
     const uint32_t mc = a.rows - m0 < chunk ? a.rows - m0 : chunk;
     load_rows(p, x, p.arena + a.in + size_t(a.in_row0 + m0) * K, mc, K, a.norm, scratch);
@@ -32,28 +79,12 @@ __device__ void run_matvec(const Instruction& ins, const KernelParams& p, float*
     uint32_t best_idx[kMC];
 #pragma unroll
     for (int m = 0; m < kMC; ++m) best[m] = -INFINITY, best_idx[m] = ins.tile_begin;
-    for (uint32_t r = ins.tile_begin + warp; r < ins.tile_end; r += kWarps) {
-      float acc[kMC], g[kMC];
-      warp_dot_rows<kMC>(W + size_t(r) * K, x, K, mc, acc);
-      if (G) warp_dot_rows<kMC>(G + size_t(r) * K, x, K, mc, g);
-      const float b = bias ? bf(bias[r]) : 0.0f;
-#pragma unroll
-      for (int m = 0; m < kMC; ++m) {
-        if (m >= int(mc)) break;
-        const float y = acc[m] + b;
-        float* out = p.arena + a.out + size_t(m0 + m) * a.out_dim + r;
-        if (op == Opcode::MatvecResidual) {
-          if (lane == 0) *out = ld_act(out) + y;
-        } else if (op == Opcode::MatvecAct) {
-          const float v = G ? activate(g[m] + (gate_bias ? bf(gate_bias[r]) : 0.0f), act) * y : activate(y, act);
-          if (lane == 0) *out = v;
-        } else {
-          if (lane == 0) *out = y;
-          if (y > best[m]) best[m] = y, best_idx[m] = r;  // rows rise within a warp: first max wins
-        }
-      }
-    }
-    if (op == Opcode::LmHead) {
+    // Decode has one row: a single-row instantiation keeps the accumulators few.
+    if (mc == 1)
+      matvec_pass<1>(ins, p, x, m0, mc, best, best_idx);
+    else
+      matvec_pass<kMC>(ins, p, x, m0, mc, best, best_idx);
+    if (static_cast<Opcode>(ins.opcode) == Opcode::LmHead) {
       if (lane == 0)
         for (int m = 0; m < kMC; ++m) best_v[warp * kMC + m] = best[m], best_i[warp * kMC + m] = best_idx[m];
       __syncthreads();

@@ -6,6 +6,29 @@
 
 namespace mk::cuda {
 
+// y[m][i] = W[row0 + i] . x[m] + b for the tile's rows, kRows rows per warp at a time.
+template <int MC>
+__device__ void qkv_rows(const __nv_bfloat16* W, const __nv_bfloat16* bias, size_t row0, uint32_t rows,
+                         const float* x, uint32_t H, uint32_t mc, float* y) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (uint32_t i0 = warp * kRows; i0 < rows; i0 += kWarps * kRows) {
+    const __nv_bfloat16* w[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) w[r] = W + (row0 + (i0 + r < rows ? i0 + r : i0)) * H;
+    float acc[kRows][MC];
+    warp_dot_rows<kRows, MC>(w, kRows, x, H, mc, acc);
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      if (i0 + r >= rows) break;
+      const float b = bias ? bf(bias[row0 + i0 + r]) : 0.0f;
+      if (lane == 0)
+#pragma unroll
+        for (int m = 0; m < MC; ++m)
+          if (m < int(mc)) y[m * rows + i0 + r] = acc[r][m] + b;
+    }
+  }
+}
+
 __device__ void run_qkv_rope(const Instruction& ins, const KernelParams& p, float* smem) {
   const QkvRopeArgs& a = ins.a.qkv;
   const ModelDims& d = p.dims;
@@ -23,14 +46,10 @@ __device__ void run_qkv_rope(const Instruction& ins, const KernelParams& p, floa
     const uint32_t mc = M - m0 < chunk ? M - m0 : chunk;
     float* y = x + mc * H;  // [mc][rows]
     load_rows(p, x, p.arena + a.in + size_t(m0) * H, mc, H, a.norm, scratch);
-    for (uint32_t i = warp; i < rows; i += kWarps) {
-      const size_t row = size_t(ins.tile_begin) * D + i;
-      float acc[kMC];
-      warp_dot_rows<kMC>(W + row * H, x, H, mc, acc);
-      const float b = bias ? bf(bias[row]) : 0.0f;
-      if (lane == 0)
-        for (uint32_t m = 0; m < mc; ++m) y[m * rows + i] = acc[m] + b;
-    }
+    if (mc == 1)
+      qkv_rows<1>(W, bias, size_t(ins.tile_begin) * D, rows, x, H, mc, y);
+    else
+      qkv_rows<kMC>(W, bias, size_t(ins.tile_begin) * D, rows, x, H, mc, y);
     __syncthreads();
     for (uint32_t t = warp; t < mc * heads; t += kWarps) {
       const uint32_t m = t / heads, u = ins.tile_begin + t % heads;
