@@ -14,11 +14,19 @@ PY
 echo "== smoke"
 $MK_BIN logits --model /tmp/tiny_llama --tokens 1,2,3,4,5 --device cuda --generate 8 2>&1 | tail -3
 $MK_BIN logits --model /tmp/tiny_llama --tokens 1,2,3,4,5 --device cpu --generate 8 2>&1 | tail -3
+if [ -z "${SKIP_PARITY:-}" ]; then
 echo "== parity"
 python3 -m pytest -q tests/py/test_gpu_parity.py ${PYTEST_ARGS:-} 2>&1 | tee $OUT/gpu_parity.log | tail -15
+fi
 echo "== compute-sanitizer"
 for tool in memcheck racecheck synccheck; do
   compute-sanitizer --tool $tool --error-exitcode 9 $MK_BIN logits --model /tmp/tiny_qwen3 \
     --tokens 1,2,3,4,5,6,7,8,9 --prefill 5 --device cuda --generate 4 > $OUT/sanitizer_$tool.log 2>&1
   echo "$tool rc=$? $(tail -1 $OUT/sanitizer_$tool.log)"
 done
+if [ -n "${BENCH_SHAPES:-}" ]; then
+  for shape in $BENCH_SHAPES; do
+    echo "== bench $shape"
+    $MK_BIN bench --shape $shape --out-dir $OUT/results ${BENCH_ARGS:-} > $OUT/bench_$shape.log 2>&1; grep -v "Loading weights" $OUT/bench_$shape.log | tail -40
+  done
+fi

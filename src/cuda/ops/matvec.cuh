@@ -2,7 +2,7 @@
 // One warp per weight row, 16-byte streaming loads, inputs (normalized if fused) in shared memory.
 #pragma once
 
-#include "cuda/device_common.cuh"
+#include "cuda/ops/weight_stream.cuh"
 
 namespace mk::cuda {
 
@@ -62,7 +62,76 @@ __device__ void matvec_pass(const Instruction& ins, const KernelParams& p, const
   }
 }
 
+// Shared-memory plan of a one-row (decode) tile that streams its weights: x, the row results, then
+// the cp.async ring. Returns the number of stages, or 0 when the tile must take the plain path.
+__device__ __forceinline__ uint32_t stream_plan(const KernelParams& p, uint32_t K, uint32_t n_res, int n_mats,
+                                                float** res, char** ring, float* smem) {
+  if (K % 8 != 0 || K * 2 * n_mats > kStageBytes) return 0;
+  const uint32_t res_off = (kSmemHead + K + 3) / 4 * 4;
+  const uint32_t ring_off = (res_off + n_res + 3) / 4 * 4;
+  const uint32_t free_bytes = p.smem_floats > ring_off ? (p.smem_floats - ring_off) * 4 : 0;
+  const uint32_t stages = free_bytes / kStageBytes < kMaxStages ? free_bytes / kStageBytes : kMaxStages;
+  *res = smem + res_off;
+  *ring = reinterpret_cast<char*>(smem + ring_off);
+  return stages >= 2 ? stages : 0;
+}
+
+// Decode (one input row): weights streamed through the shared-memory ring, then one thread per
+// output row applies the op's epilogue (coalesced writes).
+__device__ bool run_matvec_streamed(const Instruction& ins, const KernelParams& p, float* smem) {
+  const MatvecArgs& a = ins.a.mv;
+  const Opcode op = static_cast<Opcode>(ins.opcode);
+  const __nv_bfloat16* G = weight(p, a.gate);
+  const int n_mats = G ? 2 : 1;
+  const uint32_t n = ins.tile_end - ins.tile_begin, K = a.in_dim;
+  float* res;
+  char* ring;
+  const uint32_t stages = stream_plan(p, K, n * n_mats, n_mats, &res, &ring, smem);
+  if (a.rows != 1 || stages == 0) return false;
+  float* x = smem + kSmemHead;
+  load_rows(p, x, p.arena + a.in + size_t(a.in_row0) * K, 1, K, a.norm, smem);
+  const __nv_bfloat16* mats[2] = {weight(p, a.weight), G};
+  stream_rows(mats, n_mats, ins.tile_begin, n, K, x, res, ring, stages);
+  const __nv_bfloat16* bias = weight(p, a.bias);
+  const __nv_bfloat16* gate_bias = weight(p, a.gate_bias);
+  const Activation act = static_cast<Activation>(p.dims.activation);
+  float best = -INFINITY;
+  uint32_t best_idx = 0xFFFFFFFFu;
+  for (uint32_t t = threadIdx.x; t < n; t += kThreads) {
+    const uint32_t r = ins.tile_begin + t;
+    const float y = res[t] + (bias ? bf(bias[r]) : 0.0f);
+    float* out = p.arena + a.out + r;
+    if (op == Opcode::MatvecResidual) {
+      *out = ld_act(out) + y;
+    } else if (op == Opcode::MatvecAct) {
+      *out = G ? activate(res[n + t] + (gate_bias ? bf(gate_bias[r]) : 0.0f), act) * y : activate(y, act);
+    } else {
+      *out = y;
+      if (y > best) best = y, best_idx = r;  // a thread's rows rise: its first max wins
+    }
+  }
+  if (op == Opcode::LmHead) {
+    float* vals = res;  // the results are consumed: reuse them for the reduction
+    uint32_t* idxs = reinterpret_cast<uint32_t*>(res + kThreads);
+    __syncthreads();
+    vals[threadIdx.x] = best;
+    idxs[threadIdx.x] = best_idx;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      for (int t = 1; t < kThreads; ++t)
+        if (idxs[t] != 0xFFFFFFFFu && (best_idx == 0xFFFFFFFFu || vals[t] > best || (vals[t] == best && idxs[t] < best_idx)))
+          best = vals[t], best_idx = idxs[t];
+      float* part = p.arena + a.partial + size_t(ins.tile_index) * 2;
+      part[0] = best;
+      part[1] = __uint_as_float(best_idx == 0xFFFFFFFFu ? ins.tile_begin : best_idx);
+    }
+  }
+  __syncthreads();
+  return true;
+}
+
 __device__ void run_matvec(const Instruction& ins, const KernelParams& p, float* smem) {
+  if (run_matvec_streamed(ins, p, smem)) return;
   const MatvecArgs& a = ins.a.mv;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   float* scratch = smem;

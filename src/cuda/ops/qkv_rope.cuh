@@ -46,7 +46,17 @@ __device__ void run_qkv_rope(const Instruction& ins, const KernelParams& p, floa
     const uint32_t mc = M - m0 < chunk ? M - m0 : chunk;
     float* y = x + mc * H;  // [mc][rows]
     load_rows(p, x, p.arena + a.in + size_t(m0) * H, mc, H, a.norm, scratch);
-    if (mc == 1)
+    float* res;
+    char* ring;
+    const uint32_t stages = mc == 1 ? stream_plan(p, H, rows, 1, &res, &ring, smem) : 0;
+    if (stages) {
+      const __nv_bfloat16* mats[2] = {W, nullptr};
+      y = res;  // the results stay where the stream wrote them
+      stream_rows(mats, 1, ins.tile_begin * D, rows, H, x, y, ring, stages);
+      for (uint32_t i = threadIdx.x; i < rows; i += kThreads)
+        if (bias) y[i] += bf(bias[size_t(ins.tile_begin) * D + i]);
+      __syncthreads();
+    } else if (mc == 1)
       qkv_rows<1>(W, bias, size_t(ins.tile_begin) * D, rows, x, H, mc, y);
     else
       qkv_rows<kMC>(W, bias, size_t(ins.tile_begin) * D, rows, x, H, mc, y);
