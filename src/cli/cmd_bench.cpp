@@ -15,9 +15,7 @@
 #include "cli/command.h"
 #include "cli/options.h"
 #include "model/error.h"
-#if MK_HAVE_CUDA
 #include "cuda/cuda_backend.h"
-#endif
 
 namespace mk::cli {
 namespace {
@@ -186,12 +184,12 @@ RegisterCommand reg("bench", "Benchmark decode and prefill against the device's 
     std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
     j["date"] = date;
     double bandwidth = 0;
-#if MK_HAVE_CUDA
     if (engine->on_gpu()) bandwidth = cuda::measure_read_bandwidth_gbps();
-#endif
     j["read_bandwidth_gbps"] = bandwidth;
     json rows = json::array();
-    const std::string path = engine->on_gpu() ? (f->exec.no_fuse_norms ? "generic_unfused" : "generic") : "cpu";
+    std::string path = engine->on_gpu() ? "generic" : "cpu";
+    if (f->exec.no_fuse_norms) path += "_unfused";
+    if (f->exec.weight_stream && engine->on_gpu()) path += "_weight_stream";
 
     for (uint32_t ctx : contexts) {
       engine->reset();
@@ -273,7 +271,8 @@ RegisterCommand reg("bench", "Benchmark decode and prefill against the device's 
     for (char& c : device)
       if (!isalnum(static_cast<unsigned char>(c))) c = '-';
     std::filesystem::create_directories(f->out_dir);
-    const std::string base = f->out_dir + "/" + device + "-" + label + "-" + date;
+    // The commit in the name keeps every run of a day: the files are the performance history.
+    const std::string base = f->out_dir + "/" + device + "-" + label + "-" + date + "-" + commit;
     std::ofstream(base + ".json") << j.dump(2) << "\n";
     const std::string md = markdown(j);
     std::ofstream(base + ".md") << md;

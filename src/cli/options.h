@@ -13,7 +13,7 @@ namespace mk::cli {
 struct ExecFlags {
   uint32_t sms = 0, threads = 0, ctx = 0, max_waits = kMaxWaits, prefill_chunk = 256;
   int64_t random_order = -1;
-  bool no_fuse_norms = false, bf16 = false;
+  bool no_fuse_norms = false, bf16 = false, weight_stream = false;
   std::string device = "auto";
 
   void add(CLI::App& app) {
@@ -29,6 +29,8 @@ struct ExecFlags {
         ->check(CLI::Range(1, 3));
     app.add_option("--prefill-chunk", prefill_chunk, "prompt tokens per prefill run")->check(CLI::Range(1, 4096));
     app.add_flag("--no-fuse-norms", no_fuse_norms, "run norms as separate instructions");
+    app.add_flag("--weight-stream", weight_stream,
+                 "GPU: stream decode weights through a cp.async shared-memory ring instead of plain loads");
   }
 
   EngineOptions engine_options() const {
@@ -41,6 +43,7 @@ struct ExecFlags {
     o.max_waits = max_waits;
     o.prefill_chunk = prefill_chunk;
     o.fuse_norms = !no_fuse_norms;
+    o.gpu_weight_stream = weight_stream;
     if (random_order >= 0) o.random_order = static_cast<uint64_t>(random_order);
     return o;
   }

@@ -173,6 +173,7 @@ void DeviceProgram::run(uint32_t pos, bool feedback, uint32_t history_index) {
   p.hang = static_cast<HangReport*>(hang_);
   p.timeout_ns = 5'000'000'000ull;
   p.trace = tracing_ ? static_cast<uint64_t*>(trace_) : nullptr;
+  p.stream_weights = model_.stream_weights;
   void* args[] = {&p};
   // Cooperative launch: every block must be resident at once, or blocks would wait on counters
   // of blocks that never start.

@@ -32,6 +32,7 @@ double measure_read_bandwidth_gbps(size_t bytes = size_t(4) << 30);
 class DeviceModel {
  public:
   DeviceModel(const std::vector<WeightDecl>& decls, const HostWeights& weights, const ModelDims& dims);
+  bool stream_weights = false;     // decode matvecs through the cp.async shared-memory ring
   ~DeviceModel();
   DeviceModel(const DeviceModel&) = delete;
   DeviceModel& operator=(const DeviceModel&) = delete;

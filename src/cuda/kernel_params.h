@@ -35,6 +35,7 @@ struct KernelParams {
   HangReport* hang;
   uint64_t timeout_ns;           // a wait longer than this is a hang
   uint64_t* trace;               // nullptr, or [instructions][2] start/end %globaltimer
+  uint32_t stream_weights;       // decode matvecs stream weights through a cp.async ring (else plain loads)
 };
 
 }  // namespace mk::cuda

@@ -7,9 +7,7 @@
 #include "model/error.h"
 #include "model/gguf/gguf_model.h"
 #include "model/safetensors.h"
-#if MK_HAVE_CUDA
 #include "cuda/cuda_backend.h"
-#endif
 
 namespace mk {
 
@@ -41,15 +39,11 @@ std::unique_ptr<Engine> Engine::create(const ModelConfig& config, const TensorSo
                 std::to_string(c.max_position_embeddings) + " positions");
   if (!e->options_.threads) e->options_.threads = std::max(1u, std::thread::hardware_concurrency());
   e->device_ = Device::Cpu;
-#if MK_HAVE_CUDA
   const cuda::DeviceInfo gpu = e->options_.device == Device::Cpu ? cuda::DeviceInfo{} : cuda::query_device();
   if (e->options_.device == Device::Cuda && !gpu.present)
     throw Error("--device cuda: no usable CUDA device (" + gpu.why_absent + ")");
   if (gpu.present) e->device_ = Device::Cuda;
   if (!e->options_.sms && gpu.present) e->options_.sms = gpu.sms;
-#else
-  if (e->options_.device == Device::Cuda) throw Error("--device cuda: this build of mk has no CUDA support");
-#endif
   if (!e->options_.sms) e->options_.sms = 4 * e->options_.threads;
 
   // The weight table is the same for every program: build it from the decode graph.
@@ -62,12 +56,11 @@ std::unique_ptr<Engine> Engine::create(const ModelConfig& config, const TensorSo
     for (auto& t : e->weights_.data)
       for (float& v : t) v = bf16_to_f32(f32_to_bf16(v));
   e->table_ = e->weights_.table();
-#if MK_HAVE_CUDA
   if (e->device_ == Device::Cuda) {
     e->gpu_model_ = std::make_unique<cuda::DeviceModel>(g.weights, e->weights_, g.dims);
+    e->gpu_model_->stream_weights = e->options_.gpu_weight_stream;
     return e;
   }
-#endif
   e->kv_.assign(size_t(c.num_layers) * 2 * c.num_kv_heads * e->max_ctx_ * c.head_dim, 0.0f);
   return e;
 }
@@ -94,12 +87,10 @@ Engine::Compiled& Engine::compiled(uint32_t n_tokens, bool all_logits) {
     so.num_sms = options_.sms;
     so.max_waits = options_.max_waits;
     slot->program = schedule(slot->graph, so);
-#if MK_HAVE_CUDA
     if (device_ == Device::Cuda) {
       slot->gpu = std::make_unique<cuda::DeviceProgram>(*gpu_model_, slot->program);
       return *slot;
     }
-#endif
     CpuExecOptions eo;
     eo.threads = options_.threads;
     eo.random_order = options_.random_order;
@@ -126,7 +117,6 @@ std::vector<float> Engine::forward(std::span<const int32_t> tokens, bool all_log
     Compiled& c = compiled(n, all_logits);
     const float* logits = nullptr;
     std::vector<float> gpu_logits;
-#if MK_HAVE_CUDA
     if (c.gpu) {
       c.gpu->set_tokens(tokens.data() + start, n);
       c.gpu->run(pos_);
@@ -138,7 +128,6 @@ std::vector<float> Engine::forward(std::span<const int32_t> tokens, bool all_log
       }
       if (last_chunk) last_argmax_ = c.gpu->read_token(c.program.logits_rows - 1);
     }
-#endif
     if (c.executor) {
       CpuExecutor& ex = *c.executor;
       std::copy(tokens.begin() + start, tokens.begin() + start + n, ex.io() + c.program.tokens_in);
@@ -164,7 +153,6 @@ std::vector<int32_t> Engine::decode_greedy(uint32_t steps) {
     throw Error(std::to_string(steps) + " more tokens at position " + std::to_string(pos_) +
                 " exceed the context of " + std::to_string(max_ctx_) + " tokens");
   std::vector<int32_t> out;
-#if MK_HAVE_CUDA
   if (device_ == Device::Cuda) {
     if (steps == 0) return out;
     Compiled& c = compiled(1, false);
@@ -178,7 +166,6 @@ std::vector<int32_t> Engine::decode_greedy(uint32_t steps) {
     pos_ += steps;
     return out;
   }
-#endif
   for (uint32_t i = 0; i < steps; ++i) {
     out.push_back(last_argmax_);
     forward(std::span(&out.back(), 1));
@@ -187,7 +174,6 @@ std::vector<int32_t> Engine::decode_greedy(uint32_t steps) {
 }
 
 std::vector<uint64_t> Engine::trace_decode_step() {
-#if MK_HAVE_CUDA
   if (device_ == Device::Cuda) {
     if (last_argmax_ < 0) throw Error("trace_decode_step needs a forward() first");
     if (pos_ + 1 > max_ctx_) throw Error("the context is full");
@@ -201,14 +187,11 @@ std::vector<uint64_t> Engine::trace_decode_step() {
     ++pos_;
     return c.gpu->read_trace();
   }
-#endif
   return {};
 }
 
 std::string Engine::device_name() const {
-#if MK_HAVE_CUDA
   if (gpu_model_) return gpu_model_->device().name;
-#endif
   return "cpu (" + std::to_string(options_.threads) + " threads)";
 }
 

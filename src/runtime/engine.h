@@ -34,6 +34,7 @@ struct EngineOptions {
   uint32_t max_ctx = 0;         // KV capacity; 0: the model's, capped at 4096
   uint32_t prefill_chunk = 256; // prompt tokens per prefill program run
   bool fuse_norms = true;
+  bool gpu_weight_stream = false;  // GPU: decode matvecs stream weights through a cp.async ring
   uint32_t max_waits = kMaxWaits;
   // Loading progress: stage name, done, total.
   std::function<void(const std::string&, size_t, size_t)> progress;

@@ -87,7 +87,7 @@ __device__ bool run_matvec_streamed(const Instruction& ins, const KernelParams& 
   float* res;
   char* ring;
   const uint32_t stages = stream_plan(p, K, n * n_mats, n_mats, &res, &ring, smem);
-  if (a.rows != 1 || stages == 0) return false;
+  if (!p.stream_weights || a.rows != 1 || stages == 0) return false;
   float* x = smem + kSmemHead;
   load_rows(p, x, p.arena + a.in + size_t(a.in_row0) * K, 1, K, a.norm, smem);
   const __nv_bfloat16* mats[2] = {weight(p, a.weight), G};

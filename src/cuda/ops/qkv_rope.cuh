@@ -48,7 +48,7 @@ __device__ void run_qkv_rope(const Instruction& ins, const KernelParams& p, floa
     load_rows(p, x, p.arena + a.in + size_t(m0) * H, mc, H, a.norm, scratch);
     float* res;
     char* ring;
-    const uint32_t stages = mc == 1 ? stream_plan(p, H, rows, 1, &res, &ring, smem) : 0;
+    const uint32_t stages = mc == 1 && p.stream_weights ? stream_plan(p, H, rows, 1, &res, &ring, smem) : 0;
     if (stages) {
       const __nv_bfloat16* mats[2] = {W, nullptr};
       y = res;  // the results stay where the stream wrote them

@@ -1,0 +1,32 @@
+// The CUDA backend of a build made without nvcc: no device is ever present, so the engine runs on
+// the CPU and `--device cuda` says why it cannot. Compiled only when the CUDA compiler is absent.
+#include "cuda/cuda_backend.h"
+#include "model/error.h"
+
+namespace mk::cuda {
+namespace {
+[[noreturn]] void unavailable() { throw Error("this build of mk has no CUDA support (nvcc was not found)"); }
+}  // namespace
+
+DeviceInfo query_device() {
+  DeviceInfo info;
+  info.why_absent = "this build of mk has no CUDA support";
+  return info;
+}
+double measure_read_bandwidth_gbps(size_t) { unavailable(); }
+DeviceModel::DeviceModel(const std::vector<WeightDecl>&, const HostWeights&, const ModelDims&) { unavailable(); }
+DeviceModel::~DeviceModel() = default;
+DeviceProgram::DeviceProgram(DeviceModel& model, const Program& program) : model_(model), program_(program) {
+  unavailable();
+}
+DeviceProgram::~DeviceProgram() = default;
+void DeviceProgram::set_tokens(const int32_t*, uint32_t) { unavailable(); }
+void DeviceProgram::run(uint32_t, bool, uint32_t) { unavailable(); }
+void DeviceProgram::synchronize() { unavailable(); }
+void DeviceProgram::read_logits(float*) const { unavailable(); }
+int32_t DeviceProgram::read_token(uint32_t) const { unavailable(); }
+std::vector<int32_t> DeviceProgram::read_history(uint32_t) const { unavailable(); }
+void DeviceProgram::enable_trace(bool) { unavailable(); }
+std::vector<uint64_t> DeviceProgram::read_trace() const { unavailable(); }
+
+}  // namespace mk::cuda
