@@ -54,12 +54,11 @@ std::vector<int32_t> random_tokens(uint32_t n, int32_t vocab, uint32_t seed) {
 
 // Bytes one decode step must read: every weight once (bf16 on the GPU, fp32 on the CPU; the RoPE
 // table and embedding rows are negligible) plus the K and V of `context` positions in every layer.
-double bytes_per_token(const Engine& e, uint32_t context) {
+double bytes_per_token(Engine& e, uint32_t context) {
   const ModelConfig& c = e.config();
   const double wbytes = e.on_gpu() ? 2 : 4;
   double weights = 0;
-  const auto& decls = const_cast<Engine&>(e).compiled(1, false).graph.weights;
-  for (const WeightDecl& d : decls)
+  for (const WeightDecl& d : e.compiled(1, false).graph.weights)
     if (d.kind == WeightDecl::Kind::Loaded && d.name != "pos_embed") weights += d.numel() * wbytes;
   const double kv = 2.0 * c.num_layers * c.num_kv_heads * c.head_dim * context * (e.on_gpu() ? 2 : 4);
   return weights + kv;
