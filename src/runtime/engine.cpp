@@ -79,7 +79,10 @@ GraphOptions Engine::graph_options(uint32_t n_tokens, bool all_logits) const {
 }
 
 Engine::Compiled& Engine::compiled(uint32_t n_tokens, bool all_logits) {
-  auto& slot = programs_[{n_tokens, all_logits}];
+  const std::pair<uint32_t, bool> key{n_tokens, all_logits}, decode{1, false};
+  if (!programs_.count(key) && programs_.size() >= kProgramCache)
+    std::erase_if(programs_, [&](const auto& kv) { return kv.first != decode; });
+  auto& slot = programs_[key];
   if (!slot) {
     slot = std::make_unique<Compiled>();
     slot->graph = build_graph(config_, graph_options(n_tokens, all_logits));

@@ -75,7 +75,11 @@ class Engine {
     std::unique_ptr<CpuExecutor> executor;        // CPU engines
     std::unique_ptr<cuda::DeviceProgram> gpu;     // GPU engines
   };
+  // At most kProgramCache programs are kept (each prompt length makes one): past that, all but the
+  // decode program are dropped, so a long chat does not grow memory without bound.
   Compiled& compiled(uint32_t n_tokens, bool all_logits);
+  static constexpr size_t kProgramCache = 8;
+  size_t programs_cached() const { return programs_.size(); }
   const HostWeights& weights() const { return weights_; }
 
  private:

@@ -101,6 +101,27 @@ TEST(Engine, RejectsTokensOutsideVocabularyAndContext) {
   EXPECT_EQ(engine->position(), 0u);
 }
 
+TEST(Engine, ProgramCacheStaysBounded) {
+  const ModelConfig c = test::toy_config(Arch::Llama);
+  GraphOptions go;
+  go.max_ctx = 128;
+  test::RandomSource src(build_graph(c, go), 3);
+  EngineOptions eo;
+  eo.max_ctx = 128;
+  eo.sms = 3;
+  auto engine = Engine::create(c, src, eo);
+  std::vector<float> first;
+  for (uint32_t n = 1; n <= 2 * Engine::kProgramCache; ++n) {
+    engine->reset();
+    const std::vector<int32_t> prompt(n, 5);
+    const std::vector<float> logits = engine->forward(prompt);
+    EXPECT_LE(engine->programs_cached(), Engine::kProgramCache);
+    if (n == 3) first = logits;
+  }
+  engine->reset();
+  EXPECT_EQ(engine->forward(std::vector<int32_t>(3, 5)), first) << "a rebuilt program must give the same logits";
+}
+
 TEST(Engine, MissingTensorIsNamed) {
   const ModelConfig c = test::toy_config(Arch::Qwen2);
   class Empty : public TensorSource {
