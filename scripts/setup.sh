@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in cmake ninja-build g++ nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev; do
+for pkg in cmake ninja-build g++ clang libclang-rt-14-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then

@@ -15,6 +15,7 @@
 #include "cli/command.h"
 #include "cli/options.h"
 #include "model/error.h"
+#include "runtime/trace.h"
 #include "cuda/cuda_backend.h"
 
 namespace mk::cli {
@@ -87,36 +88,6 @@ std::string markdown(const json& j) {
       std::snprintf(buf, sizeof buf, "| %s | %s | | | | | %s |\n", r["model_shape"].get<std::string>().c_str(),
                     r["path"].get<std::string>().c_str(), ttft.c_str());
     }
-    os << buf;
-  }
-  return os.str();
-}
-
-// Per opcode: instructions, summed SM time, mean time, and the SM time spent waiting before them.
-std::string profile_summary(const Program& p, const std::vector<uint64_t>& t) {
-  struct Acc { size_t n = 0; double busy = 0, wait = 0; };
-  std::map<std::string, Acc> per_op;
-  uint64_t t0 = UINT64_MAX, t1 = 0;
-  for (size_t i = 0; i < p.instructions.size(); ++i) t0 = std::min(t0, t[2 * i]), t1 = std::max(t1, t[2 * i + 1]);
-  double busy_total = 0;
-  for (uint32_t s = 0; s < p.num_sms; ++s) {
-    uint64_t prev_end = t0;
-    for (uint32_t k = p.queue_begin[s]; k < p.queue_begin[s + 1]; ++k) {
-      Acc& a = per_op[opcode_name(p.instructions[k].opcode)];
-      ++a.n;
-      a.busy += (t[2 * k + 1] - t[2 * k]) / 1e3;
-      a.wait += (t[2 * k] > prev_end ? t[2 * k] - prev_end : 0) / 1e3;
-      busy_total += (t[2 * k + 1] - t[2 * k]) / 1e3;
-      prev_end = t[2 * k + 1];
-    }
-  }
-  std::ostringstream os;
-  char buf[200];
-  std::snprintf(buf, sizeof buf, "profile of one decode step: %.1f us wall, SMs busy %.1f%% (wait and fetch: the rest)\n",
-                (t1 - t0) / 1e3, 100 * busy_total / (p.num_sms * ((t1 - t0) / 1e3)));
-  os << buf << "| opcode | instructions | SM-us busy | us per instruction | SM-us waiting before |\n|---|---|---|---|---|\n";
-  for (auto& [name, a] : per_op) {
-    std::snprintf(buf, sizeof buf, "| %s | %zu | %.1f | %.2f | %.1f |\n", name.c_str(), a.n, a.busy, a.busy / a.n, a.wait);
     os << buf;
   }
   return os.str();
@@ -225,7 +196,8 @@ RegisterCommand reg("bench", "Benchmark decode and prefill against the device's 
       engine->reset();
       engine->forward(random_tokens(contexts.front(), vocab, 3));
       engine->trace_decode_step();  // warm
-      std::cout << profile_summary(engine->compiled(1, false).program, engine->trace_decode_step());
+      const std::vector<uint64_t> stamps = engine->trace_decode_step();
+      std::cout << format_trace_summary(summarize_trace(engine->compiled(1, false).program, stamps));
     }
     {
       std::vector<double> ttft;

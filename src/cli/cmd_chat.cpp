@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "cli/command.h"
+#include "cli/interrupt.h"
 #include "generate/cli_flags.h"
 #include "model/error.h"
 
@@ -81,19 +82,27 @@ int run(ChatFlags& f) {
     }
     if (dropped) std::fputs("(oldest turns dropped to fit the context)\n", stderr);
     opts.sampling.seed = seed + turn;  // reproducible per turn, yet not the same draws each turn
-    GenerateResult r = gen.generate(ids, opts, [](std::string_view text) {
-      std::fwrite(text.data(), 1, text.size(), stdout);
-      std::fflush(stdout);
-    });
+    GenerateResult r;
+    {
+      // Ctrl-C while a reply streams: stop after the current token, show it, exit 130. At the
+      // prompt, Ctrl-C keeps its default (ends mk at once).
+      InterruptGuard interrupt;
+      opts.cancel = &InterruptGuard::flag();
+      r = gen.generate(ids, opts, [](std::string_view text) {
+        std::fwrite(text.data(), 1, text.size(), stdout);
+        std::fflush(stdout);
+      });
+    }
     std::fputc('\n', stdout);
     std::fflush(stdout);
     history.push_back({"assistant", r.text});
     if (r.stop == StopReason::kContextFull)
       std::fputs("(the context is full: the reply was cut; /reset starts over)\n", stderr);
-    if (f.stats)
+    if (f.stats || r.stop == StopReason::kInterrupted)
       std::fprintf(stderr, "[prompt %zu tokens (%zu cached), prefill %.0f ms | %zu tokens, %.1f tok/s | stop: %s]\n",
                    r.prompt_tokens, r.reused_tokens, r.prefill_ms, r.tokens.size(), r.decode_tok_per_s(),
                    stop_reason_name(r.stop));
+    if (r.stop == StopReason::kInterrupted) return kExitInterrupted;
   }
   return 0;
 }

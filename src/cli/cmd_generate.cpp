@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "cli/command.h"
+#include "cli/interrupt.h"
 #include "generate/cli_flags.h"
 #include "model/error.h"
 
@@ -112,6 +113,8 @@ int run(GenerateFlags& f) {
   }
 
   GenerateOptions opts = f.sampling.options(session->stop_ids);
+  InterruptGuard interrupt;  // Ctrl-C: stop after the current token, print what there is, exit 130
+  opts.cancel = &InterruptGuard::flag();
   Generator gen(engine, *session->tokenizer);
   const bool stream = !f.json;
   char last = '\n';  // the last character on stdout, to end the output with a line break
@@ -148,7 +151,7 @@ int run(GenerateFlags& f) {
                "stop: %s | %s | load %.0f ms\n",
                r.prompt_tokens, r.prefill_ms, r.prefill_ms > 0 ? r.prompt_tokens * 1000.0 / r.prefill_ms : 0.0,
                r.tokens.size(), r.decode_tok_per_s(), stop_reason_name(r.stop), seed.c_str(), session->load_ms);
-  return 0;
+  return r.stop == StopReason::kInterrupted ? kExitInterrupted : 0;
 }
 
 RegisterCommand reg("generate", "Generate text from a prompt (default model: SmolLM2-135M-Instruct)",

@@ -1,9 +1,13 @@
-// Entry point of `mk`: dispatches to the registered subcommands and turns every mk::Error into
-// one line on stderr and a non-zero exit code.
+// Entry point of `mk`: dispatches to the registered subcommands and turns every error into one
+// line on stderr ("mk: error: ...") and an exit code (docs/ERRORS.md lists them all):
+//   0 success (and --help)          1 an error in the input, files or environment (mk::Error)
+//   2 a bad command line            3 not enough host or GPU memory (mk::ResourceError, bad_alloc)
+//   70 an internal error (a bug)    130 interrupted by Ctrl-C (SIGINT)
 #include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <memory>
+#include <string>
 
 #include "cli/command.h"
 #include "model/error.h"
@@ -32,18 +36,32 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --help-all
+    std::string where = "mk";
+    for (const auto& spec : registry)
+      if (argc > 1 && spec.name == argv[1]) where += " " + spec.name;
+    std::string what = mk::one_line(e.what());
+    if (where == "mk" && argc > 1 && argv[1][0] != '-') {
+      what = "unknown command " + mk::quote(argv[1]) + " (commands:";
+      for (const auto& spec : registry) what += " " + spec.name;
+      what += ")";
+    }
+    std::fprintf(stderr, "mk: error: %s (see '%s --help')\n", what.c_str(), where.c_str());
+    return 2;
   }
   try {
     return run ? run() : 0;
+  } catch (const mk::ResourceError& e) {
+    std::fprintf(stderr, "mk: error: %s\n", mk::one_line(e.what()).c_str());
+    return 3;
   } catch (const mk::Error& e) {
-    std::fprintf(stderr, "mk: error: %s\n", e.what());
+    std::fprintf(stderr, "mk: error: %s\n", mk::one_line(e.what()).c_str());
     return 1;
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "mk: error: out of host memory\n");
+    std::fprintf(stderr, "mk: error: out of host memory (a smaller --ctx or model needs less)\n");
     return 3;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "mk: internal error: %s\n", e.what());
+    std::fprintf(stderr, "mk: internal error: %s\n", mk::one_line(e.what()).c_str());
     return 70;
   }
 }

@@ -13,7 +13,7 @@ namespace mk::cli {
 struct ExecFlags {
   uint32_t sms = 0, threads = 0, ctx = 0, max_waits = kMaxWaits, prefill_chunk = 256;
   int64_t random_order = -1;
-  bool no_fuse_norms = false, bf16 = false, weight_stream = false;
+  bool no_fuse_norms = false, bf16 = false, weight_stream = false, check_weights = false;
   std::string device = "auto";
 
   void add(CLI::App& app) {
@@ -31,6 +31,8 @@ struct ExecFlags {
     app.add_flag("--no-fuse-norms", no_fuse_norms, "run norms as separate instructions");
     app.add_flag("--weight-stream", weight_stream,
                  "GPU: stream decode weights through a cp.async shared-memory ring instead of plain loads");
+    app.add_flag("--check-weights", check_weights,
+                 "scan the loaded weights for NaN/Inf and stop with an error naming the first (tensor, index, value)");
   }
 
   EngineOptions engine_options() const {
@@ -44,6 +46,7 @@ struct ExecFlags {
     o.prefill_chunk = prefill_chunk;
     o.fuse_norms = !no_fuse_norms;
     o.gpu_weight_stream = weight_stream;
+    o.check_weights = check_weights;
     if (random_order >= 0) o.random_order = static_cast<uint64_t>(random_order);
     return o;
   }

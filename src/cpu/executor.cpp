@@ -33,7 +33,14 @@ bool CpuExecutor::ready(const Instruction& ins) const {
 void CpuExecutor::execute(const Instruction& ins, uint32_t pos) {
   const cpu::OpContext ctx{&program_.dims, weights_.data(), arena_.data(), io_.data(), kv_, {epoch_, pos},
                            options_.kv_bf16};
+  auto now = [] {
+    return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::steady_clock::now().time_since_epoch()).count());
+  };
+  const size_t index = &ins - program_.instructions.data();
+  if (!trace_.empty()) trace_[2 * index] = now();
   cpu::run_instruction(ins, ctx);
+  if (!trace_.empty()) trace_[2 * index + 1] = now();
   counters_[ins.signal].fetch_add(1, std::memory_order_release);
 }
 

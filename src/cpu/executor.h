@@ -28,6 +28,11 @@ class CpuExecutor {
   // One run of the program for the M tokens at position `pos` (tokens already in io()).
   void run(uint32_t pos);
 
+  // Per-instruction [start, end] steady-clock nanoseconds of the next runs, indexed like
+  // program().instructions ([2 i], [2 i + 1]), as the GPU's %globaltimer trace.
+  void enable_trace(bool on) { trace_.assign(on ? 2 * program_.instructions.size() : 0, 0); }
+  const std::vector<uint64_t>& trace() const { return trace_; }
+
   float* arena() { return arena_.data(); }
   int32_t* io() { return io_.data(); }
   const Program& program() const { return program_; }
@@ -48,6 +53,7 @@ class CpuExecutor {
   std::vector<int32_t> io_;
   std::unique_ptr<std::atomic<uint32_t>[]> counters_;
   uint32_t epoch_ = 0;
+  std::vector<uint64_t> trace_;
   uint64_t instructions_run_ = 0;
 };
 

@@ -28,7 +28,7 @@ void* device_alloc(size_t bytes, const char* what) {
     cudaGetLastError();
     size_t free_b = 0, total_b = 0;
     cudaMemGetInfo(&free_b, &total_b);
-    throw Error(std::string("GPU out of memory: ") + what + " needs " + mib(bytes) + ", " + mib(free_b) +
+    throw ResourceError(std::string("GPU out of memory: ") + what + " needs " + mib(bytes) + ", " + mib(free_b) +
                 " free of " + mib(total_b));
   }
   check(err, what);

@@ -26,6 +26,7 @@ const char* stop_reason_name(StopReason r) {
     case StopReason::kStopString: return "stop string";
     case StopReason::kMaxTokens: return "token limit";
     case StopReason::kContextFull: return "context full";
+    case StopReason::kInterrupted: return "interrupted";
   }
   return "?";
 }
@@ -89,6 +90,10 @@ GenerateResult Generator::generate(std::span<const int32_t> prompt, const Genera
       }
       if (engine_.position() >= max_ctx) {
         r.stop = StopReason::kContextFull;
+        break;
+      }
+      if (options.cancel && options.cancel->load(std::memory_order_relaxed)) {
+        r.stop = StopReason::kInterrupted;
         break;
       }
       logits = engine_.forward(std::span(&token, 1));

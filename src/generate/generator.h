@@ -2,6 +2,7 @@
 // stream text, and stop on EOS, stop strings, the token limit or a full context.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -17,7 +18,7 @@ class Engine;
 class Tokenizer;
 struct ModelConfig;
 
-enum class StopReason { kEos, kStopString, kMaxTokens, kContextFull };
+enum class StopReason { kEos, kStopString, kMaxTokens, kContextFull, kInterrupted };
 const char* stop_reason_name(StopReason r);
 
 struct GenerateOptions {
@@ -26,6 +27,9 @@ struct GenerateOptions {
   std::vector<std::string> stop_strings;  // checked on the decoded text; never shown
   std::vector<int32_t> stop_ids;          // end-of-sequence tokens; never shown
   bool skip_special = false;              // leave other special tokens out of the text
+  // When set and true (a SIGINT handler sets it), generation stops after the current token, with
+  // the text decoded so far flushed and StopReason::kInterrupted.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct GenerateResult {

@@ -52,8 +52,20 @@ std::unique_ptr<Session> open_session(const SessionOptions& o, bool with_weights
   auto s = std::make_unique<Session>();
   s->model_path = o.model.empty() ? find_default_model() : std::filesystem::path(o.model);
   if (!std::filesystem::exists(s->model_path)) throw Error(s->model_path.string() + ": no such file or folder");
+  if (std::filesystem::is_directory(s->model_path) && !std::filesystem::exists(s->model_path / "config.json"))
+    throw Error(s->model_path.string() + ": not a model folder (no config.json); --model takes a Hugging Face "
+                "folder (config.json + safetensors) or a .gguf file");
   const std::filesystem::path tok_path = o.tokenizer.empty() ? s->model_path : std::filesystem::path(o.tokenizer);
-  s->tokenizer = Tokenizer::from_path(tok_path);
+  if (o.tokenizer.empty() && std::filesystem::is_directory(tok_path) &&
+      !std::filesystem::exists(tok_path / "tokenizer.json"))
+    throw Error(tok_path.string() + ": no tokenizer (looked for " + (tok_path / "tokenizer.json").string() +
+                "); name one with --tokenizer (a tokenizer.json, a folder holding one, or a .gguf)");
+  try {
+    s->tokenizer = Tokenizer::from_path(tok_path);
+  } catch (const Error& e) {
+    if (!o.tokenizer.empty()) throw;
+    throw Error(std::string(e.what()) + " (the model's own tokenizer; --tokenizer names another)");
+  }
   std::string tpl = load_chat_template_text(tok_path);
   if (tpl.empty() && tok_path != s->model_path) tpl = load_chat_template_text(s->model_path);
   s->chat = ChatTemplate::select(o.chat_template, tpl, s->tokenizer.get());

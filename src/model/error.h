@@ -13,6 +13,12 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& message) : std::runtime_error(message) {}
 };
 
+// Not enough host or GPU memory for what was asked (a model, a context length): the CLI exits 3.
+class ResourceError : public Error {
+ public:
+  using Error::Error;
+};
+
 // Text taken from a file, made safe for a one-line error: in single quotes, control characters
 // escaped as \xNN, cut after 200 characters.
 std::string quote(std::string_view s);

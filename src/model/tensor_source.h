@@ -35,6 +35,8 @@ class TensorSource {
   // nullptr when absent.
   virtual const TensorInfo* find(std::string_view name) const = 0;
   virtual std::vector<std::string> names() const = 0;
+  // Where a tensor comes from when its name in the file differs (a GGUF tensor name), for errors.
+  virtual std::string origin(std::string_view /*name*/) const { return {}; }
 };
 
 // Converts any supported dtype to float32 (count = info.numel()).

@@ -5,11 +5,45 @@
 #include <thread>
 
 #include "model/error.h"
+#include "model/gguf/gguf_file.h"
 #include "model/gguf/gguf_model.h"
 #include "model/safetensors.h"
 #include "cuda/cuda_backend.h"
+#include "runtime/limits.h"
 
 namespace mk {
+namespace {
+
+uint32_t context_length(const ModelConfig& c, const EngineOptions& o) {
+  return o.max_ctx ? o.max_ctx : static_cast<uint32_t>(std::min(c.max_position_embeddings, 4096));
+}
+
+GraphOptions decode_graph_options(uint32_t max_ctx) {
+  GraphOptions o;
+  o.n_tokens = 1;
+  o.max_ctx = max_ctx;
+  o.weight_bytes = 4;
+  return o;
+}
+
+// The host check, and the GPU check when `gpu` is the device the engine will run on.
+void check_memory_for(const ModelConfig& c, const std::vector<WeightDecl>& decls, uint32_t max_ctx,
+                      const cuda::DeviceInfo* gpu) {
+  if (const std::optional<size_t> avail = host_memory_available())
+    check_host_memory(host_memory_estimate(c, decls, max_ctx), *avail, max_ctx);
+  if (gpu && gpu->present && gpu->total_bytes)
+    check_gpu_memory(gpu_memory_estimate(c, decls, max_ctx), gpu->free_bytes, gpu->total_bytes, max_ctx);
+}
+
+}  // namespace
+
+void Engine::check_memory(const ModelConfig& config, const EngineOptions& options) {
+  const uint32_t max_ctx = context_length(config, options);
+  const cuda::DeviceInfo gpu = options.device == Device::Cpu ? cuda::DeviceInfo{} : cuda::query_device();
+  if (options.device == Device::Cuda && !gpu.present)
+    throw Error("--device cuda: no usable CUDA device (" + gpu.why_absent + ")");
+  check_memory_for(config, build_graph(config, decode_graph_options(max_ctx)).weights, max_ctx, &gpu);
+}
 
 std::unique_ptr<Engine> Engine::open(const std::filesystem::path& model, EngineOptions options) {
   if (std::filesystem::is_directory(model)) {
@@ -22,6 +56,8 @@ std::unique_ptr<Engine> Engine::open(const std::filesystem::path& model, EngineO
   auto progress = [&](size_t done, size_t total) {
     if (options.progress) options.progress("dequantizing", done, total);
   };
+  // Before dequantizing (slow, and as large as the weights): does the model fit?
+  check_memory(gguf_model_config(*GgufFile::open(model)), options);
   const auto gguf = GgufModel::open(model, progress);
   return create(gguf->config(), *gguf, std::move(options));
 }
@@ -32,8 +68,7 @@ std::unique_ptr<Engine> Engine::create(const ModelConfig& config, const TensorSo
   e->options_ = std::move(options);
   e->config_ = config;
   const ModelConfig& c = e->config_;
-  e->max_ctx_ = e->options_.max_ctx ? e->options_.max_ctx
-                                : static_cast<uint32_t>(std::min(c.max_position_embeddings, 4096));
+  e->max_ctx_ = context_length(c, e->options_);
   if (c.learned_pos && e->max_ctx_ > static_cast<uint32_t>(c.max_position_embeddings))
     throw Error("context " + std::to_string(e->max_ctx_) + " exceeds the model's " +
                 std::to_string(c.max_position_embeddings) + " positions");
@@ -48,10 +83,12 @@ std::unique_ptr<Engine> Engine::create(const ModelConfig& config, const TensorSo
 
   // The weight table is the same for every program: build it from the decode graph.
   const OpGraph g = build_graph(c, e->graph_options(1, false));
+  check_memory_for(c, g.weights, e->max_ctx_, e->device_ == Device::Cuda ? &gpu : nullptr);
   auto progress = [&](size_t done, size_t total) {
     if (e->options_.progress) e->options_.progress("loading weights", done, total);
   };
   e->weights_ = load_weights(c, g.weights, source, progress);
+  if (e->options_.check_weights) check_weights_finite(e->weights_, g.weights, source);
   if (e->options_.bf16)
     for (auto& t : e->weights_.data)
       for (float& v : t) v = bf16_to_f32(f32_to_bf16(v));
@@ -177,20 +214,29 @@ std::vector<int32_t> Engine::decode_greedy(uint32_t steps) {
 }
 
 std::vector<uint64_t> Engine::trace_decode_step() {
-  if (device_ == Device::Cuda) {
-    if (last_argmax_ < 0) throw Error("trace_decode_step needs a forward() first");
-    if (pos_ + 1 > max_ctx_) throw Error("the context is full");
-    Compiled& c = compiled(1, false);
+  if (last_argmax_ < 0) throw Error("trace_decode_step needs a forward() first");
+  if (pos_ + 1 > max_ctx_) throw Error("the context is full");
+  Compiled& c = compiled(1, false);
+  std::vector<uint64_t> trace;
+  if (c.gpu) {
     c.gpu->enable_trace(true);
     c.gpu->set_tokens(&last_argmax_, 1);
     c.gpu->run(pos_);
     c.gpu->synchronize();
     c.gpu->enable_trace(false);
     last_argmax_ = c.gpu->read_token(0);
-    ++pos_;
-    return c.gpu->read_trace();
+    trace = c.gpu->read_trace();
+  } else {
+    CpuExecutor& ex = *c.executor;
+    ex.enable_trace(true);
+    ex.io()[c.program.tokens_in] = last_argmax_;
+    ex.run(pos_);
+    last_argmax_ = ex.io()[c.program.tokens_out];
+    trace = ex.trace();
+    ex.enable_trace(false);
   }
-  return {};
+  ++pos_;
+  return trace;
 }
 
 std::string Engine::device_name() const {

@@ -36,6 +36,7 @@ struct EngineOptions {
   bool fuse_norms = true;
   bool gpu_weight_stream = false;  // GPU: decode matvecs stream weights through a cp.async ring
   uint32_t max_waits = kMaxWaits;
+  bool check_weights = false;   // scan the loaded weights for NaN/Inf; mk::Error naming the first
   // Loading progress: stage name, done, total.
   std::function<void(const std::string&, size_t, size_t)> progress;
 };
@@ -47,6 +48,11 @@ class Engine {
   static std::unique_ptr<Engine> create(const ModelConfig& config, const TensorSource& source,
                                         EngineOptions options = {});
   ~Engine();
+
+  // Checks, before any weight is read, that the model fits: host memory (fp32 weights + KV cache,
+  // against MemAvailable or $MK_HOST_MEMORY_LIMIT_BYTES) and, when it would run on a GPU, the GPU's
+  // free memory (bf16 weights + KV cache). Throws mk::ResourceError with the sizes.
+  static void check_memory(const ModelConfig& config, const EngineOptions& options);
 
   const ModelConfig& config() const { return config_; }
   const EngineOptions& options() const { return options_; }
@@ -62,8 +68,9 @@ class Engine {
   // the GPU (each step's argmax feeds the next). Returns the tokens; last_argmax() is the next one.
   std::vector<int32_t> decode_greedy(uint32_t steps);
   bool on_gpu() const { return device_ == Device::Cuda; }
-  // One greedy decode step on the GPU with a %globaltimer stamp at the start and end of every
-  // instruction: [2 * i] and [2 * i + 1] for instruction i of the decode program (empty on the CPU).
+  // One greedy decode step with a timestamp (ns) at the start and end of every instruction:
+  // [2 * i] and [2 * i + 1] for instruction i of the decode program; %globaltimer on the GPU, the
+  // steady clock on the CPU executor.
   std::vector<uint64_t> trace_decode_step();
   std::string device_name() const;
   void reset();  // forget the conversation: position 0 (the cache is overwritten as it refills)

@@ -2,6 +2,8 @@
 // condition (EOS, stop string, token limit, full context) ends where it should, the cache is reused.
 #include <gtest/gtest.h>
 
+#include <atomic>
+
 #include "engine_test_util.h"
 #include "generate/generator.h"
 #include "model/error.h"
@@ -163,6 +165,38 @@ TEST(Generator, StopsCleanlyWhenTheContextIsFull) {
   EXPECT_EQ(r.tokens.size(), 1u);
   EXPECT_THROW(gen.generate(std::vector<int32_t>(17, 42), greedy(1)), Error);
   EXPECT_THROW(gen.generate(std::vector<int32_t>{}, greedy(1)), Error);
+}
+
+TEST(Generator, StopsAfterTheCurrentTokenWhenCancelled) {
+  Toy toy;
+  auto engine = toy.engine();
+  Generator gen(*engine, *toy.tokenizer);
+  const GenerateResult full = gen.generate(kPrompt, greedy(30));
+  ASSERT_EQ(full.stop, StopReason::kMaxTokens);
+
+  // Cancelled before it starts (Ctrl-C during prefill): one token, and no decode step ran.
+  std::atomic<bool> cancel{true};
+  GenerateOptions o = greedy(30);
+  o.cancel = &cancel;
+  GenerateResult r = gen.generate(kPrompt, o);
+  EXPECT_EQ(r.stop, StopReason::kInterrupted);
+  EXPECT_STREQ(stop_reason_name(r.stop), "interrupted");
+  EXPECT_EQ(r.tokens, std::vector<int32_t>(full.tokens.begin(), full.tokens.begin() + 1));
+  EXPECT_EQ(engine->position(), kPrompt.size());
+
+  // Cancelled once text has streamed: what was produced is a prefix of the full run, and the text
+  // is all of it (the stream decoder's remainder flushed).
+  cancel = false;
+  std::string streamed;
+  r = gen.generate(kPrompt, o, [&](std::string_view t) {
+    streamed += t;
+    if (streamed.size() >= 5) cancel = true;
+  });
+  EXPECT_EQ(r.stop, StopReason::kInterrupted);
+  ASSERT_LT(r.tokens.size(), full.tokens.size());
+  EXPECT_EQ(r.tokens, std::vector<int32_t>(full.tokens.begin(), full.tokens.begin() + r.tokens.size()));
+  EXPECT_EQ(streamed, r.text);
+  EXPECT_EQ(r.text, toy.tokenizer->decode(r.tokens));
 }
 
 TEST(Generator, ZeroMaxTokensOnlyPrefills) {

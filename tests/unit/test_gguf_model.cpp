@@ -108,6 +108,9 @@ TEST(GgufModel, TinyGpt2UsesConv1DLayout) {
   EXPECT_EQ(c.head_dim, 16);
   expect_matches_hf(*m, "gpt2");
   EXPECT_EQ(m->find("transformer.h.0.attn.c_attn.weight")->shape, (std::vector<int64_t>{32, 96}));
+  // Errors (--check-weights) name the GGUF tensor an HF name came from.
+  EXPECT_EQ(m->origin("transformer.h.0.attn.c_attn.weight"), "blk.0.attn_qkv.weight");
+  EXPECT_EQ(m->origin("no.such.tensor"), "");
 }
 
 TEST(GgufModel, RecoversLlama3RopeScaling) {

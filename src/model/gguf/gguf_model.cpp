@@ -199,6 +199,7 @@ std::unique_ptr<GgufModel> GgufModel::open(const std::filesystem::path& path,
     m->buffers_.push_back(std::move(buf));
     m->index_.emplace(info.name, m->tensors_.size());
     m->tensors_.push_back(std::move(info));
+    m->origins_.push_back(t.name);
     done += t.nbytes;
     if (progress) progress(done, total);
   }
@@ -208,6 +209,11 @@ std::unique_ptr<GgufModel> GgufModel::open(const std::filesystem::path& path,
 const TensorInfo* GgufModel::find(std::string_view name) const {
   auto it = index_.find(std::string(name));
   return it == index_.end() ? nullptr : &tensors_[it->second];
+}
+
+std::string GgufModel::origin(std::string_view name) const {
+  auto it = index_.find(std::string(name));
+  return it == index_.end() ? std::string() : origins_[it->second];
 }
 
 std::vector<std::string> GgufModel::names() const {

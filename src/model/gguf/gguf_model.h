@@ -31,6 +31,8 @@ class GgufModel : public TensorSource {
   // F32 tensors with HF names and shapes; the buffers live as long as this object.
   const TensorInfo* find(std::string_view name) const override;
   std::vector<std::string> names() const override;
+  // The GGUF tensor name an HF name was mapped from ("" when absent).
+  std::string origin(std::string_view name) const override;
   // GGUF tensors with no HF counterpart (e.g. llama3's rope_freqs.weight), not loaded.
   const std::vector<std::string>& unmapped() const { return unmapped_; }
 
@@ -40,6 +42,7 @@ class GgufModel : public TensorSource {
   std::unique_ptr<GgufFile> file_;
   ModelConfig config_;
   std::vector<TensorInfo> tensors_;
+  std::vector<std::string> origins_;  // GGUF names, parallel to tensors_
   std::vector<std::unique_ptr<float[]>> buffers_;
   std::unordered_map<std::string, size_t> index_;
   std::vector<std::string> unmapped_;

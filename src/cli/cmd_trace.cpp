@@ -1,0 +1,58 @@
+// `mk trace`: records one decode step instruction by instruction (GPU %globaltimer, or the CPU
+// executor's clock) and writes a Chrome trace (Perfetto), an SVG timeline and a text summary.
+#include <fstream>
+#include <iostream>
+#include <random>
+
+#include "cli/command.h"
+#include "cli/options.h"
+#include "model/error.h"
+#include "runtime/trace.h"
+
+namespace mk::cli {
+namespace {
+
+struct TraceFlags {
+  std::string model, out = "trace.json", svg = "trace.svg";
+  uint32_t context = 32;
+  ExecFlags exec;
+};
+
+RegisterCommand reg("trace", "Record one decode step per SM and instruction: Chrome trace, SVG timeline, summary",
+                    [](CLI::App& app) -> std::function<int()> {
+  auto f = std::make_shared<TraceFlags>();
+  app.add_option("--model", f->model, "model folder or GGUF file")->required();
+  app.add_option("--context", f->context, "tokens in the KV cache before the traced step (random ids)")
+      ->check(CLI::Range(1, 1 << 20));
+  app.add_option("--out", f->out, "Chrome trace JSON (open in ui.perfetto.dev or chrome://tracing)");
+  app.add_option("--svg", f->svg, "SVG picture of the timeline (one row per SM)");
+  f->exec.add(app);
+  app.footer("The summary (stdout) gives, per opcode, the SM time spent running and waiting before it.");
+  return [f] {
+    EngineOptions eo = f->exec.engine_options();
+    if (!eo.max_ctx) eo.max_ctx = f->context + 16;
+    auto engine = Engine::open(f->model, eo);
+    std::mt19937 rng(1);
+    std::vector<int32_t> prompt(f->context);
+    for (auto& t : prompt) t = static_cast<int32_t>(rng() % engine->config().vocab_size);
+    engine->forward(prompt);
+    engine->trace_decode_step();  // the first run builds and warms the decode program
+    const std::vector<uint64_t> stamps = engine->trace_decode_step();
+    const Program& program = engine->compiled(1, false).program;
+    auto write = [](const std::string& path, const std::string& text) {
+      std::ofstream out(path);
+      out << text;
+      if (!out) throw Error(path + ": cannot write");
+    };
+    write(f->out, chrome_trace_json(program, stamps));
+    write(f->svg, trace_svg(program, stamps));
+    std::cout << "device: " << engine->device_name() << ", " << program.num_sms << " SMs, context " << f->context
+              << "\n"
+              << format_trace_summary(summarize_trace(program, stamps)) << "wrote " << f->out << " and " << f->svg
+              << "\n";
+    return 0;
+  };
+});
+
+}  // namespace
+}  // namespace mk::cli

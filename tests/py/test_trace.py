@@ -1,0 +1,36 @@
+"""`mk trace` on the CPU executor: one decode step's per-instruction timeline as a Chrome trace, an
+SVG and a summary whose figures agree with the trace."""
+import json
+
+import tiny_models
+
+
+def test_trace_outputs_agree(run_mk, tmp_path):
+    folder = tmp_path / "llama"
+    tiny_models.save_model("llama", folder)
+    out, svg = tmp_path / "t.json", tmp_path / "t.svg"
+    proc = run_mk("trace", "--model", folder, "--sms", 5, "--context", 12, "--out", out, "--svg", svg)
+    events = json.loads(out.read_text())["traceEvents"]
+    slices = [e for e in events if e["ph"] == "X"]
+    threads = {e["tid"] for e in events if e["ph"] == "M"}
+    assert threads == set(range(5)), "one named thread per SM"
+    # Every instruction of the decode program appears once, with a non-negative duration, and
+    # within one SM the slices do not overlap (an SM runs its queue in order).
+    by_sm = {}
+    for e in slices:
+        assert e["dur"] >= 0
+        by_sm.setdefault(e["tid"], []).append((e["args"]["queue_index"], e["ts"], e["ts"] + e["dur"]))
+    for sm, items in by_sm.items():
+        items.sort()
+        assert [i for i, _, _ in items] == list(range(len(items)))
+        for (_, _, end), (_, start, _) in zip(items, items[1:]):
+            assert start >= end - 1e-3, f"SM {sm}: overlapping instructions"
+    counts = {}
+    for e in slices:
+        counts[e["cat"]] = counts.get(e["cat"], 0) + 1
+    assert counts["argmax"] == 1 and counts["embed"] == 1 and counts["qkv_rope"] >= 3
+    summary = proc.stdout
+    for op, n in counts.items():
+        assert f"| {op} | {n} |" in summary, f"summary disagrees with the trace for {op}"
+    text = svg.read_text()
+    assert text.startswith("<svg") and text.count("<rect") >= len(slices)
