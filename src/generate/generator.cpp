@@ -49,11 +49,15 @@ GenerateResult Generator::generate(std::span<const int32_t> prompt, const Genera
   GenerateResult r;
   r.prompt_tokens = prompt.size();
 
-  // Reuse the cache only when it holds a strict prefix of the prompt: the engine cannot step
-  // back, and at least one token must run to produce the logits we sample from.
-  const bool reusable = context_.size() == engine_.position() && context_.size() < prompt.size() &&
-                        std::equal(context_.begin(), context_.end(), prompt.begin());
-  if (!reusable) reset();
+  // Keep the longest prefix the cache shares with the prompt (a chat's history, say), but at least
+  // one prompt token must run to produce the logits we sample from.
+  if (context_.size() != engine_.position()) reset();
+  size_t keep = std::mismatch(context_.begin(), context_.end(), prompt.begin(), prompt.end()).first - context_.begin();
+  keep = std::min(keep, prompt.size() - 1);
+  if (keep < context_.size()) {
+    engine_.rewind(static_cast<uint32_t>(keep));
+    context_.resize(keep);
+  }
   r.reused_tokens = context_.size();
 
   try {

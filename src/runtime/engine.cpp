@@ -185,7 +185,14 @@ std::vector<float> Engine::forward(std::span<const int32_t> tokens, bool all_log
   return out;
 }
 
-void Engine::reset() { pos_ = 0; }
+void Engine::reset() { rewind(0); }
+
+void Engine::rewind(uint32_t pos) {
+  if (pos > pos_)
+    throw Error("rewind to position " + std::to_string(pos) + " past the current " + std::to_string(pos_));
+  pos_ = pos;
+  last_argmax_ = -1;
+}
 
 std::vector<int32_t> Engine::decode_greedy(uint32_t steps) {
   if (last_argmax_ < 0) throw Error("decode_greedy needs a forward() first");

@@ -74,6 +74,9 @@ class Engine {
   std::vector<uint64_t> trace_decode_step();
   std::string device_name() const;
   void reset();  // forget the conversation: position 0 (the cache is overwritten as it refills)
+  // Step back to position `pos` (<= position()): the cache keeps the first `pos` tokens and the
+  // rest is overwritten as new tokens run. last_argmax() is unknown until the next forward().
+  void rewind(uint32_t pos);
 
   // The program that runs `n_tokens` at once, built and scheduled on first use.
   struct Compiled {

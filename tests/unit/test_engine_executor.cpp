@@ -122,6 +122,25 @@ TEST(Engine, ProgramCacheStaysBounded) {
   EXPECT_EQ(engine->forward(std::vector<int32_t>(3, 5)), first) << "a rebuilt program must give the same logits";
 }
 
+TEST(Engine, RewindKeepsThePrefixAndGivesTheSameLogits) {
+  const ModelConfig c = test::toy_config(Arch::Qwen3);
+  GraphOptions go;
+  go.max_ctx = 32;
+  test::RandomSource src(build_graph(c, go), 4);
+  EngineOptions eo;
+  eo.max_ctx = 32;
+  auto engine = Engine::create(c, src, eo);
+  const std::vector<int32_t> a = {4, 8, 15, 16, 23, 42}, b = {4, 8, 15, 1, 2};
+  engine->forward(a);
+  EXPECT_THROW(engine->rewind(7), Error);
+  engine->rewind(3);
+  EXPECT_EQ(engine->position(), 3u);
+  EXPECT_EQ(engine->last_argmax(), -1);
+  const std::vector<float> resumed = engine->forward(std::span(b).subspan(3));
+  engine->reset();
+  EXPECT_EQ(engine->forward(b), resumed) << "the kept prefix must be exactly the cache a fresh run builds";
+}
+
 TEST(Engine, MissingTensorIsNamed) {
   const ModelConfig c = test::toy_config(Arch::Qwen2);
   class Empty : public TensorSource {

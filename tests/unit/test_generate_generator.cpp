@@ -228,12 +228,17 @@ TEST(Generator, ReusesTheCacheOfAnUnchangedPrefix) {
   Generator fresh(*fresh_engine, *toy.tokenizer);
   EXPECT_EQ(fresh.generate(next, greedy(8)).tokens, r2.tokens);
 
-  // A prompt that does not extend the cache starts over, with the same result as a fresh run.
+  // A prompt that departs from the cache keeps only the common prefix, with the same result as a
+  // fresh run; so does a prompt that is a prefix of the cache (one token must still run).
   std::vector<int32_t> other = kPrompt;
   other[3] = 11;
   const GenerateResult r3 = gen.generate(other, greedy(8));
-  EXPECT_EQ(r3.reused_tokens, 0u);
+  EXPECT_EQ(r3.reused_tokens, 3u);
   EXPECT_EQ(fresh.generate(other, greedy(8)).tokens, r3.tokens);
+  const std::vector<int32_t> shorter(other.begin(), other.begin() + 4);
+  const GenerateResult r4 = gen.generate(shorter, greedy(8));
+  EXPECT_EQ(r4.reused_tokens, 3u);
+  EXPECT_EQ(fresh.generate(shorter, greedy(8)).tokens, r4.tokens);
 }
 
 TEST(Generator, SameSeedSameText) {
