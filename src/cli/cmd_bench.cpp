@@ -14,6 +14,7 @@
 
 #include "cli/command.h"
 #include "cli/options.h"
+#include "cli/random_prompt.h"
 #include "model/error.h"
 #include "runtime/trace.h"
 #include "cuda/cuda_backend.h"
@@ -44,13 +45,6 @@ std::string run_capture(const std::string& cmd) {
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-std::vector<int32_t> random_tokens(uint32_t n, int32_t vocab, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<int32_t> t(n);
-  for (auto& x : t) x = static_cast<int32_t>(rng() % vocab);
-  return t;
 }
 
 // Bytes one decode step must read: every weight once (bf16 on the GPU, fp32 on the CPU; the RoPE

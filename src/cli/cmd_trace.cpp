@@ -2,10 +2,10 @@
 // executor's clock) and writes a Chrome trace (Perfetto), an SVG timeline and a text summary.
 #include <fstream>
 #include <iostream>
-#include <random>
 
 #include "cli/command.h"
 #include "cli/options.h"
+#include "cli/random_prompt.h"
 #include "model/error.h"
 #include "runtime/trace.h"
 
@@ -32,10 +32,7 @@ RegisterCommand reg("trace", "Record one decode step per SM and instruction: Chr
     EngineOptions eo = f->exec.engine_options();
     if (!eo.max_ctx) eo.max_ctx = f->context + 16;
     auto engine = Engine::open(f->model, eo);
-    std::mt19937 rng(1);
-    std::vector<int32_t> prompt(f->context);
-    for (auto& t : prompt) t = static_cast<int32_t>(rng() % engine->config().vocab_size);
-    engine->forward(prompt);
+    engine->forward(random_tokens(f->context, engine->config().vocab_size, 1));
     engine->trace_decode_step();  // the first run builds and warms the decode program
     const std::vector<uint64_t> stamps = engine->trace_decode_step();
     const Program& program = engine->compiled(1, false).program;

@@ -18,12 +18,24 @@ uint32_t context_length(const ModelConfig& c, const EngineOptions& o) {
   return o.max_ctx ? o.max_ctx : static_cast<uint32_t>(std::min(c.max_position_embeddings, 4096));
 }
 
-GraphOptions decode_graph_options(uint32_t max_ctx) {
+GraphOptions graph_options_for(const EngineOptions& e, uint32_t max_ctx, uint32_t n_tokens, bool all_logits) {
   GraphOptions o;
-  o.n_tokens = 1;
+  o.n_tokens = n_tokens;
   o.max_ctx = max_ctx;
+  o.all_logits = all_logits;
+  o.fuse_norms = e.fuse_norms;
+  o.num_sms = e.sms;
   o.weight_bytes = 4;
   return o;
+}
+
+// The GPU the options ask for: none for --device cpu, the device (present or not) for auto, and
+// an error naming why for --device cuda without a usable one.
+cuda::DeviceInfo requested_gpu(const EngineOptions& o) {
+  const cuda::DeviceInfo gpu = o.device == Device::Cpu ? cuda::DeviceInfo{} : cuda::query_device();
+  if (o.device == Device::Cuda && !gpu.present)
+    throw Error("--device cuda: no usable CUDA device (" + gpu.why_absent + ")");
+  return gpu;
 }
 
 // The host check, and the GPU check when `gpu` is the device the engine will run on.
@@ -39,10 +51,8 @@ void check_memory_for(const ModelConfig& c, const std::vector<WeightDecl>& decls
 
 void Engine::check_memory(const ModelConfig& config, const EngineOptions& options) {
   const uint32_t max_ctx = context_length(config, options);
-  const cuda::DeviceInfo gpu = options.device == Device::Cpu ? cuda::DeviceInfo{} : cuda::query_device();
-  if (options.device == Device::Cuda && !gpu.present)
-    throw Error("--device cuda: no usable CUDA device (" + gpu.why_absent + ")");
-  check_memory_for(config, build_graph(config, decode_graph_options(max_ctx)).weights, max_ctx, &gpu);
+  const cuda::DeviceInfo gpu = requested_gpu(options);
+  check_memory_for(config, build_graph(config, graph_options_for(options, max_ctx, 1, false)).weights, max_ctx, &gpu);
 }
 
 std::unique_ptr<Engine> Engine::open(const std::filesystem::path& model, EngineOptions options) {
@@ -57,8 +67,9 @@ std::unique_ptr<Engine> Engine::open(const std::filesystem::path& model, EngineO
     if (options.progress) options.progress("dequantizing", done, total);
   };
   // Before dequantizing (slow, and as large as the weights): does the model fit?
-  check_memory(gguf_model_config(*GgufFile::open(model)), options);
-  const auto gguf = GgufModel::open(model, progress);
+  std::unique_ptr<GgufFile> file = GgufFile::open(model);
+  check_memory(gguf_model_config(*file), options);
+  const auto gguf = GgufModel::open(std::move(file), progress);
   return create(gguf->config(), *gguf, std::move(options));
 }
 
@@ -74,9 +85,7 @@ std::unique_ptr<Engine> Engine::create(const ModelConfig& config, const TensorSo
                 std::to_string(c.max_position_embeddings) + " positions");
   if (!e->options_.threads) e->options_.threads = std::max(1u, std::thread::hardware_concurrency());
   e->device_ = Device::Cpu;
-  const cuda::DeviceInfo gpu = e->options_.device == Device::Cpu ? cuda::DeviceInfo{} : cuda::query_device();
-  if (e->options_.device == Device::Cuda && !gpu.present)
-    throw Error("--device cuda: no usable CUDA device (" + gpu.why_absent + ")");
+  const cuda::DeviceInfo gpu = requested_gpu(e->options_);
   if (gpu.present) e->device_ = Device::Cuda;
   if (!e->options_.sms && gpu.present) e->options_.sms = gpu.sms;
   if (!e->options_.sms) e->options_.sms = 4 * e->options_.threads;
@@ -105,14 +114,7 @@ std::unique_ptr<Engine> Engine::create(const ModelConfig& config, const TensorSo
 Engine::~Engine() = default;
 
 GraphOptions Engine::graph_options(uint32_t n_tokens, bool all_logits) const {
-  GraphOptions o;
-  o.n_tokens = n_tokens;
-  o.max_ctx = max_ctx_;
-  o.all_logits = all_logits;
-  o.fuse_norms = options_.fuse_norms;
-  o.num_sms = options_.sms;
-  o.weight_bytes = 4;
-  return o;
+  return graph_options_for(options_, max_ctx_, n_tokens, all_logits);
 }
 
 Engine::Compiled& Engine::compiled(uint32_t n_tokens, bool all_logits) {

@@ -129,9 +129,15 @@ std::string gguf_to_hf_name(std::string_view arch, std::string_view gguf_name) {
 
 std::unique_ptr<GgufModel> GgufModel::open(const std::filesystem::path& path,
                                            std::function<void(size_t, size_t)> progress) {
+  return open(GgufFile::open(path), std::move(progress));
+}
+
+std::unique_ptr<GgufModel> GgufModel::open(std::unique_ptr<GgufFile> file,
+                                           std::function<void(size_t, size_t)> progress) {
   std::unique_ptr<GgufModel> m(new GgufModel());
-  m->file_ = GgufFile::open(path);
+  m->file_ = std::move(file);
   const GgufFile& f = *m->file_;
+  const std::filesystem::path& path = f.path();
   m->config_ = gguf_model_config(f);
   const ModelConfig& c = m->config_;
   const std::string arch = f.get_string("general.architecture");

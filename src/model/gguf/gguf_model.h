@@ -24,6 +24,9 @@ class GgufModel : public TensorSource {
   // tensor for an unknown architecture, a missing key or an unsupported tensor.
   static std::unique_ptr<GgufModel> open(const std::filesystem::path& path,
                                          std::function<void(size_t, size_t)> progress = {});
+  // The same from a file already opened (e.g. to read its config first without parsing it twice).
+  static std::unique_ptr<GgufModel> open(std::unique_ptr<GgufFile> file,
+                                         std::function<void(size_t, size_t)> progress = {});
 
   const ModelConfig& config() const { return config_; }
   const GgufFile& file() const { return *file_; }
