@@ -73,6 +73,7 @@ struct QkvRopeArgs {
   uint32_t k_norm;     // weight: [D] or kNone
   uint32_t rope;       // weight: [max_ctx, D] cos (first D/2) and sin (last D/2), or kNone
   uint32_t q_out;      // arena: [M, Hq * D]
+  uint32_t head_parts; // P: a unit is part u % P of head u / P (1: whole heads; > 1 only without q/k norm)
 };
 
 struct AttnPartialArgs {
@@ -134,6 +135,14 @@ struct alignas(16) Instruction {
 static_assert(sizeof(Instruction) == 128, "instructions are fetched as 128-byte records");
 static_assert(sizeof(MatvecArgs) <= sizeof(uint32_t) * 16, "operands overflow the record");
 static_assert(sizeof(QkvRopeArgs) <= sizeof(uint32_t) * 16, "operands overflow the record");
+
+// Row `t` (of 2 * pw, pw = D / 2 / P rotary pairs) of QkvRope unit `u`, as a row of the fused
+// Q/K/V matrix. A unit holds whole rotary pairs: its first pw rows are head rows part * pw + i, the
+// next pw the rows D/2 + part * pw + i that RoPE rotates with them. P = 1 is the whole head, in order.
+MK_HD inline uint32_t qkv_unit_row(uint32_t u, uint32_t t, uint32_t D, uint32_t P) {
+  const uint32_t pw = D / 2 / P, head = u / P, part = u % P;
+  return head * D + (t < pw ? part * pw + t : D / 2 + part * pw + (t - pw));
+}
 
 // Model dimensions that both executors read at run time (the generic path). The specialized
 // GPU path instantiates the same op templates with these as compile-time constants.

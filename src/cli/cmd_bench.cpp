@@ -153,7 +153,7 @@ RegisterCommand reg("bench", "Benchmark decode and prefill against the device's 
     json rows = json::array();
     std::string path = engine->on_gpu() ? "generic" : "cpu";
     if (f->exec.no_fuse_norms) path += "_unfused";
-    if (f->exec.weight_stream && engine->on_gpu()) path += "_weight_stream";
+    if (f->exec.weight_pipe != "auto" && engine->on_gpu()) path += "_pipe_" + f->exec.weight_pipe;
 
     for (uint32_t ctx : contexts) {
       engine->reset();

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "cuda/cuda_backend.h"
 #include "runtime/engine.h"
 
 namespace mk::cli {
@@ -13,7 +14,8 @@ namespace mk::cli {
 struct ExecFlags {
   uint32_t sms = 0, threads = 0, ctx = 0, max_waits = kMaxWaits, prefill_chunk = 256;
   int64_t random_order = -1;
-  bool no_fuse_norms = false, bf16 = false, weight_stream = false, check_weights = false;
+  bool no_fuse_norms = false, bf16 = false, check_weights = false;
+  std::string weight_pipe = "auto";
   std::string device = "auto";
 
   void add(CLI::App& app) {
@@ -29,8 +31,10 @@ struct ExecFlags {
         ->check(CLI::Range(1, 3));
     app.add_option("--prefill-chunk", prefill_chunk, "prompt tokens per prefill run")->check(CLI::Range(1, 4096));
     app.add_flag("--no-fuse-norms", no_fuse_norms, "run norms as separate instructions");
-    app.add_flag("--weight-stream", weight_stream,
-                 "GPU: stream decode weights through a cp.async shared-memory ring instead of plain loads");
+    app.add_option("--weight-pipe", weight_pipe,
+                   "GPU: how decode reads weights: auto (a producer warp streams them into shared memory ahead "
+                   "of use, with cp.async.bulk on sm_90+), bulk, cp-async, or off (plain loads)")
+        ->check(CLI::IsMember({"auto", "bulk", "cp-async", "off"}));
     app.add_flag("--check-weights", check_weights,
                  "scan the loaded weights for NaN/Inf and stop with an error naming the first (tensor, index, value)");
   }
@@ -45,7 +49,10 @@ struct ExecFlags {
     o.max_waits = max_waits;
     o.prefill_chunk = prefill_chunk;
     o.fuse_norms = !no_fuse_norms;
-    o.gpu_weight_stream = weight_stream;
+    o.gpu_weight_pipe = weight_pipe == "bulk"       ? cuda::WeightPipe::Bulk
+                        : weight_pipe == "cp-async" ? cuda::WeightPipe::CpAsync
+                        : weight_pipe == "off"      ? cuda::WeightPipe::Off
+                                                    : cuda::WeightPipe::Auto;
     o.check_weights = check_weights;
     if (random_order >= 0) o.random_order = static_cast<uint64_t>(random_order);
     return o;

@@ -112,13 +112,25 @@ DeviceProgram::DeviceProgram(DeviceModel& model, const Program& program) : model
                 std::to_string(kMaxHeadDim));
   smem_bytes_ = dev.smem_per_block - 2048;  // leave room for the static shared memory
   const size_t smem_floats = smem_bytes_ / sizeof(float);
-  // Every op keeps at least one input row (plus its tile's outputs for QkvRope) in shared memory.
-  const size_t widest = std::max<size_t>({program.dims.hidden, program.dims.intermediate,
-                                          size_t(program.dims.n_heads) * program.dims.head_dim});
-  const size_t qkv_rows = size_t(program.dims.n_heads + 2 * program.dims.n_kv_heads) * program.dims.head_dim;
-  if (kSmemHead + widest > smem_floats || kSmemHead + program.dims.hidden + qkv_rows > smem_floats)
+  // Every op keeps at least one input row (plus its tile's outputs for QkvRope) in shared memory;
+  // attention keeps a query and a block of scores per warp.
+  const ModelDims& dims = program.dims;
+  const size_t widest = std::max<size_t>({dims.hidden, dims.intermediate, size_t(dims.n_heads) * dims.head_dim});
+  const size_t qkv_rows = size_t(dims.n_heads + 2 * dims.n_kv_heads) * dims.head_dim;
+  const size_t ops_floats =
+      (kSmemHead + std::max<size_t>({widest, dims.hidden + qkv_rows, kWarps * (kMaxHeadDim + kKeyBlock)}) + 3) / 4 * 4;
+  if (ops_floats > smem_floats)
     throw Error("model too wide for this GPU's " + std::to_string(dev.smem_per_block / 1024) +
                 " KB of shared memory per block");
+  // Decode programs give the rest to the weight pipe's ring; prefill uses plain loads and all of it.
+  const WeightPipe mode = model.weight_pipe;
+  if (mode == WeightPipe::Bulk && dev.major < 9)
+    throw Error("--weight-pipe bulk needs cp.async.bulk (sm_90 or newer); this GPU is sm_" +
+                std::to_string(dev.major) + std::to_string(dev.minor));
+  if (dims.n_tokens == 1 && mode != WeightPipe::Off)
+    pipe_pages_ = std::min<uint32_t>(kMaxPages, uint32_t((smem_bytes_ - ops_floats * sizeof(float)) / kPageBytes));
+  if (pipe_pages_ < 2) pipe_pages_ = 0;
+  ops_smem_floats_ = uint32_t(pipe_pages_ ? ops_floats : smem_floats);
   check(cudaFuncSetAttribute(megakernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_bytes_)),
         "raising the shared memory limit");
 
@@ -165,7 +177,9 @@ void DeviceProgram::run(uint32_t pos, bool feedback, uint32_t history_index) {
   p.kv = static_cast<__nv_bfloat16*>(model_.kv_);
   p.dims = program_.dims;
   p.step = {epoch_, pos};
-  p.smem_floats = static_cast<uint32_t>(smem_bytes_ / sizeof(float));
+  p.smem_floats = ops_smem_floats_;
+  p.pipe_pages = pipe_pages_;
+  p.pipe_cp_async = model_.weight_pipe == WeightPipe::CpAsync;
   p.feedback_slot = feedback ? program_.tokens_in : kNone;
   p.history = feedback ? static_cast<int32_t*>(history_) : nullptr;
   p.history_index = history_index;
@@ -173,12 +187,11 @@ void DeviceProgram::run(uint32_t pos, bool feedback, uint32_t history_index) {
   p.hang = static_cast<HangReport*>(hang_);
   p.timeout_ns = 5'000'000'000ull;
   p.trace = tracing_ ? static_cast<uint64_t*>(trace_) : nullptr;
-  p.stream_weights = model_.stream_weights;
   void* args[] = {&p};
   // Cooperative launch: every block must be resident at once, or blocks would wait on counters
   // of blocks that never start.
   check(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(&megakernel), dim3(program_.num_sms),
-                                    dim3(kThreads), args, smem_bytes_, 0),
+                                    dim3(kBlockThreads), args, smem_bytes_, 0),
         "launching the megakernel");
 }
 

@@ -28,11 +28,16 @@ DeviceInfo query_device();
 // Read bandwidth of device memory (GB/s), by a streaming-read kernel over `bytes` (median of 10).
 double measure_read_bandwidth_gbps(size_t bytes = size_t(4) << 30);
 
+// How decode steps read weights. Auto: the weight pipe (a producer warp streams weights into a
+// shared-memory ring ahead of the consumers, docs/PERFORMANCE.md) with cp.async.bulk on sm_90+ and
+// 16-byte cp.async before; Bulk / CpAsync force one copy kind; Off: plain loads from each warp.
+enum class WeightPipe : uint8_t { Auto, Bulk, CpAsync, Off };
+
 // Weights (bf16) and the KV cache (bf16) on the GPU. Throws mk::Error with the sizes on OOM.
 class DeviceModel {
  public:
   DeviceModel(const std::vector<WeightDecl>& decls, const HostWeights& weights, const ModelDims& dims);
-  bool stream_weights = false;     // decode matvecs through the cp.async shared-memory ring
+  WeightPipe weight_pipe = WeightPipe::Auto;
   ~DeviceModel();
   DeviceModel(const DeviceModel&) = delete;
   DeviceModel& operator=(const DeviceModel&) = delete;
@@ -84,6 +89,8 @@ class DeviceProgram {
   void* hang_ = nullptr;
   void* trace_ = nullptr;
   size_t smem_bytes_ = 0;
+  uint32_t ops_smem_floats_ = 0;   // shared memory the ops may use; the pipe's pages follow it
+  uint32_t pipe_pages_ = 0;
   bool tracing_ = false;
 };
 

@@ -9,8 +9,15 @@
 
 namespace mk::cuda {
 
+// A block is kThreads consumer threads (kWarps warps) that run the instructions, plus one
+// producer warp that streams weights into shared memory ahead of them (ops/weight_pipe.cuh).
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
+constexpr int kBlockThreads = kThreads + 32;
+
+// The consumers' barrier. Never __syncthreads() in an op: the producer warp runs its own loop
+// and would never arrive (or has already exited).
+__device__ __forceinline__ void sync_consumers() { asm volatile("bar.sync 1, %0;" ::"n"(kThreads) : "memory"); }
 
 // Activations are written by other SMs during the same launch, and L1 is not coherent: read them
 // at L2 (ld.global.cg) so a line cached earlier in the launch is never served stale.
@@ -52,9 +59,9 @@ __device__ __forceinline__ float warp_max(float v) {
 __device__ __forceinline__ float block_sum(float v, float* scratch) {
   v = warp_sum(v);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  __syncthreads();
+  sync_consumers();
   if (lane == 0) scratch[warp] = v;
-  __syncthreads();
+  sync_consumers();
   float t = lane < kWarps ? scratch[lane] : 0.0f;
   return warp_sum(t);
 }
@@ -72,9 +79,27 @@ __device__ __forceinline__ const __nv_bfloat16* weight(const KernelParams& p, ui
 // names a weight (RMSNorm or LayerNorm, as the model's dims say). `scratch`: kWarps floats.
 __device__ void load_rows(const KernelParams& p, float* dst, const float* src, uint32_t rows, uint32_t dim,
                           InNorm norm, float* scratch) {
-  for (uint32_t i = threadIdx.x; i < rows * dim; i += kThreads) dst[i] = ld_act(src + i);
+  // All of a thread's loads are issued before its stores: a plain load-store loop would pay one L2
+  // round trip per element, since the compiler cannot tell that dst and src never alias.
+  const uint32_t n = rows * dim;
+  constexpr uint32_t kBatch = 8;
+  if (n % 4 == 0 && reinterpret_cast<uintptr_t>(src) % 16 == 0 && reinterpret_cast<uintptr_t>(dst) % 16 == 0) {
+    const float4* s4 = reinterpret_cast<const float4*>(src);
+    float4* d4 = reinterpret_cast<float4*>(dst);
+    for (uint32_t i0 = threadIdx.x; i0 < n / 4; i0 += kThreads * kBatch) {
+      float4 v[kBatch];
+#pragma unroll
+      for (uint32_t j = 0; j < kBatch; ++j)
+        if (i0 + j * kThreads < n / 4) v[j] = __ldcg(s4 + i0 + j * kThreads);
+#pragma unroll
+      for (uint32_t j = 0; j < kBatch; ++j)
+        if (i0 + j * kThreads < n / 4) d4[i0 + j * kThreads] = v[j];
+    }
+  } else {
+    for (uint32_t i = threadIdx.x; i < n; i += kThreads) dst[i] = ld_act(src + i);
+  }
   if (norm.weight == kNone) {
-    __syncthreads();
+    sync_consumers();
     return;
   }
   const __nv_bfloat16* w = weight(p, norm.weight);
@@ -82,7 +107,7 @@ __device__ void load_rows(const KernelParams& p, float* dst, const float* src, u
   const bool layer = p.dims.norm_kind == uint8_t(NormKind::Layer);
   for (uint32_t m = 0; m < rows; ++m) {
     float* row = dst + m * dim;
-    __syncthreads();
+    sync_consumers();
     float mean = 0;
     if (layer) {
       float s = 0;
@@ -95,7 +120,7 @@ __device__ void load_rows(const KernelParams& p, float* dst, const float* src, u
     for (uint32_t i = threadIdx.x; i < dim; i += kThreads)
       row[i] = (row[i] - mean) * inv * bf(w[i]) + (b ? bf(b[i]) : 0.0f);
   }
-  __syncthreads();
+  sync_consumers();
 }
 
 // Dot products of R bf16 weight rows (`rows[i]`, nr <= R of them valid) with `mc` (<= MC) fp32 rows

@@ -27,7 +27,9 @@ struct KernelParams {
   __nv_bfloat16* kv;             // [layer][k|v][kv_head][max_ctx][head_dim]
   ModelDims dims;
   StepParams step;
-  uint32_t smem_floats;          // dynamic shared memory of a block, in floats
+  uint32_t smem_floats;          // dynamic shared memory the ops may use, in floats; the pipe's pages follow
+  uint32_t pipe_pages;           // pages of the weight pipe's ring; 0: every matvec uses plain loads
+  uint32_t pipe_cp_async;        // the pipe copies with 16-byte cp.async even where cp.async.bulk exists
   uint32_t feedback_slot;        // kNone, or an io slot the Argmax of row 0 also writes (greedy loop)
   int32_t* history;              // nullptr, or where the Argmax of row 0 appends the token
   uint32_t history_index;
@@ -35,7 +37,6 @@ struct KernelParams {
   HangReport* hang;
   uint64_t timeout_ns;           // a wait longer than this is a hang
   uint64_t* trace;               // nullptr, or [instructions][2] start/end %globaltimer
-  uint32_t stream_weights;       // decode matvecs stream weights through a cp.async ring (else plain loads)
 };
 
 }  // namespace mk::cuda

@@ -1,5 +1,6 @@
 // The megakernel: one persistent block per SM runs its queue of instructions, waiting on and
 // signalling dependency counters in global memory (acquire/release), with a watchdog on every wait.
+// A producer warp beside the consumers streams decode weights ahead of them (ops/weight_pipe.cuh).
 #pragma once
 
 #include <cuda/atomic>
@@ -17,17 +18,17 @@ __device__ __forceinline__ uint64_t globaltimer() {
   return t;
 }
 
-__device__ __forceinline__ void dispatch(const Instruction& ins, const KernelParams& p, float* smem) {
+__device__ __forceinline__ void dispatch(const Instruction& ins, const KernelParams& p, float* smem, Pipe& pipe) {
   switch (static_cast<Opcode>(ins.opcode)) {
     case Opcode::Barrier: break;
     case Opcode::Embed: run_embed(ins, p, smem); break;
     case Opcode::Norm: run_norm(ins, p, smem); break;
-    case Opcode::QkvRope: run_qkv_rope(ins, p, smem); break;
+    case Opcode::QkvRope: run_qkv_rope(ins, p, smem, pipe); break;
     case Opcode::AttnPartial: run_attn_partial(ins, p, smem); break;
     case Opcode::AttnReduce: run_attn_reduce(ins, p, smem); break;
     case Opcode::MatvecResidual:
     case Opcode::MatvecAct:
-    case Opcode::LmHead: run_matvec(ins, p, smem); break;
+    case Opcode::LmHead: run_matvec(ins, p, smem, pipe); break;
     case Opcode::Argmax: run_argmax(ins, p, smem); break;
     default: __trap();
   }
@@ -59,29 +60,43 @@ __device__ bool wait_for(const Instruction& ins, const KernelParams& p, uint32_t
   return true;
 }
 
-__global__ void __launch_bounds__(kThreads, 1) megakernel(const KernelParams p) {
+__global__ void __launch_bounds__(kBlockThreads, 1) megakernel(const KernelParams p) {
   extern __shared__ float4 dynamic_smem[];
   float* smem = reinterpret_cast<float*>(dynamic_smem);
   __shared__ Instruction ins;
   __shared__ int abort_run;
+  __shared__ uint64_t full[kMaxPages], empty[kMaxPages];
   const uint32_t sm = blockIdx.x;
   const uint32_t begin = p.queue_begin[sm], end = p.queue_begin[sm + 1];
+  // The ring sits past the ops' shared memory (p.smem_floats), so no op ever touches a page the
+  // producer may be filling for a later instruction.
+  Pipe pipe{reinterpret_cast<char*>(smem + p.smem_floats), full, empty, p.pipe_pages, 0,
+            kHasBulkCopy && !p.pipe_cp_async};
+  if (threadIdx.x == 0) {
+    abort_run = 0;
+    pipe_init(pipe);
+  }
+  __syncthreads();  // the only barrier of the whole block: afterwards the producer warp goes its own way
+  if (threadIdx.x >= kThreads) {
+    pipe_produce(pipe, p, begin, end, &abort_run);
+    return;
+  }
   for (uint32_t idx = begin; idx < end; ++idx) {
     static_assert(sizeof(Instruction) == 32 * sizeof(uint32_t), "one word per lane");
     if (threadIdx.x < 32)
       reinterpret_cast<uint32_t*>(&ins)[threadIdx.x] = reinterpret_cast<const uint32_t*>(p.instructions + idx)[threadIdx.x];
-    __syncthreads();
+    sync_consumers();
     if (threadIdx.x == 0) {
       p.positions[sm] = idx - begin;
-      abort_run = !wait_for(ins, p, sm, idx - begin);
+      if (!wait_for(ins, p, sm, idx - begin)) abort_run = 1;
       if (p.trace) p.trace[2 * idx] = globaltimer();
     }
-    __syncthreads();
+    sync_consumers();
     if (abort_run) return;
-    dispatch(ins, p, smem);
+    dispatch(ins, p, smem, pipe);
     // Read before the barrier: once past it, other threads may already fetch the next instruction.
     const uint32_t signal = ins.signal;
-    __syncthreads();
+    sync_consumers();
     if (threadIdx.x == 0) {
       // Every thread's writes are ordered before the signal by the barrier above; the fence makes
       // them visible device-wide before the counter moves (the pattern of a grid sync).

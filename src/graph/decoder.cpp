@@ -162,11 +162,14 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
     int in = norm_input(P + "attn_", L + "attn_norm", l, x, fused);
     {
       OpNode n = node(P + "qkv_rope", Opcode::QkvRope, l);
+      // Heads split into parts of 8 rotary pairs, so that the QKV stage spreads over (nearly) every
+      // SM rather than one SM per head; Qwen3's per-head q/k norm needs the whole head in one tile.
+      const uint32_t parts = !c.qk_norm && D % 16 == 0 ? D / 16 : 1;
       n.proto.a.qkv = {off(in), fused, wid(g, L + "qkv"), wid(g, L + "qkv_bias"), wid(g, L + "q_norm"),
-                       wid(g, L + "k_norm"), wid(g, "rope"), off(q)};
-      n.units = Hq + 2 * Hkv;
+                       wid(g, L + "k_norm"), wid(g, "rope"), off(q), parts};
+      n.units = (Hq + 2 * Hkv) * parts;
       n.fixed_bytes = double(M) * H * act_bytes;
-      n.bytes_per_unit = double(D) * H * wb;
+      n.bytes_per_unit = double(D) * H * wb / parts;
       n.reads = {in};
       n.writes = {q, kv[l]};
       g.add_node(std::move(n));

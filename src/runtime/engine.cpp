@@ -104,7 +104,7 @@ std::unique_ptr<Engine> Engine::create(const ModelConfig& config, const TensorSo
   e->table_ = e->weights_.table();
   if (e->device_ == Device::Cuda) {
     e->gpu_model_ = std::make_unique<cuda::DeviceModel>(g.weights, e->weights_, g.dims);
-    e->gpu_model_->stream_weights = e->options_.gpu_weight_stream;
+    e->gpu_model_->weight_pipe = e->options_.gpu_weight_pipe;
     return e;
   }
   e->kv_.assign(size_t(c.num_layers) * 2 * c.num_kv_heads * e->max_ctx_ * c.head_dim, 0.0f);

@@ -19,6 +19,7 @@
 
 namespace mk {
 namespace cuda {
+enum class WeightPipe : uint8_t;  // cuda/cuda_backend.h
 class DeviceModel;
 class DeviceProgram;
 }  // namespace cuda
@@ -34,7 +35,7 @@ struct EngineOptions {
   uint32_t max_ctx = 0;         // KV capacity; 0: the model's, capped at 4096
   uint32_t prefill_chunk = 256; // prompt tokens per prefill program run
   bool fuse_norms = true;
-  bool gpu_weight_stream = false;  // GPU: decode matvecs stream weights through a cp.async ring
+  cuda::WeightPipe gpu_weight_pipe{};  // GPU: how decode reads weights (default Auto: the weight pipe)
   uint32_t max_waits = kMaxWaits;
   bool check_weights = false;   // scan the loaded weights for NaN/Inf; mk::Error naming the first
   // Loading progress: stage name, done, total.

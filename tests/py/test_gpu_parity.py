@@ -111,3 +111,16 @@ def test_llama_3_2_1b_shape_on_gpu(run_mk, tmp_path, report):
     model.save_pretrained(tmp_path / "llama1b")
     del model
     check_case(run_mk, tmp_path / "llama1b", config, tmp_path, "llama-3.2-1b-shape", report)
+
+
+@pytest.mark.parametrize("pipe", ["bulk", "cp-async", "off"])
+def test_weight_pipe_modes_match_cpu(pipe, run_mk, tmp_path, report):
+    # Every way decode reads weights (the pipe with bulk copies or 16-byte cp.async, or plain loads)
+    # gives the CPU executor's logits. Qwen2 has biases, so every epilogue term is exercised.
+    model = tiny_models.save_model("qwen2", tmp_path / "m", init=0.1, head_gain=4.0)
+    ids = torch.randint(0, model.config.vocab_size, (PROMPT_LEN + 32,), generator=torch.Generator().manual_seed(3))
+    args = ["logits", "--model", tmp_path / "m", "--tokens", ",".join(map(str, ids.tolist())), "--prefill", PROMPT_LEN]
+    run_mk(*args, "--device", "cuda", "--weight-pipe", pipe, "--out", tmp_path / "gpu.npy")
+    run_mk(*args, "--device", "cpu", "--bf16", "--out", tmp_path / "cpu.npy")
+    compare(f"pipe {pipe}", "gpu vs cpu_executor", np.load(tmp_path / "gpu.npy"), np.load(tmp_path / "cpu.npy"),
+            report, enforce_top1="all")

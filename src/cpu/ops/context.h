@@ -43,8 +43,9 @@ float dot(const float* a, const float* b, size_t n);
 // out = norm(x) * w (+ b) over n elements, RMSNorm or LayerNorm as `kind` says.
 void normalize(const float* x, float* out, size_t n, NormKind kind, float eps, const float* w, const float* b);
 float activate(float x, Activation act);
-// Rotates pairs (i, i + D/2) of `v` by the angles of one RoPE table row (cos | sin).
-void apply_rope(float* v, const float* table_row, size_t head_dim);
+// Rotates pairs (i, i + D/2), i < pairs, of `v` by the angles of one RoPE table row (cos | sin).
+// A part of a head passes v and table_row offset by its first pair.
+void apply_rope(float* v, const float* table_row, size_t head_dim, size_t pairs);
 
 // The input rows [row0, row0 + rows) of a matvec, normalized by `norm` when it names a weight.
 // Returns a pointer to `rows` consecutive rows of `dim` floats (the arena itself, or `scratch`).

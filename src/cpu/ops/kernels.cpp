@@ -42,9 +42,9 @@ float activate(float x, Activation act) {
   return 0.5f * x * (1.0f + std::tanh(k * (x + 0.044715f * x * x * x)));
 }
 
-void apply_rope(float* v, const float* row, size_t D) {
+void apply_rope(float* v, const float* row, size_t D, size_t pairs) {
   const size_t half = D / 2;
-  for (size_t i = 0; i < half; ++i) {
+  for (size_t i = 0; i < pairs; ++i) {
     const float c = row[i], s = row[half + i];
     const float a = v[i], b = v[i + half];
     v[i] = a * c - b * s;

@@ -97,31 +97,51 @@ __device__ void run_attn_partial(const Instruction& ins, const KernelParams& p, 
   }
 }
 
+// One warp per (head, row). The splits' log-sum-exps are read by all lanes at once (a lane per
+// split), turned into weights, and broadcast by shuffles while each lane sums its head dims over
+// the splits; every load is independent, so a reduce costs a few L2 round trips, not one per split.
 __device__ void run_attn_reduce(const Instruction& ins, const KernelParams& p, float* smem) {
   const AttnReduceArgs& a = ins.a.reduce;
   const ModelDims& d = p.dims;
   const uint32_t D = d.head_dim, Hq = d.n_heads, M = d.n_tokens, S = a.num_splits;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  constexpr int J = kMaxHeadDim / 32;
   const uint32_t items = (ins.tile_end - ins.tile_begin) * M;
   for (uint32_t it = warp; it < items; it += kWarps) {
     const uint32_t h = ins.tile_begin + it / M, m = it % M;
+    auto lse_of = [&](uint32_t s) { return ld_act(p.arena + a.part_lse + (size_t(s) * M + m) * Hq + h); };
     float mx = -INFINITY;
-    for (uint32_t s = lane; s < S; s += 32) mx = fmaxf(mx, ld_act(p.arena + a.part_lse + (size_t(s) * M + m) * Hq + h));
+    for (uint32_t s = lane; s < S; s += 32) mx = fmaxf(mx, lse_of(s));
     mx = warp_max(mx);
     float total = 0;
-    for (uint32_t s = 0; s < S; ++s) {
-      const float lse = ld_act(p.arena + a.part_lse + (size_t(s) * M + m) * Hq + h);
+    for (uint32_t s = lane; s < S; s += 32) {
+      const float lse = lse_of(s);
       if (lse != -INFINITY) total += __expf(lse - mx);
     }
-    float* out = p.arena + a.out + (size_t(m) * Hq + h) * D;
-    for (uint32_t i = lane; i < D; i += 32) {
-      float acc = 0;
-      for (uint32_t s = 0; s < S; ++s) {
-        const float lse = ld_act(p.arena + a.part_lse + (size_t(s) * M + m) * Hq + h);
-        if (lse != -INFINITY) acc += __expf(lse - mx) * ld_act(p.arena + a.part_o + ((size_t(s) * M + m) * Hq + h) * D + i);
+    total = warp_sum(total);
+    float acc[J];
+#pragma unroll
+    for (int j = 0; j < J; ++j) acc[j] = 0;
+    for (uint32_t s0 = 0; s0 < S; s0 += 32) {
+      float mine = 0;  // this lane's split's weight
+      if (s0 + lane < S) {
+        const float lse = lse_of(s0 + lane);
+        mine = lse != -INFINITY ? __expf(lse - mx) / total : 0.0f;
       }
-      out[i] = total > 0 ? acc / total : 0.0f;
+      const uint32_t n = S - s0 < 32 ? S - s0 : 32;
+#pragma unroll 4
+      for (uint32_t t = 0; t < n; ++t) {
+        const float w = __shfl_sync(0xFFFFFFFFu, mine, t);
+        const float* po = p.arena + a.part_o + ((size_t(s0 + t) * M + m) * Hq + h) * D;
+#pragma unroll
+        for (int j = 0; j < J; ++j)
+          if (lane + 32 * j < D) acc[j] += w * ld_act(po + lane + 32 * j);
+      }
     }
+    float* out = p.arena + a.out + (size_t(m) * Hq + h) * D;
+#pragma unroll
+    for (int j = 0; j < J; ++j)
+      if (lane + 32 * j < D) out[lane + 32 * j] = total > 0 ? acc[j] : 0.0f;
   }
 }
 

@@ -26,7 +26,7 @@ __device__ void run_norm(const Instruction& ins, const KernelParams& p, float* s
   for (uint32_t m = 0; m < p.dims.n_tokens; ++m) {
     load_rows(p, smem + 64, p.arena + a.in + size_t(m) * H, 1, H, a.norm, smem);
     for (uint32_t i = threadIdx.x; i < H; i += kThreads) p.arena[a.out + size_t(m) * H + i] = smem[64 + i];
-    __syncthreads();
+    sync_consumers();
   }
 }
 
@@ -45,7 +45,7 @@ __device__ void run_argmax(const Instruction& ins, const KernelParams& p, float*
     }
     vals[threadIdx.x] = v;
     idxs[threadIdx.x] = i;
-    __syncthreads();
+    sync_consumers();
     if (threadIdx.x == 0) {
       for (int t = 1; t < kThreads; ++t)
         if (idxs[t] != 0xFFFFFFFFu && (vals[t] > v || (vals[t] == v && idxs[t] < i) || i == 0xFFFFFFFFu))
@@ -57,7 +57,7 @@ __device__ void run_argmax(const Instruction& ins, const KernelParams& p, float*
         if (p.history) p.history[p.history_index] = token;
       }
     }
-    __syncthreads();
+    sync_consumers();
   }
 }
 

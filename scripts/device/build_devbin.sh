@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Builds (here, without a GPU) an mk binary for one GPU architecture only, stripped, into .devbin/,
+# small and quick to carry to the lent GPU machine with the device tool (`carry: [".devbin"]`).
+# The full fat binary is what CI and `make` build; this is for iterating on kernels.
+# ARCH: the -gencode value (default: H100/H200).
+set -euo pipefail
+ARCH=${ARCH:-arch=compute_90a,code=sm_90a}
+cmake -S . -B build-devbin -G Ninja -DCMAKE_BUILD_TYPE=Release -DMK_BUILD_TESTS=OFF "-DMK_CUDA_GENCODE=$ARCH" >/dev/null
+cmake --build build-devbin --target mk
+mkdir -p .devbin
+strip -o .devbin/mk build-devbin/src/cli/mk
+ls -la .devbin/mk

@@ -1,0 +1,245 @@
+// The weight pipe: a producer warp walks its SM's instruction queue ahead of the consumer warps and
+// streams every decode matvec's weights into a ring of shared-memory pages, completing each page on
+// an mbarrier. Weights never depend on the step's activations, so the producer does not wait on
+// dependency counters: while the consumers wait for an instruction's inputs, the ring is already
+// filling with that instruction's weights (and the next ones'), and the memory system never idles
+// between instructions.
+//
+// A page is up to kPageRows weight rows (one per consumer warp) by up to kPageCols columns. The
+// pages of an instruction run: for each block of kPageRows rows, for each matrix (up, then gate),
+// for each column chunk. Producer and consumers derive that sequence from the same PipeSpan, so
+// they agree on every page's slot and phase without talking.
+//
+// Copies: cp.async.bulk (sm_90+, one instruction per row segment) or, before sm_90 or when asked,
+// 16-byte cp.async with cp.async.mbarrier.arrive (sm_80+).
+#pragma once
+
+#include "cuda/device_common.cuh"
+
+namespace mk::cuda {
+
+constexpr uint32_t kPageRows = kWarps;
+constexpr uint32_t kPageCols = 1024;                      // bf16 columns of a row segment
+constexpr uint32_t kPageBytes = kPageRows * kPageCols * 2;  // 16 KB
+constexpr uint32_t kMaxPages = 16;
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+constexpr bool kHasBulkCopy = true;
+#else
+constexpr bool kHasBulkCopy = false;
+#endif
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void mbar_init(uint64_t* bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared.b64 [%0], %1;" ::"r"(smem_addr(bar)), "r"(count) : "memory");
+}
+
+__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
+  asm volatile("{ .reg .b64 state; mbarrier.arrive.shared.b64 state, [%0]; }" ::"r"(smem_addr(bar)) : "memory");
+}
+
+__device__ __forceinline__ bool mbar_test(uint64_t* bar, uint32_t parity) {
+  uint32_t done;
+  asm volatile(
+      "{ .reg .pred p; mbarrier.test_wait.parity.shared.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+      : "=r"(done)
+      : "r"(smem_addr(bar)), "r"(parity)
+      : "memory");
+  return done != 0;
+}
+
+// Waits until the phase of `bar` with this parity has completed. A page that never lands means the
+// producer and consumers disagree on the page sequence, a bug: trap rather than hang the GPU.
+__device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity, const volatile int* abort_flag = nullptr) {
+  if (mbar_test(bar, parity)) return;
+  uint64_t start;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
+  while (!mbar_test(bar, parity)) {
+    if (abort_flag && *abort_flag) return;
+    uint64_t now;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+    if (now - start > 20'000'000'000ull) __trap();
+  }
+}
+
+__device__ __forceinline__ void mbar_expect_tx(uint64_t* bar, uint32_t bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
+#endif
+}
+
+__device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
+                   smem_addr(dst)),
+               "l"(src), "r"(bytes), "r"(smem_addr(bar))
+               : "memory");
+#endif
+}
+
+__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(smem_addr(dst)), "l"(src) : "memory");
+}
+
+// Arrives on `bar` once this thread's earlier cp.asyncs have landed (counted in the init count).
+__device__ __forceinline__ void cp_async_arrive(uint64_t* bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared.b64 [%0];" ::"r"(smem_addr(bar)) : "memory");
+}
+
+// The weights one instruction streams, as groups of up to kPageRows output rows with one or two
+// dot products (parts) each: a matvec's rows r0 + 8g of W (and of the gate G, part 1); a QkvRope
+// tile's 8 rotary pairs, first-half rows as part 0 and their partners as part 1.
+struct PipeSpan {
+  const __nv_bfloat16* mats[2];  // part m reads mats[m]
+  uint32_t parts, groups, K;
+  uint32_t r0, rows;             // matvec: the tile's rows
+  uint32_t unit0, D, P, pw;      // QkvRope (pw > 0): the tile's first unit, head dim, parts per head, pairs per unit
+  __device__ uint32_t chunks() const { return (K + kPageCols - 1) / kPageCols; }
+  __device__ uint32_t rows_in(uint32_t g) const {
+    return pw || rows - g * kPageRows >= kPageRows ? kPageRows : rows - g * kPageRows;
+  }
+  __device__ uint32_t first_row(uint32_t g, uint32_t m) const {
+    if (!pw) return r0 + g * kPageRows;
+    const uint32_t per_unit = pw / kPageRows;
+    return qkv_unit_row(unit0 + g / per_unit, m * pw + g % per_unit * kPageRows, D, P);
+  }
+};
+
+// Decides whether `ins` takes the pipe, and what it streams. Both sides call this on the same
+// instruction, so they agree. Only decode programs (one token) pipe; prefill uses plain loads.
+__device__ __forceinline__ bool pipe_span(const Instruction& ins, const KernelParams& p, PipeSpan* s) {
+  if (p.pipe_pages == 0 || p.dims.n_tokens != 1) return false;
+  const Opcode op = static_cast<Opcode>(ins.opcode);
+  s->pw = 0;
+  if (op == Opcode::MatvecResidual || op == Opcode::MatvecAct || op == Opcode::LmHead) {
+    const MatvecArgs& a = ins.a.mv;
+    if (a.rows != 1) return false;
+    s->mats[0] = p.weights[a.weight];
+    s->mats[1] = a.gate == kNone ? nullptr : p.weights[a.gate];
+    s->parts = a.gate == kNone ? 1 : 2;
+    s->r0 = ins.tile_begin;
+    s->rows = ins.tile_end - ins.tile_begin;
+    s->groups = (s->rows + kPageRows - 1) / kPageRows;
+    s->K = a.in_dim;
+  } else if (op == Opcode::QkvRope) {
+    const QkvRopeArgs& a = ins.a.qkv;
+    s->mats[0] = s->mats[1] = p.weights[a.weight];
+    s->parts = 2;
+    s->unit0 = ins.tile_begin;
+    s->D = p.dims.head_dim;
+    s->P = a.head_parts;
+    s->pw = s->D / 2 / s->P;
+    if (s->pw % kPageRows != 0) return false;
+    s->groups = (ins.tile_end - ins.tile_begin) * (s->pw / kPageRows);
+    s->K = p.dims.hidden;
+  } else {
+    return false;
+  }
+  return s->K % 8 == 0;  // 16-byte copies
+}
+
+// The ring as one thread sees it. `k` counts the pages this thread has passed through the ring
+// since the launch began: page k sits in slot k % n_pages, in phase (k / n_pages) & 1.
+struct Pipe {
+  char* pages;
+  uint64_t* full;   // [n_pages]: the page has landed
+  uint64_t* empty;  // [n_pages]: every consumer warp is done with it
+  uint32_t n_pages;
+  uint32_t k;
+  bool bulk;        // cp.async.bulk, else 16-byte cp.async
+  __device__ uint32_t slot() const { return k % n_pages; }
+  __device__ uint32_t parity() const { return (k / n_pages) & 1; }
+  __device__ char* page() const { return pages + size_t(slot()) * kPageBytes; }
+};
+
+// Thread 0, before the block's first barrier.
+__device__ __forceinline__ void pipe_init(Pipe& pipe) {
+  for (uint32_t i = 0; i < pipe.n_pages; ++i) {
+    mbar_init(&pipe.full[i], pipe.bulk ? 1 : 32);
+    mbar_init(&pipe.empty[i], kWarps);
+  }
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+#endif
+}
+
+// The producer warp: every page of every piped instruction of queue [begin, end), in order.
+// Stops early when the consumers abort (a hang elsewhere).
+__device__ void pipe_produce(Pipe& pipe, const KernelParams& p, uint32_t begin, uint32_t end,
+                             const volatile int* abort_flag) {
+  const uint32_t lane = threadIdx.x % 32;
+  for (uint32_t idx = begin; idx < end; ++idx) {
+    PipeSpan s;
+    if (!pipe_span(p.instructions[idx], p, &s)) continue;
+    const uint32_t chunks = s.chunks();
+    for (uint32_t g = 0; g < s.groups; ++g) {
+      const uint32_t rows = s.rows_in(g);
+      for (uint32_t m = 0; m < s.parts; ++m)
+        for (uint32_t c = 0; c < chunks; ++c, ++pipe.k) {
+          const uint32_t col0 = c * kPageCols;
+          const uint32_t cols = s.K - col0 < kPageCols ? s.K - col0 : kPageCols;
+          mbar_wait(&pipe.empty[pipe.slot()], pipe.parity() ^ 1, abort_flag);
+          if (*abort_flag) return;
+          const __nv_bfloat16* src = s.mats[m] + size_t(s.first_row(g, m)) * s.K + col0;
+          char* dst = pipe.page();
+          uint64_t* full = &pipe.full[pipe.slot()];
+          if (pipe.bulk) {
+            if (lane == 0) mbar_expect_tx(full, rows * cols * 2);
+            __syncwarp();
+            if (lane < rows) bulk_copy(dst + lane * kPageCols * 2, src + size_t(lane) * s.K, cols * 2, full);
+          } else {
+            const uint32_t per_row = cols / 8;  // 16-byte pieces
+            for (uint32_t q = lane; q < rows * per_row; q += 32) {
+              const uint32_t r = q / per_row, o = q % per_row * 8;
+              cp_async16(dst + (r * kPageCols + o) * 2, src + size_t(r) * s.K + o);
+            }
+            cp_async_arrive(full);
+          }
+        }
+    }
+  }
+}
+
+// The consumer side of one instruction: the dot products of every row of the span with x (fp32,
+// shared memory, 16-byte aligned), one warp per row of a page. Calls epilogue(g, dot[0], dot[1]) in
+// every lane of warp w for row w of group g, when the group has that row.
+template <class Epilogue>
+__device__ void pipe_rows(Pipe& pipe, const PipeSpan& s, const float* x, Epilogue&& epilogue) {
+  const uint32_t warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const uint32_t chunks = s.chunks();
+  for (uint32_t g = 0; g < s.groups; ++g) {
+    const bool mine = warp < s.rows_in(g);
+    float dot[2] = {0.0f, 0.0f};
+#pragma unroll
+    for (uint32_t m = 0; m < 2; ++m) {
+      if (m >= s.parts) break;
+      float acc = 0.0f;
+      for (uint32_t c = 0; c < chunks; ++c, ++pipe.k) {
+        const uint32_t col0 = c * kPageCols;
+        const uint32_t cols = s.K - col0 < kPageCols ? s.K - col0 : kPageCols;
+        mbar_wait(&pipe.full[pipe.slot()], pipe.parity());
+        if (mine) {
+          // Lane stride of 4 columns: 8-byte weight reads and 16-byte x reads, both conflict-free.
+          const __nv_bfloat16* w = reinterpret_cast<const __nv_bfloat16*>(pipe.page()) + warp * kPageCols;
+          const float* xc = x + col0;
+#pragma unroll 4
+          for (uint32_t e = lane * 4; e < cols; e += 128) {
+            const uint2 raw = *reinterpret_cast<const uint2*>(w + e);
+            const float4 xv = *reinterpret_cast<const float4*>(xc + e);
+            acc += __uint_as_float(raw.x << 16) * xv.x + __uint_as_float(raw.x & 0xFFFF0000u) * xv.y +
+                   __uint_as_float(raw.y << 16) * xv.z + __uint_as_float(raw.y & 0xFFFF0000u) * xv.w;
+          }
+        }
+        __syncwarp();
+        if (lane == 0) mbar_arrive(&pipe.empty[pipe.slot()]);
+      }
+      dot[m] = warp_sum(acc);
+    }
+    if (mine) epilogue(g, dot[0], dot[1]);
+  }
+}
+
+}  // namespace mk::cuda
