@@ -15,6 +15,7 @@
 #include "cli/command.h"
 #include "cli/options.h"
 #include "cli/random_prompt.h"
+#include "model/config.h"
 #include "model/error.h"
 #include "runtime/trace.h"
 #include "cuda/cuda_backend.h"
@@ -121,6 +122,20 @@ RegisterCommand reg("bench", "Benchmark decode and prefill against the device's 
       std::stringstream ss(f->contexts);
       std::string c;
       while (std::getline(ss, c, ',')) contexts.push_back(static_cast<uint32_t>(std::stoul(c)));
+    }
+    // A model with learned positions (GPT-2: 1024) cannot go past them: drop the contexts it
+    // cannot hold, and say so, rather than fail the whole run.
+    if (std::filesystem::is_directory(f->model)) {
+      const ModelConfig config = load_config(f->model);
+      if (config.learned_pos) {
+        const uint32_t limit = static_cast<uint32_t>(config.max_position_embeddings);
+        std::erase_if(contexts, [&](uint32_t c) {
+          const bool drop = std::max(c, f->prompt) + f->steps + 16 > limit;
+          if (drop) std::cerr << "bench: skipping context " << c << ": the model has " << limit << " positions\n";
+          return drop;
+        });
+        if (contexts.empty()) throw Error("every context is past the model's " + std::to_string(limit) + " positions");
+      }
     }
     EngineOptions eo = f->exec.engine_options();
     const uint32_t longest = *std::max_element(contexts.begin(), contexts.end());
