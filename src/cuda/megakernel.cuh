@@ -100,9 +100,10 @@ __global__ void __launch_bounds__(kBlockThreads, 1) megakernel(const KernelParam
     if (threadIdx.x == 0) {
       // Every thread's writes are ordered before the signal by the barrier above; the fence makes
       // them visible device-wide before the counter moves (the pattern of a grid sync).
+      // One fence: a release fetch_add would add a second one.
       __threadfence();
       ::cuda::atomic_ref<uint32_t, ::cuda::thread_scope_device>(p.counters[signal])
-          .fetch_add(1, ::cuda::memory_order_release);
+          .fetch_add(1, ::cuda::memory_order_relaxed);
       if (p.trace) p.trace[2 * idx + 1] = globaltimer();
     }
   }

@@ -23,7 +23,9 @@ __device__ __forceinline__ void matvec_store(const Instruction& ins, const Kerne
   float* out = p.arena + a.out + size_t(m) * a.out_dim + r;
   const bool lead = threadIdx.x % 32 == 0;
   if (op == Opcode::MatvecResidual) {
-    if (lead) *out = ld_act(out) + y;
+    // A reduction (red.global.add) rather than load, add, store: the same single fp32 add (this tile
+    // is the element's only writer in the op), without a round trip to memory on the critical path.
+    if (lead) atomicAdd(out, y);
   } else if (op == Opcode::MatvecAct) {
     const Activation act = static_cast<Activation>(p.dims.activation);
     const __nv_bfloat16* gate_bias = weight(p, a.gate_bias);
