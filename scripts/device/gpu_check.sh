@@ -19,10 +19,14 @@ echo "== parity"
 python3 -m pytest -q tests/py/test_gpu_parity.py ${PYTEST_ARGS:-} 2>&1 | tee $OUT/gpu_parity.log | tail -15
 fi
 echo "== compute-sanitizer"
-for tool in memcheck racecheck synccheck; do
-  compute-sanitizer --tool $tool --error-exitcode 9 $MK_BIN logits --model /tmp/tiny_qwen3 \
-    --tokens 1,2,3,4,5,6,7,8,9 --prefill 5 --device cuda --generate 4 > $OUT/sanitizer_$tool.log 2>&1
-  echo "$tool rc=$? $(tail -1 $OUT/sanitizer_$tool.log)"
+# Qwen3 keeps whole-head QKV tiles (its q/k norm), Llama splits heads into rotary-pair parts; both
+# decode through the weight pipe and prefill with plain loads.
+for model in qwen3 llama; do
+  for tool in memcheck racecheck synccheck; do
+    compute-sanitizer --tool $tool --error-exitcode 9 $MK_BIN logits --model /tmp/tiny_$model \
+      --tokens 1,2,3,4,5,6,7,8,9 --prefill 5 --device cuda --generate 4 > $OUT/sanitizer_${model}_$tool.log 2>&1
+    echo "$model $tool rc=$? $(tail -1 $OUT/sanitizer_${model}_$tool.log)"
+  done
 done
 if [ -n "${BENCH_SHAPES:-}" ]; then
   for shape in $BENCH_SHAPES; do
