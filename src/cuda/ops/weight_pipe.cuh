@@ -6,9 +6,9 @@
 // between instructions.
 //
 // A page is up to kPageRows weight rows (one per consumer warp) by up to kPageCols columns. The
-// pages of an instruction run: for each block of kPageRows rows, for each matrix (up, then gate),
-// for each column chunk. Producer and consumers derive that sequence from the same PipeSpan, so
-// they agree on every page's slot and phase without talking.
+// pages of an instruction run: for each group of output rows, for each part (the up then the gate
+// matrix, or a rotary pair's two halves), for each column chunk. Producer and consumers derive that
+// sequence from the same PipeSpan, so they agree on every page's slot and phase without talking.
 //
 // Copies: cp.async.bulk (sm_90+, one instruction per row segment) or, before sm_90 or when asked,
 // 16-byte cp.async with cp.async.mbarrier.arrive (sm_80+).
