@@ -74,6 +74,9 @@ __device__ void run_attn_partial(const Instruction& ins, const KernelParams& p, 
       __syncwarp();
 #pragma unroll
       for (int j = 0; j < J; ++j) o[j] *= c;
+      // Unrolled so that several keys' V loads are in flight at once: one at a time, each waited
+      // out a full memory latency.
+#pragma unroll 8
       for (uint32_t t = 0; t < n; ++t) {
         const float e = sc[t];
         const __nv_bfloat16* vr = V + size_t(kb + t) * D;
