@@ -142,7 +142,7 @@ Engine::Compiled& Engine::compiled(uint32_t n_tokens, bool all_logits) {
   return *slot;
 }
 
-std::vector<float> Engine::forward(std::span<const int32_t> tokens, bool all_logits) {
+void Engine::check_tokens(std::span<const int32_t> tokens) const {
   if (tokens.empty()) throw Error("no tokens to run");
   if (pos_ + tokens.size() > max_ctx_)
     throw Error(std::to_string(tokens.size()) + " more tokens at position " + std::to_string(pos_) +
@@ -151,6 +151,10 @@ std::vector<float> Engine::forward(std::span<const int32_t> tokens, bool all_log
     if (t < 0 || t >= config_.vocab_size)
       throw Error("token id " + std::to_string(t) + " is outside the vocabulary of " +
                   std::to_string(config_.vocab_size));
+}
+
+std::vector<float> Engine::forward(std::span<const int32_t> tokens, bool all_logits) {
+  check_tokens(tokens);
   const uint32_t V = config_.vocab_size;
   std::vector<float> out;
   for (size_t start = 0; start < tokens.size();) {
@@ -224,27 +228,40 @@ std::vector<int32_t> Engine::decode_greedy(uint32_t steps) {
 
 std::vector<uint64_t> Engine::trace_decode_step() {
   if (last_argmax_ < 0) throw Error("trace_decode_step needs a forward() first");
-  if (pos_ + 1 > max_ctx_) throw Error("the context is full");
-  Compiled& c = compiled(1, false);
+  const int32_t token = last_argmax_;
+  return trace_run(std::span(&token, 1));
+}
+
+std::vector<uint64_t> Engine::trace_prefill(std::span<const int32_t> tokens) {
+  if (tokens.size() > options_.prefill_chunk)
+    throw Error("a traced prefill runs one program: at most " + std::to_string(options_.prefill_chunk) +
+                " tokens (--prefill-chunk), not " + std::to_string(tokens.size()));
+  return trace_run(tokens);
+}
+
+std::vector<uint64_t> Engine::trace_run(std::span<const int32_t> tokens) {
+  check_tokens(tokens);
+  const uint32_t n = static_cast<uint32_t>(tokens.size());
+  Compiled& c = compiled(n, false);
   std::vector<uint64_t> trace;
   if (c.gpu) {
     c.gpu->enable_trace(true);
-    c.gpu->set_tokens(&last_argmax_, 1);
+    c.gpu->set_tokens(tokens.data(), n);
     c.gpu->run(pos_);
     c.gpu->synchronize();
     c.gpu->enable_trace(false);
-    last_argmax_ = c.gpu->read_token(0);
+    last_argmax_ = c.gpu->read_token(c.program.logits_rows - 1);
     trace = c.gpu->read_trace();
   } else {
     CpuExecutor& ex = *c.executor;
     ex.enable_trace(true);
-    ex.io()[c.program.tokens_in] = last_argmax_;
+    std::copy(tokens.begin(), tokens.end(), ex.io() + c.program.tokens_in);
     ex.run(pos_);
-    last_argmax_ = ex.io()[c.program.tokens_out];
+    last_argmax_ = ex.io()[c.program.tokens_out + c.program.logits_rows - 1];
     trace = ex.trace();
     ex.enable_trace(false);
   }
-  ++pos_;
+  pos_ += n;
   return trace;
 }
 

@@ -73,6 +73,9 @@ class Engine {
   // [2 * i] and [2 * i + 1] for instruction i of the decode program; %globaltimer on the GPU, the
   // steady clock on the CPU executor.
   std::vector<uint64_t> trace_decode_step();
+  // The same for one prefill program run of `tokens` (at most prefill_chunk of them) from the
+  // current position; the program is the one compiled(tokens.size(), false) returns.
+  std::vector<uint64_t> trace_prefill(std::span<const int32_t> tokens);
   std::string device_name() const;
   void reset();  // forget the conversation: position 0 (the cache is overwritten as it refills)
   // Step back to position `pos` (<= position()): the cache keeps the first `pos` tokens and the
@@ -96,6 +99,8 @@ class Engine {
  private:
   Engine() = default;
   GraphOptions graph_options(uint32_t n_tokens, bool all_logits) const;
+  void check_tokens(std::span<const int32_t> tokens) const;  // non-empty, in the vocabulary, fit the context
+  std::vector<uint64_t> trace_run(std::span<const int32_t> tokens);
 
   ModelConfig config_;
   EngineOptions options_;

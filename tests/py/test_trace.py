@@ -34,3 +34,27 @@ def test_trace_outputs_agree(run_mk, tmp_path):
         assert f"| {op} | {n} |" in summary, f"summary disagrees with the trace for {op}"
     text = svg.read_text()
     assert text.startswith("<svg") and text.count("<rect") >= len(slices)
+
+
+def test_trace_prefill(run_mk, tmp_path):
+    """--prefill N traces one run of the N-token program: every instruction once, from position 0."""
+    folder = tmp_path / "qwen2"
+    tiny_models.save_model("qwen2", folder)
+    out, svg = tmp_path / "p.json", tmp_path / "p.svg"
+    proc = run_mk("trace", "--model", folder, "--sms", 4, "--context", 0, "--prefill", 20, "--ctx", 64,
+                  "--out", out, "--svg", svg)
+    slices = [e for e in json.loads(out.read_text())["traceEvents"] if e["ph"] == "X"]
+    schedule = run_mk("schedule", "--model", folder, "--sms", 4, "--tokens", 20, "--ctx", 64).stdout
+    assert "prefill of 20 tokens" in proc.stdout
+    counts = {}
+    for e in slices:
+        counts[e["cat"]] = counts.get(e["cat"], 0) + 1
+    assert counts["embed"] == 1 and counts["argmax"] == 1
+    assert f"{len(slices)} instructions" in schedule, "the traced program is the 20-token one"
+
+
+def test_trace_rejects_decode_without_context(run_mk, tmp_path):
+    folder = tmp_path / "llama"
+    tiny_models.save_model("llama", folder)
+    proc = run_mk("trace", "--model", folder, "--context", 0, check=False)
+    assert proc.returncode != 0 and "--context 0" in proc.stderr
