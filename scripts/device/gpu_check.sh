@@ -20,11 +20,11 @@ python3 -m pytest -q tests/py/test_gpu_parity.py ${PYTEST_ARGS:-} 2>&1 | tee $OU
 fi
 echo "== compute-sanitizer"
 # Qwen3 keeps whole-head QKV tiles (its q/k norm), Llama splits heads into rotary-pair parts; both
-# decode through the weight pipe and prefill with plain loads.
+# decode through the weight pipe and prefill 18 tokens on the tensor cores (16 tokens or more).
 for model in qwen3 llama; do
   for tool in memcheck racecheck synccheck; do
     compute-sanitizer --tool $tool --error-exitcode 9 $MK_BIN logits --model /tmp/tiny_$model \
-      --tokens 1,2,3,4,5,6,7,8,9 --prefill 5 --device cuda --generate 4 > $OUT/sanitizer_${model}_$tool.log 2>&1
+      --tokens $(seq -s, 1 20) --prefill 18 --device cuda --generate 4 > $OUT/sanitizer_${model}_$tool.log 2>&1
     echo "$model $tool rc=$? $(tail -1 $OUT/sanitizer_${model}_$tool.log)"
   done
 done

@@ -14,6 +14,11 @@ namespace {
 // many tiles, and the scheduler never cuts the LM head finer.
 constexpr uint32_t kMaxLmTiles = 1024;
 
+// Prefill tiles (from this many tokens on) hold at most this many weight rows: one tensor-core pass
+// of the GPU (kGemmN in cuda/ops/mma_gemm.cuh), which reuses each row for all the tile's tokens.
+// Shorter tiles would spread over more SMs, but each one reads every token's activations again.
+constexpr uint32_t kPrefillTokens = 16, kPrefillTileRows = 64;
+
 uint32_t wid(const OpGraph& g, const std::string& name) {
   int id = g.weight_id(name);
   return id < 0 ? kNone : static_cast<uint32_t>(id);
@@ -145,6 +150,7 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
     n.reads = {in_buf};
     n.writes = {out_buf};
     if (op == Opcode::MatvecResidual) n.reads.push_back(out_buf);
+    if (M >= kPrefillTokens) n.tile_units = gate != kNone ? kPrefillTileRows / 2 : kPrefillTileRows;
     return n;
   };
 
@@ -168,6 +174,7 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
       n.proto.a.qkv = {off(in), fused, wid(g, L + "qkv"), wid(g, L + "qkv_bias"), wid(g, L + "q_norm"),
                        wid(g, L + "k_norm"), wid(g, "rope"), off(q), parts};
       n.units = (Hq + 2 * Hkv) * parts;
+      if (M >= kPrefillTokens) n.tile_units = std::max<uint32_t>(1, kPrefillTileRows / (D / parts));
       n.fixed_bytes = double(M) * H * act_bytes;
       n.bytes_per_unit = double(D) * H * wb / parts;
       n.reads = {in};
@@ -210,6 +217,7 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
     n.proto.a.mv.rows = m_out;
     n.proto.a.mv.partial = off(lm_partial);
     n.max_tiles = kMaxLmTiles;
+    n.tile_units = 0;  // spread over the SMs: its tiles keep the CUDA-core path (their argmax follows warps)
     n.fixed_bytes = double(m_out) * H * act_bytes;
     n.reads = {in};
     n.writes = {logits, lm_partial};

@@ -36,6 +36,7 @@ struct OpNode {
   uint32_t units = 1;        // the op splits into tiles of whole units (rows, heads, ...)
   uint32_t unit_align = 1;   // tile sizes are multiples of this (but the last)
   uint32_t max_tiles = 0xFFFFFFFFu;
+  uint32_t tile_units = 0;   // tiles of exactly this many units (the last one shorter); 0: spread over the SMs
   double fixed_bytes = 0;    // bytes every tile reads regardless of its size (its input vector)
   double bytes_per_unit = 0; // bytes read per unit (weights, KV)
   std::vector<int> reads, writes;  // buffer ids

@@ -56,7 +56,7 @@ TraceSummary summarize_trace(const Program& p, const std::vector<uint64_t>& t) {
 std::string format_trace_summary(const TraceSummary& s) {
   std::ostringstream os;
   char buf[256];
-  std::snprintf(buf, sizeof buf, "one decode step: %.1f us wall, SMs busy %.1f%% (the rest waiting on counters)\n",
+  std::snprintf(buf, sizeof buf, "one program run: %.1f us wall, SMs busy %.1f%% (the rest waiting on counters)\n",
                 s.wall_us, 100 * s.busy_fraction);
   os << buf << "| opcode | instructions | SM-us busy | us per instruction | SM-us waiting before |\n"
      << "|---|---|---|---|---|\n";
@@ -98,7 +98,7 @@ std::string trace_svg(const Program& p, const std::vector<uint64_t>& t) {
   std::snprintf(buf, sizeof buf,
                 "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" "
                 "font-size=\"11\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
-                "<text x=\"%.0f\" y=\"18\">one decode step, %u SMs, %.1f us (rows: SMs; colours: opcodes)</text>\n",
+                "<text x=\"%.0f\" y=\"18\">one program run, %u SMs, %.1f us (rows: SMs; colours: opcodes)</text>\n",
                 width, height, left, p.num_sms, (t1 - t0) / 1e3);
   os << buf;
   for (uint32_t sm = 0; sm < p.num_sms; ++sm)

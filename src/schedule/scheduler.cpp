@@ -15,6 +15,7 @@ struct Tiling {
 };
 
 Tiling choose_tiling(const OpNode& n, uint32_t num_sms) {
+  if (n.tile_units) return {(n.units + n.tile_units - 1) / n.tile_units, n.tile_units};
   const uint32_t align = std::max<uint32_t>(1, n.unit_align);
   const uint32_t aligned_units = (n.units + align - 1) / align;
   uint32_t tiles = std::min({aligned_units, n.max_tiles, num_sms});

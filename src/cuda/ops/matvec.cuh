@@ -1,8 +1,10 @@
 // The matvec family on the GPU: MatvecResidual, MatvecAct and LmHead (with its per-tile argmax).
-// Decode tiles read their weights from the pipe's shared-memory pages; prefill tiles stream them
+// Decode tiles read their weights from the pipe's shared-memory pages; prefill tiles multiply all
+// their tokens on the tensor cores (ops/mma_gemm.cuh), or, where that does not fit, stream weights
 // with plain 16-byte loads, several rows per warp. Inputs (normalized if fused) in shared memory.
 #pragma once
 
+#include "cuda/ops/mma_gemm.cuh"
 #include "cuda/ops/weight_pipe.cuh"
 
 namespace mk::cuda {
@@ -13,15 +15,16 @@ constexpr uint32_t kSmemHead = 256;  // floats at the start of shared memory for
 constexpr int kRows = 4;           // weight rows a warp streams at once
 
 // Row r's output for input row m, from its dot products (`gate`: the gate row's, when gated):
-// the residual add, the activation, or the logit (tracked in the warp's running best). Lane 0 writes.
+// the residual add, the activation, or the logit (tracked in the caller's running best). Only
+// `lead` threads write (a warp's lane 0 when every lane holds the sums).
 __device__ __forceinline__ void matvec_store(const Instruction& ins, const KernelParams& p, uint32_t m, uint32_t r,
-                                             float up, float gate, float& best, uint32_t& best_idx) {
+                                             float up, float gate, float& best, uint32_t& best_idx,
+                                             bool lead = threadIdx.x % 32 == 0) {
   const MatvecArgs& a = ins.a.mv;
   const Opcode op = static_cast<Opcode>(ins.opcode);
   const __nv_bfloat16* bias = weight(p, a.bias);
   const float y = up + (bias ? bf(bias[r]) : 0.0f);
   float* out = p.arena + a.out + size_t(m) * a.out_dim + r;
-  const bool lead = threadIdx.x % 32 == 0;
   if (op == Opcode::MatvecResidual) {
     // A reduction (red.global.add) rather than load, add, store: the same single fp32 add (this tile
     // is the element's only writer in the op), without a round trip to memory on the critical path.
@@ -72,10 +75,46 @@ __device__ void matvec_pass(const Instruction& ins, const KernelParams& p, const
   }
 }
 
+// A prefill tile on the tensor cores: passes of kGemmM tokens by kGemmN weight rows (a gated tile's
+// pass takes half up rows, half gate rows), each finished by an elementwise epilogue. Not LmHead:
+// its per-tile argmax follows warps, and a prefill computes one row of logits.
+__device__ void matvec_gemm(const Instruction& ins, const KernelParams& p, float* smem) {
+  const MatvecArgs& a = ins.a.mv;
+  const uint32_t K = a.in_dim;
+  const __nv_bfloat16* W = weight(p, a.weight);
+  const __nv_bfloat16* G = weight(p, a.gate);
+  const __nv_bfloat16* g = weight(p, a.norm.weight);
+  float* work = smem + kSmemHead;
+  float* C = work + kGemmWorkFloats;  // [kGemmM][kGemmN]
+  const uint32_t per = G ? kGemmN / 2 : kGemmN;
+  for (uint32_t m0 = 0; m0 < a.rows; m0 += kGemmM) {
+    const uint32_t mc = a.rows - m0 < kGemmM ? a.rows - m0 : kGemmM;
+    for (uint32_t r0 = ins.tile_begin; r0 < ins.tile_end; r0 += per) {
+      const uint32_t nr = ins.tile_end - r0 < per ? ins.tile_end - r0 : per;
+      gemm_pass(p, p.arena + a.in + size_t(a.in_row0 + m0) * K, mc, K, g,
+                [&](uint32_t n) { return n < nr ? W + size_t(r0 + n) * K : G + size_t(r0 + n - nr) * K; },
+                G ? 2 * nr : nr, C, kGemmN, work);
+      float best = 0;  // unused: not LmHead
+      uint32_t best_idx = 0;
+      for (uint32_t e = threadIdx.x; e < mc * nr; e += kThreads) {
+        const uint32_t m = e / nr, n = e % nr;
+        matvec_store(ins, p, m0 + m, r0 + n, C[m * kGemmN + n], G ? C[m * kGemmN + nr + n] : 0.0f, best, best_idx,
+                     true);
+      }
+      sync_consumers();  // C is overwritten by the next pass
+    }
+  }
+}
+
 __device__ void run_matvec(const Instruction& ins, const KernelParams& p, float* smem, Pipe& pipe) {
   const MatvecArgs& a = ins.a.mv;
   PipeSpan span;
   const bool piped = pipe_span(ins, p, &span);  // then a.rows == 1: one pass
+  if (!piped && static_cast<Opcode>(ins.opcode) != Opcode::LmHead && gemm_fits(p, a.rows, a.in_dim, a.norm) &&
+      p.smem_floats >= kSmemHead + kGemmWorkFloats + kGemmM * kGemmN) {
+    matvec_gemm(ins, p, smem);
+    return;
+  }
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   float* scratch = smem;
   float* best_v = smem + 64;          // [kWarps][kMC]

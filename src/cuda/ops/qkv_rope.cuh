@@ -1,10 +1,10 @@
 // QkvRope on the GPU: the tile's rows of the fused Q/K/V matrix (from the weight pipe in decode,
-// else plain loads; one warp per row), then per (row, unit) bias, Qwen3 q/k RMSNorm and RoPE in
+// on the tensor cores in prefill, else plain loads; one warp per row), then per (row, unit) bias, Qwen3 q/k RMSNorm and RoPE in
 // shared memory; Q to the arena, K/V to the cache. A unit is a head, or a part of one holding whole
 // rotary pairs (qkv_unit_row in isa.h), and its rows sit in y as [pw first-half rows][pw partners].
 #pragma once
 
-#include "cuda/ops/matvec.cuh"
+#include "cuda/ops/matvec.cuh"  // also brings the tensor-core passes (mma_gemm.cuh)
 
 namespace mk::cuda {
 
@@ -44,17 +44,29 @@ __device__ void run_qkv_rope(const Instruction& ins, const KernelParams& p, floa
   const uint32_t units = ins.tile_end - ins.tile_begin, rows = units * unit_rows;
   float* scratch = smem;
   float* x = smem + kSmemHead;
-  const uint32_t fit = (p.smem_floats - kSmemHead) / (H + rows);
-  const uint32_t chunk = fit < kMC ? fit : kMC;  // >= 1: checked on the host
   const __nv_bfloat16* bias = weight(p, a.bias);
   const __nv_bfloat16* rope = weight(p, a.rope);
   PipeSpan span;
   const bool piped = pipe_span(ins, p, &span);  // then M == 1: one pass
+  // Prefill on the tensor cores when y (kGemmM tokens by the tile's rows) fits beside their stages.
+  const bool gemm = !piped && gemm_fits(p, M, H, a.norm) && p.smem_floats >= kSmemHead + kGemmWorkFloats + kGemmM * rows;
+  const uint32_t fit = (p.smem_floats - kSmemHead) / (H + rows);
+  const uint32_t chunk = gemm ? kGemmM : fit < kMC ? fit : kMC;  // >= 1: checked on the host
+  auto row_of = [&](uint32_t t) { return qkv_unit_row(ins.tile_begin + t / unit_rows, t % unit_rows, D, P); };
   for (uint32_t m0 = 0; m0 < M; m0 += chunk) {
     const uint32_t mc = M - m0 < chunk ? M - m0 : chunk;
-    float* y = x + mc * H;  // [mc][rows]
-    load_rows(p, x, p.arena + a.in + size_t(m0) * H, mc, H, a.norm, scratch);
-    if (piped) {
+    float* y = gemm ? x + kGemmWorkFloats : x + mc * H;  // [mc][rows]
+    if (!gemm) load_rows(p, x, p.arena + a.in + size_t(m0) * H, mc, H, a.norm, scratch);
+    if (gemm) {
+      const __nv_bfloat16* W = weight(p, a.weight);
+      for (uint32_t n0 = 0; n0 < rows; n0 += kGemmN) {
+        const uint32_t nr = rows - n0 < kGemmN ? rows - n0 : kGemmN;
+        gemm_pass(p, p.arena + a.in + size_t(m0) * H, mc, H, weight(p, a.norm.weight),
+                  [&](uint32_t n) { return W + size_t(row_of(n0 + n)) * H; }, nr, y + n0, rows, x);
+      }
+      if (bias)
+        for (uint32_t e = threadIdx.x; e < mc * rows; e += kThreads) y[e] += bf(bias[row_of(e % rows)]);
+    } else if (piped) {
       // Group g holds 8 pairs: part 0 the first-half rows, part 1 their partners.
       pipe_rows(pipe, span, x, [&](uint32_t g, float first, float second) {
         const uint32_t t = g / (pw / kPageRows) * unit_rows + g % (pw / kPageRows) * kPageRows + warp;
