@@ -78,11 +78,17 @@ struct QkvRopeArgs {
 
 struct AttnPartialArgs {
   uint32_t q;          // arena: [M, Hq * D]
-  uint32_t num_splits; // the KV range [0, ctx) is cut into this many equal chunks
-  uint32_t part_o;     // arena: [splits, M, Hq, D]
+  uint32_t num_splits; // S: the KV range [0, ctx) is cut into this many equal chunks
+  uint32_t part_o;     // arena: [splits, M, Hq, D] (with one split: the attention output itself)
   uint32_t part_lse;   // arena: [splits, M, Hq]
   uint32_t window;     // sliding window in positions, 0 for full attention
+  uint32_t row_block;  // R: a unit covers this many rows (query tokens); 0: all M rows
 };
+
+// Units of AttnPartial: (kv head, split, block of R rows), row blocks fastest. With R = 0 (every
+// row in one block) a unit is kv head u / S, split u % S.
+MK_HD inline uint32_t attn_row_blocks(uint32_t M, uint32_t R) { return R == 0 || R >= M ? 1 : (M + R - 1) / R; }
+MK_HD inline uint32_t attn_block_rows(uint32_t M, uint32_t R) { return R == 0 || R >= M ? M : R; }
 
 struct AttnReduceArgs {
   uint32_t part_o, part_lse, num_splits;

@@ -12,7 +12,7 @@
 namespace mk::cli {
 
 struct ExecFlags {
-  uint32_t sms = 0, threads = 0, ctx = 0, max_waits = kMaxWaits, prefill_chunk = 256;
+  uint32_t sms = 0, threads = 0, ctx = 0, max_waits = kMaxWaits, prefill_chunk = 256, kv_splits = 0;
   int64_t random_order = -1;
   bool no_fuse_norms = false, bf16 = false, check_weights = false;
   std::string weight_pipe = "auto";
@@ -30,6 +30,9 @@ struct ExecFlags {
     app.add_option("--max-waits", max_waits, "dependency slots per instruction (1-3; fewer adds barriers)")
         ->check(CLI::Range(1, 3));
     app.add_option("--prefill-chunk", prefill_chunk, "prompt tokens per prefill run")->check(CLI::Range(1, 4096));
+    app.add_option("--kv-splits", kv_splits,
+                   "attention KV splits; 0 = by context (one for prefill and up to 256 positions, else a unit per SM)")
+        ->check(CLI::Range(0, 1024));
     app.add_flag("--no-fuse-norms", no_fuse_norms, "run norms as separate instructions");
     app.add_option("--weight-pipe", weight_pipe,
                    "GPU: how decode reads weights: auto (a producer warp streams them into shared memory ahead "
@@ -48,6 +51,7 @@ struct ExecFlags {
     o.max_ctx = ctx;
     o.max_waits = max_waits;
     o.prefill_chunk = prefill_chunk;
+    o.kv_splits = kv_splits;
     o.fuse_norms = !no_fuse_norms;
     o.gpu_weight_pipe = weight_pipe == "bulk"       ? cuda::WeightPipe::Bulk
                         : weight_pipe == "cp-async" ? cuda::WeightPipe::CpAsync

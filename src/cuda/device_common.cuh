@@ -14,6 +14,9 @@ namespace mk::cuda {
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 constexpr int kBlockThreads = kThreads + 32;
+// Floats at the start of the ops' shared memory kept for reductions and scratch; an op's own
+// buffers start after them.
+constexpr uint32_t kSmemHead = 256;
 
 // The consumers' barrier. Never __syncthreads() in an op: the producer warp runs its own loop
 // and would never arrive (or has already exited).

@@ -18,6 +18,13 @@ constexpr uint32_t kMaxLmTiles = 1024;
 // of the GPU (kGemmN in cuda/ops/mma_gemm.cuh), which reuses each row for all the tile's tokens.
 // Shorter tiles would spread over more SMs, but each one reads every token's activations again.
 constexpr uint32_t kPrefillTokens = 16, kPrefillTileRows = 64;
+// Prefill attention: every row has its own keys to cover, so the work splits by blocks of query rows
+// (one KV split, no merge) rather than by KV chunks; 32 rows are two tensor-core row tiles.
+constexpr uint32_t kPrefillAttnRows = 32;
+// Decode attention over at most this many keys runs as one split per KV head: reading them costs
+// about one round of loads across an SM's warps, less than the AttnReduce stage (a dependent hop
+// and a merge) that several splits need.
+constexpr uint32_t kSingleSplitKeys = 256;
 
 uint32_t wid(const OpGraph& g, const std::string& name) {
   int id = g.weight_id(name);
@@ -43,8 +50,12 @@ ModelDims make_dims(const ModelConfig& c, const GraphOptions& o) {
   return d;
 }
 
+}  // namespace
+
 uint32_t choose_kv_splits(const ModelConfig& c, const GraphOptions& o) {
   if (o.kv_splits) return o.kv_splits;
+  if (o.n_tokens >= kPrefillTokens) return 1;  // prefill splits by rows (kPrefillAttnRows)
+  if ((o.kv_span ? o.kv_span : o.max_ctx) <= kSingleSplitKeys) return 1;
   // Enough (kv head, split) pairs to give every SM one, but no split shorter than 32 positions
   // at full context, and the partial results of a prefill kept to a few tens of MB.
   uint32_t s = std::max<uint32_t>(1, o.num_sms / c.num_kv_heads);
@@ -53,8 +64,6 @@ uint32_t choose_kv_splits(const ModelConfig& c, const GraphOptions& o) {
   s = static_cast<uint32_t>(std::min<uint64_t>(s, std::max<uint64_t>(1, (8u << 20) / per_split)));
   return s;
 }
-
-}  // namespace
 
 OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
   if (o.n_tokens == 0) throw Error("build_graph: n_tokens must be at least 1");
@@ -78,6 +87,7 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
   const uint32_t M = o.n_tokens, H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
   const uint32_t Hq = c.num_heads, Hkv = c.num_kv_heads, V = c.vocab_size;
   const uint32_t S = choose_kv_splits(c, o);
+  const uint32_t R = M >= kPrefillTokens ? kPrefillAttnRows : 0;  // AttnPartial's row blocks
   const uint32_t m_out = o.all_logits ? M : 1;
   const double wb = o.weight_bytes, act_bytes = 4;
 
@@ -85,7 +95,8 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
   const int xn = o.fuse_norms ? -1 : g.add_buffer("xn", uint64_t(M) * H);
   const int q = g.add_buffer("q", uint64_t(M) * Hq * D);
   const int attn = g.add_buffer("attn", uint64_t(M) * Hq * D);
-  const int part_o = g.add_buffer("part_o", uint64_t(S) * M * Hq * D);
+  // With one split the partial output is the attention output, and no merge runs.
+  const int part_o = S > 1 ? g.add_buffer("part_o", uint64_t(S) * M * Hq * D) : attn;
   const int part_lse = g.add_buffer("part_lse", uint64_t(S) * M * Hq);
   const int act = g.add_buffer("act", uint64_t(M) * I);
   const int logits = g.add_buffer("logits", uint64_t(m_out) * V);
@@ -183,15 +194,16 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
     }
     {
       OpNode n = node(P + "attn_partial", Opcode::AttnPartial, l);
-      n.proto.a.attn = {off(q), S, off(part_o), off(part_lse), static_cast<uint32_t>(c.sliding_window)};
-      n.units = Hkv * S;
+      n.proto.a.attn = {off(q), S, off(part_o), off(part_lse), static_cast<uint32_t>(c.sliding_window), R};
+      const uint32_t blocks = attn_row_blocks(M, R);
+      n.units = Hkv * S * blocks;
       const double ctx = std::min<double>(o.ctx_hint, o.max_ctx);
-      n.bytes_per_unit = 2.0 * (ctx / S) * D * wb + double(M) * (Hq / Hkv) * D * act_bytes;
+      n.bytes_per_unit = 2.0 * (ctx / S) * D * wb + double(M) / blocks * (Hq / Hkv) * D * act_bytes;
       n.reads = {q, kv[l]};
       n.writes = {part_o, part_lse};
       g.add_node(std::move(n));
     }
-    {
+    if (S > 1) {
       OpNode n = node(P + "attn_reduce", Opcode::AttnReduce, l);
       n.proto.a.reduce = {off(part_o), off(part_lse), S, off(attn)};
       n.units = Hq;

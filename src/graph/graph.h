@@ -72,10 +72,16 @@ struct GraphOptions {
   bool all_logits = false;    // logits for every row, not only the last
   bool fuse_norms = true;     // fold each norm into the matvec tiles that consume it
   uint32_t weight_bytes = 2;  // bytes per weight element assumed by the cost model (bf16)
-  uint32_t kv_splits = 0;     // attention KV splits; 0 chooses from the SM count
+  uint32_t kv_splits = 0;     // attention KV splits; 0 chooses from the context and the SM count
+  uint32_t kv_span = 0;       // the context (position + n_tokens) the program runs at; 0: max_ctx
   uint32_t num_sms = 132;     // only used to choose defaults
   uint32_t ctx_hint = 1024;   // context length assumed by the cost model for attention
 };
+
+// The KV splits of AttnPartial for these options: the explicit kv_splits, else one split for
+// prefill programs (they split by rows) and for short spans (one split needs no AttnReduce stage),
+// else enough splits to give every SM a (kv head, split) unit.
+uint32_t choose_kv_splits(const ModelConfig& config, const GraphOptions& options);
 
 // Builds the graph of any supported architecture (a pre-norm decoder: attention, then MLP).
 OpGraph build_graph(const ModelConfig& config, const GraphOptions& options);

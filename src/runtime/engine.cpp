@@ -18,10 +18,13 @@ uint32_t context_length(const ModelConfig& c, const EngineOptions& o) {
   return o.max_ctx ? o.max_ctx : static_cast<uint32_t>(std::min(c.max_position_embeddings, 4096));
 }
 
-GraphOptions graph_options_for(const EngineOptions& e, uint32_t max_ctx, uint32_t n_tokens, bool all_logits) {
+GraphOptions graph_options_for(const EngineOptions& e, uint32_t max_ctx, uint32_t n_tokens, bool all_logits,
+                               uint32_t pos = 0) {
   GraphOptions o;
   o.n_tokens = n_tokens;
   o.max_ctx = max_ctx;
+  o.kv_splits = e.kv_splits;
+  o.kv_span = std::min(max_ctx, pos + n_tokens);
   o.all_logits = all_logits;
   o.fuse_norms = e.fuse_norms;
   o.num_sms = e.sms;
@@ -91,7 +94,7 @@ std::unique_ptr<Engine> Engine::create(const ModelConfig& config, const TensorSo
   if (!e->options_.sms) e->options_.sms = 4 * e->options_.threads;
 
   // The weight table is the same for every program: build it from the decode graph.
-  const OpGraph g = build_graph(c, e->graph_options(1, false));
+  const OpGraph g = build_graph(c, e->graph_options(1, false, 0));
   check_memory_for(c, g.weights, e->max_ctx_, e->device_ == Device::Cuda ? &gpu : nullptr);
   auto progress = [&](size_t done, size_t total) {
     if (e->options_.progress) e->options_.progress("loading weights", done, total);
@@ -113,18 +116,22 @@ std::unique_ptr<Engine> Engine::create(const ModelConfig& config, const TensorSo
 
 Engine::~Engine() = default;
 
-GraphOptions Engine::graph_options(uint32_t n_tokens, bool all_logits) const {
-  return graph_options_for(options_, max_ctx_, n_tokens, all_logits);
+GraphOptions Engine::graph_options(uint32_t n_tokens, bool all_logits, uint32_t pos) const {
+  GraphOptions o = graph_options_for(options_, max_ctx_, n_tokens, all_logits, pos);
+  o.kv_splits = choose_kv_splits(config_, o);
+  return o;
 }
 
 Engine::Compiled& Engine::compiled(uint32_t n_tokens, bool all_logits) {
-  const std::pair<uint32_t, bool> key{n_tokens, all_logits}, decode{1, false};
+  const GraphOptions go = graph_options(n_tokens, all_logits, pos_);
+  const std::tuple<uint32_t, bool, uint32_t> key{n_tokens, all_logits, go.kv_splits};
+  auto is_decode = [](const auto& kv) { return std::get<0>(kv.first) == 1 && !std::get<1>(kv.first); };
   if (!programs_.count(key) && programs_.size() >= kProgramCache)
-    std::erase_if(programs_, [&](const auto& kv) { return kv.first != decode; });
+    std::erase_if(programs_, [&](const auto& kv) { return !is_decode(kv); });
   auto& slot = programs_[key];
   if (!slot) {
     slot = std::make_unique<Compiled>();
-    slot->graph = build_graph(config_, graph_options(n_tokens, all_logits));
+    slot->graph = build_graph(config_, go);
     ScheduleOptions so;
     so.num_sms = options_.sms;
     so.max_waits = options_.max_waits;
@@ -207,16 +214,23 @@ std::vector<int32_t> Engine::decode_greedy(uint32_t steps) {
                 " exceed the context of " + std::to_string(max_ctx_) + " tokens");
   std::vector<int32_t> out;
   if (device_ == Device::Cuda) {
-    if (steps == 0) return out;
-    Compiled& c = compiled(1, false);
-    c.gpu->set_tokens(&last_argmax_, 1);
-    for (uint32_t i = 0; i < steps; ++i) c.gpu->run(pos_ + i, /*feedback=*/true, i);
-    c.gpu->synchronize();
-    out = c.gpu->read_history(steps);
-    out.insert(out.begin(), last_argmax_);
-    last_argmax_ = out.back();
-    out.pop_back();
-    pos_ += steps;
+    // Runs of steps that share a program (the same KV splits) loop on the device; the token crosses
+    // to the next program through the host once per change.
+    for (uint32_t done = 0; done < steps;) {
+      Compiled& c = compiled(1, false);
+      const uint32_t splits = graph_options(1, false, pos_).kv_splits;
+      uint32_t n = 1;
+      while (done + n < steps && graph_options(1, false, pos_ + n).kv_splits == splits) ++n;
+      c.gpu->set_tokens(&last_argmax_, 1);
+      for (uint32_t i = 0; i < n; ++i) c.gpu->run(pos_ + i, /*feedback=*/true, i);
+      c.gpu->synchronize();
+      std::vector<int32_t> run = c.gpu->read_history(n);
+      out.push_back(last_argmax_);
+      out.insert(out.end(), run.begin(), run.end() - 1);
+      last_argmax_ = run.back();
+      pos_ += n;
+      done += n;
+    }
     return out;
   }
   for (uint32_t i = 0; i < steps; ++i) {

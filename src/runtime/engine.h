@@ -10,6 +10,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "cpu/executor.h"
@@ -34,6 +35,7 @@ struct EngineOptions {
   std::optional<uint64_t> random_order;  // CPU: run ready instructions in seeded random order
   uint32_t max_ctx = 0;         // KV capacity; 0: the model's, capped at 4096
   uint32_t prefill_chunk = 256; // prompt tokens per prefill program run
+  uint32_t kv_splits = 0;       // attention KV splits; 0: chosen by context (choose_kv_splits)
   bool fuse_norms = true;
   cuda::WeightPipe gpu_weight_pipe{};  // GPU: how decode reads weights (default Auto: the weight pipe)
   uint32_t max_waits = kMaxWaits;
@@ -82,7 +84,9 @@ class Engine {
   // rest is overwritten as new tokens run. last_argmax() is unknown until the next forward().
   void rewind(uint32_t pos);
 
-  // The program that runs `n_tokens` at once, built and scheduled on first use.
+  // The program that runs `n_tokens` at once from the current position, built and scheduled on
+  // first use. Programs differ by the context they run at only in their attention's KV splits, so
+  // decode has a few (choose_kv_splits), and generation moves from one to the next as it grows.
   struct Compiled {
     OpGraph graph;
     Program program;
@@ -90,7 +94,7 @@ class Engine {
     std::unique_ptr<cuda::DeviceProgram> gpu;     // GPU engines
   };
   // At most kProgramCache programs are kept (each prompt length makes one): past that, all but the
-  // decode program are dropped, so a long chat does not grow memory without bound.
+  // decode programs are dropped, so a long chat does not grow memory without bound.
   Compiled& compiled(uint32_t n_tokens, bool all_logits);
   static constexpr size_t kProgramCache = 8;
   size_t programs_cached() const { return programs_.size(); }
@@ -98,7 +102,8 @@ class Engine {
 
  private:
   Engine() = default;
-  GraphOptions graph_options(uint32_t n_tokens, bool all_logits) const;
+  // The options of the program that runs n_tokens from `pos`, its KV splits chosen.
+  GraphOptions graph_options(uint32_t n_tokens, bool all_logits, uint32_t pos) const;
   void check_tokens(std::span<const int32_t> tokens) const;  // non-empty, in the vocabulary, fit the context
   std::vector<uint64_t> trace_run(std::span<const int32_t> tokens);
 
@@ -110,7 +115,8 @@ class Engine {
   std::vector<float> kv_;
   Device device_ = Device::Cpu;
   std::unique_ptr<cuda::DeviceModel> gpu_model_;
-  std::map<std::pair<uint32_t, bool>, std::unique_ptr<Compiled>> programs_;
+  // Keyed by (n_tokens, all_logits, KV splits).
+  std::map<std::tuple<uint32_t, bool, uint32_t>, std::unique_ptr<Compiled>> programs_;
   uint32_t pos_ = 0;
   int32_t last_argmax_ = -1;
 };

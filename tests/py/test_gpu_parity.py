@@ -32,7 +32,7 @@ def hf_logits(folder, ids, dtype):
         return m(torch.tensor([ids], device="cuda")).logits[0].float().cpu().numpy()
 
 
-def compare(label, name, ours, ref, report, enforce_top1="all", truth=None):
+def compare(label, name, ours, ref, report, enforce_top1="all", truth=None, min_cos=0.999):
     """Cosine per step must be >= 0.999. Top-1 agreement >= 99% over all steps, or (enforce_top1 =
     "decisive") over the steps where the exact answer (`truth`: HF fp32 on the same bf16 weights) has
     a top-1 leading by at least 1% of its largest |logit|: random-weight models have near-ties that any bf16 rounding flips (HF bf16 itself agrees
@@ -47,7 +47,7 @@ def compare(label, name, ours, ref, report, enforce_top1="all", truth=None):
                   f"top-1 agreement {top1:.4f}, on {decisive.sum()} decisive steps {top1_decisive:.4f}")
     if enforce_top1 is None:
         return
-    assert cos.min() >= 0.999, f"{label} {name}: min cosine {cos.min()} at step {cos.argmin()}"
+    assert cos.min() >= min_cos, f"{label} {name}: min cosine {cos.min()} at step {cos.argmin()}"
     if enforce_top1 == "all":
         assert top1 >= 0.99, f"{label} {name}: top-1 agreement {top1}"
     else:
@@ -71,7 +71,10 @@ def check_case(run_mk, folder, config, tmp_path, label, report):
     run_mk(*args, "--device", "cpu", "--bf16", "--out", tmp_path / "cpu.npy")
     gpu, cpu = np.load(tmp_path / "gpu.npy"), np.load(tmp_path / "cpu.npy")
     compare(label, "hf_bf16 vs hf_fp32 (for scale)", hf_bf16, hf_fp32, report, enforce_top1=None)
-    compare(label, "gpu vs cpu_executor", gpu, cpu, report, enforce_top1="all")
+    # Prefill multiplies bf16-rounded activations on the tensor cores (as bf16 frameworks do); the CPU
+    # executor keeps them in fp32. So near-tied steps may flip, but the logits must stay much closer
+    # to the CPU's than to HF's.
+    compare(label, "gpu vs cpu_executor", gpu, cpu, report, enforce_top1="decisive", min_cos=0.9998)
     compare(label, "gpu vs hf_fp32", gpu, hf_fp32, report, enforce_top1="decisive")
     compare(label, "gpu vs hf_bf16", gpu, hf_bf16, report, enforce_top1="decisive", truth=hf_fp32)
 
@@ -124,3 +127,19 @@ def test_weight_pipe_modes_match_cpu(pipe, run_mk, tmp_path, report):
     run_mk(*args, "--device", "cpu", "--bf16", "--out", tmp_path / "cpu.npy")
     compare(f"pipe {pipe}", "gpu vs cpu_executor", np.load(tmp_path / "gpu.npy"), np.load(tmp_path / "cpu.npy"),
             report, enforce_top1="all")
+
+
+@pytest.mark.parametrize("arch,extra,n_tokens,prefill", [
+    ("llama", ["--ctx", "320"], 300, 240),    # decode crosses 256 positions: one KV split, then several
+    ("qwen2", ["--kv-splits", "3"], 160, 32),  # uneven splits merged by AttnReduce from the start
+    ("gpt2", ["--kv-splits", "5"], 160, 32),   # no GQA (one query head per KV head), head_dim 16
+])
+def test_kv_splits_match_cpu(arch, extra, n_tokens, prefill, run_mk, tmp_path, report):
+    model = tiny_models.save_model(arch, tmp_path / "m", init=0.1, head_gain=4.0)
+    ids = torch.randint(0, model.config.vocab_size, (n_tokens,), generator=torch.Generator().manual_seed(5))
+    args = ["logits", "--model", tmp_path / "m", "--tokens", ",".join(map(str, ids.tolist())), "--prefill", prefill,
+            *extra]
+    run_mk(*args, "--device", "cuda", "--out", tmp_path / "gpu.npy")
+    run_mk(*args, "--device", "cpu", "--bf16", "--out", tmp_path / "cpu.npy")
+    compare(f"{arch} {' '.join(extra)}", "gpu vs cpu_executor", np.load(tmp_path / "gpu.npy"),
+            np.load(tmp_path / "cpu.npy"), report, enforce_top1="decisive", min_cos=0.9998)

@@ -2,6 +2,7 @@
 // counts, random instruction order, unfused norms and barrier joins: all must give the same logits.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "cpu/reference.h"
@@ -19,20 +20,27 @@ struct Variant {
   bool fuse_norms;
   uint32_t max_waits;
   uint32_t prefill_chunk;
+  uint32_t prompt = 9;  // prompt tokens (prefill), then 6 decode steps
+  uint32_t kv_splits = 0;  // 0: by context (one split at these short contexts)
 };
 
 const Variant kVariants[] = {
     {"sms1", 1, std::nullopt, true, 3, 256},     {"sms7", 7, std::nullopt, true, 3, 256},
     {"sms132", 132, std::nullopt, true, 3, 256}, {"random7", 7, 11, true, 3, 256},
     {"random132", 132, 12, false, 1, 256},       {"chunked", 5, std::nullopt, false, 3, 3},
+    // Past 16 tokens a prefill program has one-pass matvec tiles and attention by blocks of 32 rows
+    // (here 32 + 13) with a single KV split and no merge.
+    {"long_prefill", 7, 13, true, 3, 256, 45},
+    // Several KV splits merged by AttnReduce, in prefill (with row blocks) and in decode.
+    {"splits3", 7, 14, true, 3, 256, 9, 3},        {"splits4_long", 5, 15, false, 2, 256, 40, 4},
 };
 
-// Runs a 9-token prompt through prefill, then 6 decode steps, and compares every position's
-// logits with the reference forward over the whole sequence.
+// Runs a prompt through prefill, then 6 decode steps, and compares every position's logits with the
+// reference forward over the whole sequence.
 void check(Arch arch, const Variant& v) {
   const ModelConfig c = test::toy_config(arch);
   GraphOptions go;
-  go.max_ctx = 32;
+  go.max_ctx = 64;
   const OpGraph g = build_graph(c, go);
   test::RandomSource src(g, 1234 + static_cast<int>(arch));
   EngineOptions eo;
@@ -42,11 +50,13 @@ void check(Arch arch, const Variant& v) {
   eo.fuse_norms = v.fuse_norms;
   eo.max_waits = v.max_waits;
   eo.prefill_chunk = v.prefill_chunk;
-  eo.max_ctx = 32;
+  eo.kv_splits = v.kv_splits;
+  eo.max_ctx = 64;
   auto engine = Engine::create(c, src, eo);
 
-  const std::vector<int32_t> tokens = {3, 17, 42, 5, 96, 0, 8, 8, 61, 23, 77, 14, 2, 50, 9};
-  const size_t prompt = 9, V = c.vocab_size;
+  std::vector<int32_t> tokens = {3, 17, 42, 5, 96, 0, 8, 8, 61, 23, 77, 14, 2, 50, 9};
+  while (tokens.size() < v.prompt + 6) tokens.push_back(int32_t(tokens.size() * 37 + 11) % c.vocab_size);
+  const size_t prompt = v.prompt, V = c.vocab_size;
   std::vector<float> ours = engine->forward(std::span(tokens).first(prompt), true);
   for (size_t i = prompt; i < tokens.size(); ++i) {
     std::vector<float> row = engine->forward(std::span(tokens).subspan(i, 1));
@@ -120,6 +130,41 @@ TEST(Engine, ProgramCacheStaysBounded) {
   }
   engine->reset();
   EXPECT_EQ(engine->forward(std::vector<int32_t>(3, 5)), first) << "a rebuilt program must give the same logits";
+}
+
+size_t attn_reduce_ops(const OpGraph& g) {
+  return std::count_if(g.nodes.begin(), g.nodes.end(), [](const OpNode& n) { return n.proto.opcode == uint16_t(Opcode::AttnReduce); });
+}
+
+// Decode programs are chosen by context: one KV split (no AttnReduce) up to 256 positions, several
+// past it. Generation crossing that point moves to the other program and stays exact.
+TEST(Engine, DecodeChangesKvSplitsAsContextGrows) {
+  const ModelConfig c = test::toy_config(Arch::Llama);
+  GraphOptions go;
+  go.max_ctx = 272;
+  test::RandomSource src(build_graph(c, go), 5);
+  EngineOptions eo;
+  eo.max_ctx = 272;
+  eo.sms = 16;
+  auto engine = Engine::create(c, src, eo);
+  std::vector<int32_t> tokens;
+  for (int i = 0; i < 262; ++i) tokens.push_back((i * 29 + 3) % c.vocab_size);
+  const size_t prompt = 250, V = c.vocab_size;
+  std::vector<float> ours = engine->forward(std::span(tokens).first(prompt), true);
+  EXPECT_EQ(attn_reduce_ops(engine->compiled(1, false).graph), 0u) << "one split at position 250";
+  for (size_t i = prompt; i < tokens.size(); ++i) {
+    const std::vector<float> row = engine->forward(std::span(tokens).subspan(i, 1));
+    ours.insert(ours.end(), row.begin(), row.end());
+  }
+  EXPECT_EQ(attn_reduce_ops(engine->compiled(1, false).graph), size_t(c.num_layers)) << "splits past 256";
+  const std::vector<float> ref = reference_logits(engine->compiled(1, false).graph, engine->weights(), tokens);
+  ASSERT_EQ(ours.size(), ref.size());
+  float max_ref = 0, max_diff = 0;
+  for (size_t i = (prompt - 1) * V; i < ref.size(); ++i) {
+    max_ref = std::max(max_ref, std::abs(ref[i]));
+    max_diff = std::max(max_diff, std::abs(ours[i] - ref[i]));
+  }
+  EXPECT_LE(max_diff, 1e-4f * max_ref);
 }
 
 TEST(Engine, RewindKeepsThePrefixAndGivesTheSameLogits) {

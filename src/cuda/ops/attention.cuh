@@ -1,7 +1,11 @@
-// Split-KV attention on the GPU. AttnPartial: one warp per (unit, row, query head) runs an online
-// softmax over its chunk of keys; AttnReduce merges the splits with their log-sum-exps.
+// Split-KV attention on the GPU. AttnPartial: a decode unit runs on all warps at once
+// (ops/attention_decode.cuh) and a prefill unit on the tensor cores (ops/attention_mma.cuh) when
+// the head dimension and shared memory allow; otherwise one warp per (unit, row, query head) runs an
+// online softmax over its chunk of keys. AttnReduce merges the splits with their log-sum-exps.
 #pragma once
 
+#include "cuda/ops/attention_decode.cuh"
+#include "cuda/ops/attention_mma.cuh"
 #include "cuda/ops/matvec.cuh"
 
 namespace mk::cuda {
@@ -32,16 +36,23 @@ __device__ void run_attn_partial(const Instruction& ins, const KernelParams& p, 
   const AttnPartialArgs& a = ins.a.attn;
   const ModelDims& d = p.dims;
   const uint32_t D = d.head_dim, Hq = d.n_heads, Hkv = d.n_kv_heads, M = d.n_tokens, S = a.num_splits;
+  if (attn_decode_fits(p)) return attn_decode(ins, p, smem);
+  if (M >= kGemmMinTokens) {
+    if (D == 64 && p.smem_floats >= kSmemHead + attn_mma_smem_floats<64>()) return attn_partial_mma<64>(ins, p, smem);
+    if (D == 128 && p.smem_floats >= kSmemHead + attn_mma_smem_floats<128>()) return attn_partial_mma<128>(ins, p, smem);
+  }
   const uint32_t group = Hq / Hkv;
+  const uint32_t B = attn_row_blocks(M, a.row_block), R = attn_block_rows(M, a.row_block);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   float* qs = smem + kSmemHead + warp * (kMaxHeadDim + kKeyBlock);
   float* sc = qs + kMaxHeadDim;
   const uint32_t ctx_end = p.step.pos + M, chunk = (ctx_end + S - 1) / S;
-  const uint32_t items = (ins.tile_end - ins.tile_begin) * M * group;
+  const uint32_t items = (ins.tile_end - ins.tile_begin) * R * group;
   constexpr int J = kMaxHeadDim / 32;
   for (uint32_t it = warp; it < items; it += kWarps) {
-    const uint32_t g = it % group, m = (it / group) % M, u = ins.tile_begin + it / (group * M);
-    const uint32_t kvh = u / S, s = u % S, hq = kvh * group + g;
+    const uint32_t g = it % group, u = ins.tile_begin + it / (group * R);
+    const uint32_t kvh = u / B / S, s = u / B % S, m = (u % B) * R + (it / group) % R, hq = kvh * group + g;
+    if (m >= M) continue;  // the last row block may be short
     const uint32_t k0 = s * chunk, k1 = ctx_end < k0 + chunk ? ctx_end : k0 + chunk;
     const uint32_t pabs = p.step.pos + m;
     uint32_t lo = a.window && pabs + 1 > a.window ? pabs + 1 - a.window : 0;

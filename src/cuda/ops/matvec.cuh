@@ -10,7 +10,6 @@
 namespace mk::cuda {
 
 constexpr int kMC = 8;             // input rows per pass: the accumulators a lane keeps
-constexpr uint32_t kSmemHead = 256;  // floats at the start of shared memory for reductions
 
 constexpr int kRows = 4;           // weight rows a warp streams at once
 

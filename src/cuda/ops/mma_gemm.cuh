@@ -47,6 +47,13 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t r[4], const void* p) {
                : "r"(smem_addr(p)));
 }
 
+// The same, each 8x8 matrix transposed: B fragments from a row-major [k][n] tile (attention's V).
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t r[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+
 __device__ __forceinline__ void mma_bf16(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
   asm volatile(
       "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
@@ -65,7 +72,7 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
 // divided by rms(x[m]) when `g` (the RMSNorm weight) is given. `work`: kGemmWorkFloats of shared
 // memory. Ends with a barrier: C is ready for every consumer thread.
 template <class RowPtr>
-__device__ void gemm_pass(const KernelParams& p, const float* X, uint32_t mc, uint32_t K, const __nv_bfloat16* g,
+__device__ __noinline__ void gemm_pass(const KernelParams& p, const float* X, uint32_t mc, uint32_t K, const __nv_bfloat16* g,
                           RowPtr row_ptr, uint32_t nrows, float* C, uint32_t ldc, float* work) {
   __nv_bfloat16* stage[2] = {reinterpret_cast<__nv_bfloat16*>(work),
                              reinterpret_cast<__nv_bfloat16*>(work) + kGemmStageElems};

@@ -1,0 +1,152 @@
+// Decode attention (one query row) on the GPU. A unit is (kv head, split); its keys are dealt to
+// all eight consumer warps, and every key is read once for all query heads of its GQA group (up to
+// kDecodeHeads at a time) instead of once per query head.
+//
+// A key row is read by D/8 lanes, 16 bytes each, so one load instruction of a warp covers 32/(D/8)
+// whole rows, coalesced; kDecodeUnroll such loads of K and of V are issued before their first use.
+// Each lane keeps an online softmax (running max, sum and its 8 output dims per head) over its
+// keys; lanes of a warp merge by shuffles, warps merge in shared memory. The output is the same as
+// the general path's: the split's normalized output and its log-sum-exp.
+#pragma once
+
+#include "cuda/device_common.cuh"
+
+namespace mk::cuda {
+
+constexpr uint32_t kDecodeHeads = 4;   // query heads per pass over the keys (registers: 8 q + 8 o each)
+constexpr uint32_t kDecodeUnroll = 4;  // key steps whose K and V loads are in flight together
+
+// Shared memory for the merge across warps: per warp and head, D outputs, the max and the sum.
+__host__ __device__ constexpr uint32_t attn_decode_smem_floats(uint32_t D) { return kWarps * kDecodeHeads * (D + 2); }
+
+// Head dims whose rows split into 16-byte pieces that tile a warp evenly: 8 to 256 by powers of two.
+__device__ __forceinline__ bool attn_decode_fits(const KernelParams& p) {
+  const uint32_t D = p.dims.head_dim, L = D / 8;
+  return p.dims.n_tokens == 1 && D % 8 == 0 && L >= 1 && L <= 32 && (L & (L - 1)) == 0 &&
+         p.smem_floats >= kSmemHead + attn_decode_smem_floats(D);
+}
+
+// Merges the online-softmax state (m, l, o) of another set of keys into this one.
+__device__ __forceinline__ void softmax_merge(float& m, float& l, float o[8], float m2, float l2, const float o2[8]) {
+  const float mn = fmaxf(m, m2);
+  const float c1 = mn == -INFINITY ? 0.0f : __expf(m - mn), c2 = mn == -INFINITY ? 0.0f : __expf(m2 - mn);
+  l = l * c1 + l2 * c2;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) o[i] = o[i] * c1 + o2[i] * c2;
+  m = mn;
+}
+
+__device__ __noinline__ void attn_decode(const Instruction& ins, const KernelParams& p, float* smem) {
+  const AttnPartialArgs& a = ins.a.attn;
+  const ModelDims& d = p.dims;
+  const uint32_t D = d.head_dim, Hq = d.n_heads, Hkv = d.n_kv_heads, S = a.num_splits, group = Hq / Hkv;
+  const uint32_t L = D / 8, KP = 32 / L;  // lanes per key, keys per warp load
+  const uint32_t warp = threadIdx.x / 32, lane = threadIdx.x % 32, slot = lane / L, part = lane % L;
+  const uint32_t pos = p.step.pos, ctx_end = pos + 1, chunk = (ctx_end + S - 1) / S;
+  const uint32_t stride = kWarps * KP;  // keys between one warp's consecutive loads
+  float* merge = smem + kSmemHead;      // [warp][head][D + 2]
+
+  for (uint32_t u = ins.tile_begin; u < ins.tile_end; ++u) {
+    const uint32_t kvh = u / S, s = u % S;
+    const uint32_t k0 = s * chunk, k1 = ctx_end < k0 + chunk ? ctx_end : k0 + chunk;
+    uint32_t lo = a.window && pos + 1 > a.window ? pos + 1 - a.window : 0;
+    lo = lo > k0 ? lo : k0;
+    const uint32_t hi = k1;  // k1 <= pos + 1: causal by construction
+    const __nv_bfloat16* K = p.kv + ((size_t(ins.layer) * 2 * Hkv + kvh) * d.max_ctx) * D + part * 8;
+    const __nv_bfloat16* V = K + size_t(Hkv) * d.max_ctx * D;
+
+    for (uint32_t g0 = 0; g0 < group; g0 += kDecodeHeads) {
+      const uint32_t G = group - g0 < kDecodeHeads ? group - g0 : kDecodeHeads;
+      float q[kDecodeHeads][8], o[kDecodeHeads][8], m[kDecodeHeads], l[kDecodeHeads];
+#pragma unroll
+      for (uint32_t h = 0; h < kDecodeHeads; ++h) {
+        m[h] = -INFINITY, l[h] = 0;
+        float4 x0 = make_float4(0, 0, 0, 0), x1 = x0;
+        if (h < G) {
+          const float* qp = p.arena + a.q + size_t(kvh * group + g0 + h) * D + part * 8;
+          x0 = __ldcg(reinterpret_cast<const float4*>(qp));
+          x1 = __ldcg(reinterpret_cast<const float4*>(qp + 4));
+        }
+        const float v[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+#pragma unroll
+        for (int i = 0; i < 8; ++i) q[h][i] = v[i] * d.attn_scale, o[h][i] = 0;
+      }
+
+      // Warp-uniform loop: every lane runs every shuffle; keys past `hi` are masked.
+      for (uint32_t base = lo + warp * KP; base < hi; base += kDecodeUnroll * stride) {
+        uint4 kr[kDecodeUnroll], vr[kDecodeUnroll];
+#pragma unroll
+        for (uint32_t j = 0; j < kDecodeUnroll; ++j) {
+          const uint32_t key = base + j * stride + slot;
+          if (key < hi) {
+            kr[j] = __ldcg(reinterpret_cast<const uint4*>(K + size_t(key) * D));
+            vr[j] = __ldcg(reinterpret_cast<const uint4*>(V + size_t(key) * D));
+          } else {
+            kr[j] = vr[j] = make_uint4(0, 0, 0, 0);
+          }
+        }
+#pragma unroll
+        for (uint32_t j = 0; j < kDecodeUnroll; ++j) {
+          if (base + j * stride >= hi) break;  // warp-uniform: no key of this step is in range
+          const bool valid = base + j * stride + slot < hi;
+          float kf[8], vf[8];
+          unpack8(kr[j], kf);
+          unpack8(vr[j], vf);
+#pragma unroll
+          for (uint32_t h = 0; h < kDecodeHeads; ++h) {
+            float sc = 0;
+#pragma unroll
+            for (int i = 0; i < 8; ++i) sc += q[h][i] * kf[i];
+            for (uint32_t off = L / 2; off > 0; off /= 2) sc += __shfl_xor_sync(0xFFFFFFFFu, sc, off);
+            if (!valid || h >= G) continue;
+            const float mn = fmaxf(m[h], sc);
+            const float c = __expf(m[h] - mn), e = __expf(sc - mn);
+            l[h] = l[h] * c + e;
+#pragma unroll
+            for (int i = 0; i < 8; ++i) o[h][i] = o[h][i] * c + e * vf[i];
+            m[h] = mn;
+          }
+        }
+      }
+
+      // Merge the warp's key slots (lanes L apart), then the warps through shared memory.
+#pragma unroll
+      for (uint32_t h = 0; h < kDecodeHeads; ++h)
+        for (uint32_t off = L; off < 32; off *= 2) {
+          float o2[8];
+#pragma unroll
+          for (int i = 0; i < 8; ++i) o2[i] = __shfl_xor_sync(0xFFFFFFFFu, o[h][i], off);
+          const float m2 = __shfl_xor_sync(0xFFFFFFFFu, m[h], off), l2 = __shfl_xor_sync(0xFFFFFFFFu, l[h], off);
+          softmax_merge(m[h], l[h], o[h], m2, l2, o2);
+        }
+      if (slot == 0)
+#pragma unroll
+        for (uint32_t h = 0; h < kDecodeHeads; ++h) {
+          float* w = merge + (warp * kDecodeHeads + h) * (D + 2);
+#pragma unroll
+          for (int i = 0; i < 8; ++i) w[part * 8 + i] = o[h][i];
+          if (part == 0) w[D] = m[h], w[D + 1] = l[h];
+        }
+      sync_consumers();
+      for (uint32_t idx = threadIdx.x; idx < G * D; idx += kThreads) {
+        const uint32_t h = idx / D, i = idx % D;
+        float mx = -INFINITY;
+        for (uint32_t w = 0; w < kWarps; ++w) mx = fmaxf(mx, merge[(w * kDecodeHeads + h) * (D + 2) + D]);
+        float sum = 0, acc = 0;
+        if (mx != -INFINITY)
+          for (uint32_t w = 0; w < kWarps; ++w) {
+            const float* src = merge + (w * kDecodeHeads + h) * (D + 2);
+            const float c = __expf(src[D] - mx);
+            sum += src[D + 1] * c;
+            acc += src[i] * c;
+          }
+        const uint32_t hq = kvh * group + g0 + h;
+        p.arena[a.part_o + (size_t(s) * Hq + hq) * D + i] = sum > 0 ? acc / sum : 0.0f;
+        if (i == 0) p.arena[a.part_lse + size_t(s) * Hq + hq] = sum > 0 ? mx + logf(sum) : -INFINITY;
+      }
+      sync_consumers();  // the merge buffer is reused by the next pass
+    }
+  }
+}
+
+}  // namespace mk::cuda

@@ -1,0 +1,183 @@
+// Prefill attention on the tensor cores, in the manner of FlashAttention-2: a warp takes 16 query
+// rows of one head; key tiles of kAttnKeys keys (K and V, bf16) come into shared memory once per
+// unit for every warp, double-buffered with cp.async; scores Q.K^T and the output P.V are bf16
+// mma.sync with fp32 accumulation, the softmax is online in registers.
+//
+// The decode path (one row, a warp per head) is bound by reading K and V once; a prefill unit has
+// up to kPrefillAttnRows rows of every head of a GQA group over the same keys, which is where
+// reusing each key tile from shared memory pays.
+#pragma once
+
+#include "cuda/ops/mma_gemm.cuh"
+
+namespace mk::cuda {
+
+constexpr uint32_t kAttnKeys = 64;  // keys per tile
+
+template <uint32_t D>
+constexpr uint32_t attn_mma_smem_floats() {
+  return 2 * 2 * kAttnKeys * (D + 8) / 2;  // two buffers of K and V tiles, bf16
+}
+
+// Units: (kv head, split, row block) as on the CPU. Requires D % 16 == 0 (checked by the caller).
+template <uint32_t D>
+__device__ __noinline__ void attn_partial_mma(const Instruction& ins, const KernelParams& p, float* smem) {
+  static_assert(D % 16 == 0, "head_dim in 16-column mma steps");
+  constexpr uint32_t kLd = D + 8;  // bf16 row stride: ldmatrix rows in distinct bank groups
+  const AttnPartialArgs& a = ins.a.attn;
+  const ModelDims& d = p.dims;
+  const uint32_t Hq = d.n_heads, Hkv = d.n_kv_heads, M = d.n_tokens, S = a.num_splits, group = Hq / Hkv;
+  const uint32_t B = attn_row_blocks(M, a.row_block), R = attn_block_rows(M, a.row_block);
+  const uint32_t ctx_end = p.step.pos + M, chunk = (ctx_end + S - 1) / S;
+  const uint32_t warp = threadIdx.x / 32, lane = threadIdx.x % 32, quad = lane % 4;
+  __nv_bfloat16* tiles = reinterpret_cast<__nv_bfloat16*>(smem + kSmemHead);
+  auto k_tile = [&](uint32_t buf) { return tiles + buf * 2 * kAttnKeys * kLd; };
+  auto v_tile = [&](uint32_t buf) { return tiles + (buf * 2 + 1) * kAttnKeys * kLd; };
+  const uint32_t row_tiles = (R + 15) / 16, items = group * row_tiles;
+
+  for (uint32_t u = ins.tile_begin; u < ins.tile_end; ++u) {
+    const uint32_t kvh = u / B / S, s = u / B % S, blk = u % B;
+    const uint32_t m_begin = blk * R, m_end = M < m_begin + R ? M : m_begin + R;
+    const uint32_t k0 = s * chunk, k1 = ctx_end < k0 + chunk ? ctx_end : k0 + chunk;
+    // The keys that some row of the block may see: causal, within the window, within the split.
+    const uint32_t p_first = p.step.pos + m_begin, p_last = p.step.pos + m_end - 1;
+    uint32_t klo = a.window && p_first + 1 > a.window ? p_first + 1 - a.window : 0;
+    klo = klo > k0 ? klo : k0;
+    const uint32_t khi = k1 < p_last + 1 ? k1 : p_last + 1;
+    const __nv_bfloat16* K = p.kv + ((size_t(ins.layer) * 2 * Hkv + kvh) * d.max_ctx) * D;
+    const __nv_bfloat16* V = K + size_t(Hkv) * d.max_ctx * D;
+    auto load_tile = [&](uint32_t kt, uint32_t buf) {
+      constexpr uint32_t pieces = kAttnKeys * D / 8;  // 16-byte pieces of one tile
+      for (uint32_t i = threadIdx.x; i < 2 * pieces; i += kThreads) {
+        const bool is_v = i >= pieces;
+        const uint32_t j = is_v ? i - pieces : i, r = j / (D / 8), c = (j % (D / 8)) * 8;
+        const bool valid = kt + r < khi;  // zeros past the keys: 0 * garbage would be NaN
+        cp_async16((is_v ? v_tile(buf) : k_tile(buf)) + r * kLd + c,
+                   (is_v ? V : K) + size_t(valid ? kt + r : klo) * D + c, valid);
+      }
+      asm volatile("cp.async.commit_group;" ::: "memory");
+    };
+
+    for (uint32_t round = 0; round < items; round += kWarps) {
+      const uint32_t item = round + warp;
+      const bool active = item < items;
+      const uint32_t g = item % group, hq = kvh * group + g;
+      const uint32_t m0 = m_begin + (item / group) * 16;  // this warp's 16 rows: m0 + lane/4 (+ 8)
+      // Q as A fragments, scaled, rows past the block zero.
+      uint32_t qa[D / 16][4];
+#pragma unroll
+      for (uint32_t kd = 0; kd < D / 16; ++kd)
+#pragma unroll
+        for (int h = 0; h < 4; ++h) {  // a0: row r, cols c; a1: row r+8; a2: row r, cols c+8; a3: row r+8, c+8
+          const uint32_t m = m0 + lane / 4 + (h % 2) * 8, col = kd * 16 + quad * 2 + (h / 2) * 8;
+          float2 v = make_float2(0, 0);
+          if (active && m < m_end) v = __ldcg(reinterpret_cast<const float2*>(p.arena + a.q + (size_t(m) * Hq + hq) * D + col));
+          qa[kd][h] = pack_bf16(v.x * d.attn_scale, v.y * d.attn_scale);
+        }
+      float o[D / 8][4];
+#pragma unroll
+      for (uint32_t nb = 0; nb < D / 8; ++nb)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) o[nb][e] = 0;
+      float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0, 0};
+      const uint32_t my_last = p.step.pos + (m0 + 15 < m_end - 1 ? m0 + 15 : m_end - 1);
+
+      if (klo < khi) load_tile(klo, 0);
+      uint32_t buf = 0;
+      for (uint32_t kt = klo; kt < khi; kt += kAttnKeys, buf ^= 1) {
+        const bool more = kt + kAttnKeys < khi;
+        if (more) {
+          load_tile(kt + kAttnKeys, buf ^ 1);
+          asm volatile("cp.async.wait_group 1;" ::: "memory");
+        } else {
+          asm volatile("cp.async.wait_group 0;" ::: "memory");
+        }
+        sync_consumers();
+        if (active && kt <= my_last) {
+          const __nv_bfloat16* ks = k_tile(buf);
+          const __nv_bfloat16* vs = v_tile(buf);
+          float sc[kAttnKeys / 8][4];
+#pragma unroll
+          for (uint32_t nb = 0; nb < kAttnKeys / 8; ++nb)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) sc[nb][e] = 0;
+#pragma unroll
+          for (uint32_t kd = 0; kd < D / 16; ++kd)
+#pragma unroll
+            for (uint32_t jp = 0; jp < kAttnKeys / 16; ++jp) {
+              uint32_t r[4];
+              ldmatrix_x4(r, ks + (jp * 16 + (lane / 16) * 8 + lane % 8) * kLd + kd * 16 + ((lane / 8) % 2) * 8);
+              mma_bf16(sc[2 * jp], qa[kd], r[0], r[1]);
+              mma_bf16(sc[2 * jp + 1], qa[kd], r[2], r[3]);
+            }
+          // Mask (causal, window, past the keys), then the online softmax per row (h: rows r, r + 8).
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const uint32_t pabs = p.step.pos + m0 + lane / 4 + h * 8;
+            float mx = -INFINITY;
+#pragma unroll
+            for (uint32_t nb = 0; nb < kAttnKeys / 8; ++nb)
+#pragma unroll
+              for (int e = 0; e < 2; ++e) {
+                const uint32_t key = kt + nb * 8 + quad * 2 + e;
+                const bool ok = key < khi && key <= pabs && (!a.window || key + a.window > pabs);
+                float& v = sc[nb][2 * h + e];
+                v = ok ? v : -INFINITY;
+                mx = fmaxf(mx, v);
+              }
+            mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, 2));
+            const float mnew = fmaxf(mrow[h], mx);
+            const float base = mnew == -INFINITY ? 0.0f : mnew;  // a row with no key yet keeps zeros
+            const float scale = __expf(mrow[h] - base);
+            float sum = 0;
+#pragma unroll
+            for (uint32_t nb = 0; nb < kAttnKeys / 8; ++nb)
+#pragma unroll
+              for (int e = 0; e < 2; ++e) {
+                float& v = sc[nb][2 * h + e];
+                v = __expf(v - base);
+                sum += v;
+              }
+            lrow[h] = lrow[h] * scale + sum;  // this thread's share; the quad is summed at the end
+            mrow[h] = mnew;
+#pragma unroll
+            for (uint32_t nb = 0; nb < D / 8; ++nb) o[nb][2 * h] *= scale, o[nb][2 * h + 1] *= scale;
+          }
+          // O += P . V: the score accumulators are already laid out as A fragments.
+#pragma unroll
+          for (uint32_t kk = 0; kk < kAttnKeys / 16; ++kk) {
+            const uint32_t pa[4] = {pack_bf16(sc[2 * kk][0], sc[2 * kk][1]), pack_bf16(sc[2 * kk][2], sc[2 * kk][3]),
+                                    pack_bf16(sc[2 * kk + 1][0], sc[2 * kk + 1][1]),
+                                    pack_bf16(sc[2 * kk + 1][2], sc[2 * kk + 1][3])};
+#pragma unroll
+            for (uint32_t dp = 0; dp < D / 16; ++dp) {
+              uint32_t r[4];
+              ldmatrix_x4_trans(r, vs + (kk * 16 + lane % 8 + ((lane / 8) % 2) * 8) * kLd + dp * 16 + (lane / 16) * 8);
+              mma_bf16(o[2 * dp], pa, r[0], r[1]);
+              mma_bf16(o[2 * dp + 1], pa, r[2], r[3]);
+            }
+          }
+        }
+        sync_consumers();  // this buffer is refilled two tiles on
+      }
+      if (!active) continue;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        float l = lrow[h];
+        l += __shfl_xor_sync(0xFFFFFFFFu, l, 1);
+        l += __shfl_xor_sync(0xFFFFFFFFu, l, 2);
+        const uint32_t m = m0 + lane / 4 + h * 8;
+        if (m >= m_end) continue;
+        float* out = p.arena + a.part_o + ((size_t(s) * M + m) * Hq + hq) * D;
+        const float inv = l > 0 ? 1.0f / l : 0.0f;
+#pragma unroll
+        for (uint32_t nb = 0; nb < D / 8; ++nb)
+          *reinterpret_cast<float2*>(out + nb * 8 + quad * 2) = make_float2(o[nb][2 * h] * inv, o[nb][2 * h + 1] * inv);
+        if (quad == 0) p.arena[a.part_lse + (size_t(s) * M + m) * Hq + hq] = l > 0 ? mrow[h] + logf(l) : -INFINITY;
+      }
+    }
+  }
+}
+
+}  // namespace mk::cuda
