@@ -131,7 +131,9 @@ DeviceProgram::DeviceProgram(DeviceModel& model, const Program& program) : model
     pipe_pages_ = std::min<uint32_t>(kMaxPages, uint32_t((smem_bytes_ - ops_floats * sizeof(float)) / kPageBytes));
   if (pipe_pages_ < 2) pipe_pages_ = 0;
   ops_smem_floats_ = uint32_t(pipe_pages_ ? ops_floats : smem_floats);
-  check(cudaFuncSetAttribute(megakernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_bytes_)),
+  kernel_ = dims.n_tokens >= kGemmMinTokens ? reinterpret_cast<const void*>(&megakernel<true>)
+                                            : reinterpret_cast<const void*>(&megakernel<false>);
+  check(cudaFuncSetAttribute(kernel_, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_bytes_)),
         "raising the shared memory limit");
 
   const size_t n = program.instructions.size();
@@ -190,7 +192,7 @@ void DeviceProgram::run(uint32_t pos, bool feedback, uint32_t history_index) {
   void* args[] = {&p};
   // Cooperative launch: every block must be resident at once, or blocks would wait on counters
   // of blocks that never start.
-  check(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(&megakernel), dim3(program_.num_sms),
+  check(cudaLaunchCooperativeKernel(kernel_, dim3(program_.num_sms),
                                     dim3(kBlockThreads), args, smem_bytes_, 0),
         "launching the megakernel");
 }

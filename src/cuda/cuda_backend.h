@@ -89,6 +89,7 @@ class DeviceProgram {
   void* hang_ = nullptr;
   void* trace_ = nullptr;
   size_t smem_bytes_ = 0;
+  const void* kernel_ = nullptr;  // the megakernel build for this program (prefill or decode)
   uint32_t ops_smem_floats_ = 0;   // shared memory the ops may use; the pipe's pages follow it
   uint32_t pipe_pages_ = 0;
   bool tracing_ = false;

@@ -105,11 +105,12 @@ __device__ void matvec_gemm(const Instruction& ins, const KernelParams& p, float
   }
 }
 
+template <bool kMma>
 __device__ void run_matvec(const Instruction& ins, const KernelParams& p, float* smem, Pipe& pipe) {
   const MatvecArgs& a = ins.a.mv;
   PipeSpan span;
   const bool piped = pipe_span(ins, p, &span);  // then a.rows == 1: one pass
-  if (!piped && static_cast<Opcode>(ins.opcode) != Opcode::LmHead && gemm_fits(p, a.rows, a.in_dim, a.norm) &&
+  if (kMma && !piped && static_cast<Opcode>(ins.opcode) != Opcode::LmHead && gemm_fits(p, a.rows, a.in_dim, a.norm) &&
       p.smem_floats >= kSmemHead + kGemmWorkFloats + kGemmM * kGemmN) {
     matvec_gemm(ins, p, smem);
     return;

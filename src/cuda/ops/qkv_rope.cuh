@@ -35,6 +35,7 @@ __device__ void qkv_rows(const QkvRopeArgs& a, const KernelParams& p, uint32_t u
   }
 }
 
+template <bool kMma>
 __device__ void run_qkv_rope(const Instruction& ins, const KernelParams& p, float* smem, Pipe& pipe) {
   const QkvRopeArgs& a = ins.a.qkv;
   const ModelDims& d = p.dims;
@@ -49,7 +50,7 @@ __device__ void run_qkv_rope(const Instruction& ins, const KernelParams& p, floa
   PipeSpan span;
   const bool piped = pipe_span(ins, p, &span);  // then M == 1: one pass
   // Prefill on the tensor cores when y (kGemmM tokens by the tile's rows) fits beside their stages.
-  const bool gemm = !piped && gemm_fits(p, M, H, a.norm) && p.smem_floats >= kSmemHead + kGemmWorkFloats + kGemmM * rows;
+  const bool gemm = kMma && !piped && gemm_fits(p, M, H, a.norm) && p.smem_floats >= kSmemHead + kGemmWorkFloats + kGemmM * rows;
   const uint32_t fit = (p.smem_floats - kSmemHead) / (H + rows);
   const uint32_t chunk = gemm ? kGemmM : fit < kMC ? fit : kMC;  // >= 1: checked on the host
   auto row_of = [&](uint32_t t) { return qkv_unit_row(ins.tile_begin + t / unit_rows, t % unit_rows, D, P); };
