@@ -74,6 +74,7 @@ struct QkvRopeArgs {
   uint32_t rope;       // weight: [max_ctx, D] cos (first D/2) and sin (last D/2), or kNone
   uint32_t q_out;      // arena: [M, Hq * D]
   uint32_t head_parts; // P: a unit is part u % P of head u / P (1: whole heads; > 1 only without q/k norm)
+  uint32_t token_block;// T: units also split the M tokens into blocks of T (TokenSegments); 0: one block
 };
 
 struct AttnPartialArgs {
@@ -107,6 +108,29 @@ struct MatvecArgs {    // MatvecResidual, MatvecAct and LmHead share this shape
   uint32_t in_row0;    // first input row used (LM head of the last prompt token only)
   uint32_t rows;       // M_out: how many input rows, from in_row0, are processed
   uint32_t partial;    // LmHead: arena [tiles, rows, 2] of (max value, index as float bits)
+  uint32_t token_block;// T: units also split the rows into blocks of T (TokenSegments); 0: one block
+};
+
+// Prefill tiles of QkvRope and the matvec family may split by tokens as well as by units. With a
+// token block T > 0 and n units per block (heads or head parts; output rows), unit u of the op is
+// unit u % n for tokens [(u / n) T, min(M, (u / n + 1) T)). A tile's units then fall into at most a
+// few segments of one token block each; TokenSegments walks them:
+//   for (TokenSegments s(tile_begin, tile_end, n, T, M); s.next();) use s.u_begin, s.u_end, s.m_begin, s.m_end
+struct TokenSegments {
+  uint32_t u, tile_end, n, T, M;
+  uint32_t u_begin = 0, u_end = 0, m_begin = 0, m_end = 0;  // the current segment (units within a block)
+  MK_HD TokenSegments(uint32_t begin, uint32_t end, uint32_t n_units, uint32_t block, uint32_t tokens)
+      : u(begin), tile_end(end), n(n_units), T(block ? block : tokens), M(tokens) {}
+  MK_HD bool next() {
+    if (u >= tile_end) return false;
+    const uint32_t b = u / n, block_end = (b + 1) * n;
+    u_begin = u % n;
+    u_end = (tile_end < block_end ? tile_end : block_end) - b * n;
+    m_begin = b * T;
+    m_end = M < m_begin + T ? M : m_begin + T;
+    u = b * n + u_end;
+    return true;
+  }
 };
 
 struct ArgmaxArgs {

@@ -131,8 +131,8 @@ DeviceProgram::DeviceProgram(DeviceModel& model, const Program& program) : model
     pipe_pages_ = std::min<uint32_t>(kMaxPages, uint32_t((smem_bytes_ - ops_floats * sizeof(float)) / kPageBytes));
   if (pipe_pages_ < 2) pipe_pages_ = 0;
   ops_smem_floats_ = uint32_t(pipe_pages_ ? ops_floats : smem_floats);
-  kernel_ = dims.n_tokens >= kGemmMinTokens ? reinterpret_cast<const void*>(&megakernel<true>)
-                                            : reinterpret_cast<const void*>(&megakernel<false>);
+  kernel_ = dims.n_tokens > 1 ? reinterpret_cast<const void*>(&megakernel<true>)
+                              : reinterpret_cast<const void*>(&megakernel<false>);
   check(cudaFuncSetAttribute(kernel_, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_bytes_)),
         "raising the shared memory limit");
 

@@ -61,10 +61,11 @@ __device__ bool wait_for(const Instruction& ins, const KernelParams& p, uint32_t
   return true;
 }
 
-// Two builds of the kernel: kMma = true for prefill programs (kGemmMinTokens tokens or more), whose
-// matvec, QKV and attention tiles may run on the tensor cores, and kMma = false for decode and short
-// prompts, which never do. One build with both made the register allocator spill in the decode
-// paths (ptxas: 720 bytes of stack against 144), and decode slowed by 12% (H200, 1B shape, ctx 32).
+// Two builds of the kernel: kMma = true for prefill programs (more than one token), whose matvec,
+// QKV and attention tiles may run on the tensor cores and split by token blocks, and kMma = false
+// for decode, which does neither. One build with both made the register allocator spill in the
+// decode paths (ptxas: 720 bytes of stack against 144), and decode slowed by 12% (H200, 1B shape,
+// context 32).
 template <bool kMma>
 __global__ void __launch_bounds__(kBlockThreads, 1) megakernel(const KernelParams p) {
   extern __shared__ float4 dynamic_smem[];

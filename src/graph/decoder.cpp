@@ -18,6 +18,10 @@ constexpr uint32_t kMaxLmTiles = 1024;
 // of the GPU (kGemmN in cuda/ops/mma_gemm.cuh), which reuses each row for all the tile's tokens.
 // Shorter tiles would spread over more SMs, but each one reads every token's activations again.
 constexpr uint32_t kPrefillTokens = 16, kPrefillTileRows = 64;
+// Prefill tiles also split the prompt into blocks of this many tokens (one tensor-core pass,
+// kGemmM): with whole-prompt tiles, a 512-token prefill had 32 o_proj tiles of 660 us each, and
+// most SMs waited on them.
+constexpr uint32_t kPrefillTokenBlock = 128;
 // Prefill attention: every row has its own keys to cover, so the work splits by blocks of query rows
 // (one KV split, no merge) rather than by KV chunks; 32 rows are two tensor-core row tiles.
 constexpr uint32_t kPrefillAttnRows = 32;
@@ -89,6 +93,8 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
   const uint32_t S = choose_kv_splits(c, o);
   const uint32_t R = M >= kPrefillTokens ? kPrefillAttnRows : 0;  // AttnPartial's row blocks
   const uint32_t m_out = o.all_logits ? M : 1;
+  const uint32_t T = M >= kPrefillTokens && M > kPrefillTokenBlock ? kPrefillTokenBlock : 0;  // token blocks
+  const uint32_t blocks = T ? (M + T - 1) / T : 1;
   const double wb = o.weight_bytes, act_bytes = 4;
 
   const int x = g.add_buffer("x", uint64_t(M) * H);
@@ -154,9 +160,10 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
     a.in_row0 = 0;
     a.rows = M;
     a.partial = kNone;
-    n.units = out_dim;
+    a.token_block = T;
+    n.units = out_dim * blocks;
     n.unit_align = 8;
-    n.fixed_bytes = double(M) * in_dim * act_bytes;
+    n.fixed_bytes = double(std::min(M, T ? T : M)) * in_dim * act_bytes;
     n.bytes_per_unit = double(in_dim) * wb * (gate != kNone ? 2 : 1);
     n.reads = {in_buf};
     n.writes = {out_buf};
@@ -183,10 +190,10 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
       // SM rather than one SM per head; Qwen3's per-head q/k norm needs the whole head in one tile.
       const uint32_t parts = !c.qk_norm && D % 16 == 0 ? D / 16 : 1;
       n.proto.a.qkv = {off(in), fused, wid(g, L + "qkv"), wid(g, L + "qkv_bias"), wid(g, L + "q_norm"),
-                       wid(g, L + "k_norm"), wid(g, "rope"), off(q), parts};
-      n.units = (Hq + 2 * Hkv) * parts;
+                       wid(g, L + "k_norm"), wid(g, "rope"), off(q), parts, T};
+      n.units = (Hq + 2 * Hkv) * parts * blocks;
       if (M >= kPrefillTokens) n.tile_units = std::max<uint32_t>(1, kPrefillTileRows / (D / parts));
-      n.fixed_bytes = double(M) * H * act_bytes;
+      n.fixed_bytes = double(std::min(M, T ? T : M)) * H * act_bytes;
       n.bytes_per_unit = double(D) * H * wb / parts;
       n.reads = {in};
       n.writes = {q, kv[l]};
@@ -195,10 +202,10 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
     {
       OpNode n = node(P + "attn_partial", Opcode::AttnPartial, l);
       n.proto.a.attn = {off(q), S, off(part_o), off(part_lse), static_cast<uint32_t>(c.sliding_window), R};
-      const uint32_t blocks = attn_row_blocks(M, R);
-      n.units = Hkv * S * blocks;
+      const uint32_t row_blocks = attn_row_blocks(M, R);
+      n.units = Hkv * S * row_blocks;
       const double ctx = std::min<double>(o.ctx_hint, o.max_ctx);
-      n.bytes_per_unit = 2.0 * (ctx / S) * D * wb + double(M) / blocks * (Hq / Hkv) * D * act_bytes;
+      n.bytes_per_unit = 2.0 * (ctx / S) * D * wb + double(M) / row_blocks * (Hq / Hkv) * D * act_bytes;
       n.reads = {q, kv[l]};
       n.writes = {part_o, part_lse};
       g.add_node(std::move(n));
@@ -228,6 +235,8 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
     n.proto.a.mv.in_row0 = M - m_out;
     n.proto.a.mv.rows = m_out;
     n.proto.a.mv.partial = off(lm_partial);
+    n.proto.a.mv.token_block = 0;
+    n.units = V;
     n.max_tiles = kMaxLmTiles;
     n.tile_units = 0;  // spread over the SMs: its tiles keep the CUDA-core path (their argmax follows warps)
     n.fixed_bytes = double(m_out) * H * act_bytes;

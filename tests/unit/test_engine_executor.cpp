@@ -33,14 +33,18 @@ const Variant kVariants[] = {
     {"long_prefill", 7, 13, true, 3, 256, 45},
     // Several KV splits merged by AttnReduce, in prefill (with row blocks) and in decode.
     {"splits3", 7, 14, true, 3, 256, 9, 3},        {"splits4_long", 5, 15, false, 2, 256, 40, 4},
+    // Past 128 tokens prefill tiles also split the prompt into token blocks (here 128 + 22).
+    {"token_blocks", 9, 16, true, 3, 256, 150},
 };
 
 // Runs a prompt through prefill, then 6 decode steps, and compares every position's logits with the
 // reference forward over the whole sequence.
 void check(Arch arch, const Variant& v) {
-  const ModelConfig c = test::toy_config(arch);
+  ModelConfig c = test::toy_config(arch);
+  const uint32_t ctx = std::max(64u, v.prompt + 8);
+  c.max_position_embeddings = std::max<int>(c.max_position_embeddings, ctx);  // GPT-2's learned positions
   GraphOptions go;
-  go.max_ctx = 64;
+  go.max_ctx = ctx;
   const OpGraph g = build_graph(c, go);
   test::RandomSource src(g, 1234 + static_cast<int>(arch));
   EngineOptions eo;
@@ -51,7 +55,7 @@ void check(Arch arch, const Variant& v) {
   eo.max_waits = v.max_waits;
   eo.prefill_chunk = v.prefill_chunk;
   eo.kv_splits = v.kv_splits;
-  eo.max_ctx = 64;
+  eo.max_ctx = ctx;
   auto engine = Engine::create(c, src, eo);
 
   std::vector<int32_t> tokens = {3, 17, 42, 5, 96, 0, 8, 8, 61, 23, 77, 14, 2, 50, 9};

@@ -12,35 +12,37 @@ void run_matvec(const Instruction& ins, const OpContext& ctx) {
   const MatvecArgs& a = ins.a.mv;
   const Opcode op = static_cast<Opcode>(ins.opcode);
   thread_local std::vector<float> scratch;
-  const float* x = input_rows(ctx, a.in, a.norm, a.in_row0, a.rows, a.in_dim, scratch);
   const float* W = ctx.weight(a.weight);
   const float* bias = ctx.weight(a.bias);
   const float* G = ctx.weight(a.gate);
   const float* gate_bias = ctx.weight(a.gate_bias);
   const Activation act = static_cast<Activation>(ctx.dims->activation);
-  for (uint32_t m = 0; m < a.rows; ++m) {
-    const float* xm = x + size_t(m) * a.in_dim;
-    float* out = ctx.arena + a.out + size_t(m) * a.out_dim;
-    float best = -std::numeric_limits<float>::infinity();
-    uint32_t best_index = ins.tile_begin;
-    for (uint32_t r = ins.tile_begin; r < ins.tile_end; ++r) {
-      const float y = dot(W + size_t(r) * a.in_dim, xm, a.in_dim) + (bias ? bias[r] : 0.0f);
-      switch (op) {
-        case Opcode::MatvecResidual: out[r] += y; break;
-        case Opcode::MatvecAct:
-          out[r] = G ? activate(dot(G + size_t(r) * a.in_dim, xm, a.in_dim) + (gate_bias ? gate_bias[r] : 0.0f), act) * y
-                     : activate(y, act);
-          break;
-        default:  // LmHead: the first maximum wins ties, as torch.argmax does
-          out[r] = y;
-          if (y > best) best = y, best_index = r;
-          break;
+  for (TokenSegments s(ins.tile_begin, ins.tile_end, a.out_dim, a.token_block, a.rows); s.next();) {
+    const float* x = input_rows(ctx, a.in, a.norm, a.in_row0 + s.m_begin, s.m_end - s.m_begin, a.in_dim, scratch);
+    for (uint32_t m = s.m_begin; m < s.m_end; ++m) {
+      const float* xm = x + size_t(m - s.m_begin) * a.in_dim;
+      float* out = ctx.arena + a.out + size_t(m) * a.out_dim;
+      float best = -std::numeric_limits<float>::infinity();
+      uint32_t best_index = s.u_begin;
+      for (uint32_t r = s.u_begin; r < s.u_end; ++r) {
+        const float y = dot(W + size_t(r) * a.in_dim, xm, a.in_dim) + (bias ? bias[r] : 0.0f);
+        switch (op) {
+          case Opcode::MatvecResidual: out[r] += y; break;
+          case Opcode::MatvecAct:
+            out[r] = G ? activate(dot(G + size_t(r) * a.in_dim, xm, a.in_dim) + (gate_bias ? gate_bias[r] : 0.0f), act) * y
+                       : activate(y, act);
+            break;
+          default:  // LmHead: the first maximum wins ties, as torch.argmax does
+            out[r] = y;
+            if (y > best) best = y, best_index = r;
+            break;
+        }
       }
-    }
-    if (op == Opcode::LmHead) {
-      float* part = ctx.arena + a.partial + (size_t(ins.tile_index) * a.rows + m) * 2;
-      part[0] = best;
-      part[1] = std::bit_cast<float>(best_index);
+      if (op == Opcode::LmHead) {
+        float* part = ctx.arena + a.partial + (size_t(ins.tile_index) * a.rows + m) * 2;
+        part[0] = best;
+        part[1] = std::bit_cast<float>(best_index);
+      }
     }
   }
 }

@@ -43,16 +43,16 @@ __device__ __forceinline__ void matvec_store(const Instruction& ins, const Kerne
 // loads (prefill, or the pipe off). Gated (MatvecAct with a gate) passes take kRows/2 output rows at
 // a time: up rows, then gate rows.
 template <int MC>
-__device__ void matvec_pass(const Instruction& ins, const KernelParams& p, const float* x, uint32_t m0,
-                            uint32_t mc, float best[kMC], uint32_t best_idx[kMC]) {
+__device__ void matvec_pass(const Instruction& ins, const KernelParams& p, uint32_t r_begin, uint32_t r_end,
+                            const float* x, uint32_t m0, uint32_t mc, float best[kMC], uint32_t best_idx[kMC]) {
   const MatvecArgs& a = ins.a.mv;
   const int warp = threadIdx.x / 32;
   const uint32_t K = a.in_dim;
   const __nv_bfloat16* W = weight(p, a.weight);
   const __nv_bfloat16* G = weight(p, a.gate);
   const uint32_t per = G ? kRows / 2 : kRows;
-  for (uint32_t r0 = ins.tile_begin + warp * per; r0 < ins.tile_end; r0 += kWarps * per) {
-    const uint32_t n_out = ins.tile_end - r0 < per ? ins.tile_end - r0 : per;
+  for (uint32_t r0 = r_begin + warp * per; r0 < r_end; r0 += kWarps * per) {
+    const uint32_t n_out = r_end - r0 < per ? r_end - r0 : per;
     const __nv_bfloat16* rows[kRows];
 #pragma unroll
     for (int i = 0; i < kRows; ++i) {
@@ -77,7 +77,7 @@ __device__ void matvec_pass(const Instruction& ins, const KernelParams& p, const
 // A prefill tile on the tensor cores: passes of kGemmM tokens by kGemmN weight rows (a gated tile's
 // pass takes half up rows, half gate rows), each finished by an elementwise epilogue. Not LmHead:
 // its per-tile argmax follows warps, and a prefill computes one row of logits.
-__device__ void matvec_gemm(const Instruction& ins, const KernelParams& p, float* smem) {
+__device__ void matvec_gemm(const Instruction& ins, const KernelParams& p, float* smem, const TokenSegments& s) {
   const MatvecArgs& a = ins.a.mv;
   const uint32_t K = a.in_dim;
   const __nv_bfloat16* W = weight(p, a.weight);
@@ -86,10 +86,10 @@ __device__ void matvec_gemm(const Instruction& ins, const KernelParams& p, float
   float* work = smem + kSmemHead;
   float* C = work + kGemmWorkFloats;  // [kGemmM][kGemmN]
   const uint32_t per = G ? kGemmN / 2 : kGemmN;
-  for (uint32_t m0 = 0; m0 < a.rows; m0 += kGemmM) {
-    const uint32_t mc = a.rows - m0 < kGemmM ? a.rows - m0 : kGemmM;
-    for (uint32_t r0 = ins.tile_begin; r0 < ins.tile_end; r0 += per) {
-      const uint32_t nr = ins.tile_end - r0 < per ? ins.tile_end - r0 : per;
+  for (uint32_t m0 = s.m_begin; m0 < s.m_end; m0 += kGemmM) {
+    const uint32_t mc = s.m_end - m0 < kGemmM ? s.m_end - m0 : kGemmM;
+    for (uint32_t r0 = s.u_begin; r0 < s.u_end; r0 += per) {
+      const uint32_t nr = s.u_end - r0 < per ? s.u_end - r0 : per;
       gemm_pass(p, p.arena + a.in + size_t(a.in_row0 + m0) * K, mc, K, g,
                 [&](uint32_t n) { return n < nr ? W + size_t(r0 + n) * K : G + size_t(r0 + n - nr) * K; },
                 G ? 2 * nr : nr, C, kGemmN, work);
@@ -105,14 +105,16 @@ __device__ void matvec_gemm(const Instruction& ins, const KernelParams& p, float
   }
 }
 
+// One segment of a tile: output rows [s.u_begin, s.u_end) for tokens [s.m_begin, s.m_end).
 template <bool kMma>
-__device__ void run_matvec(const Instruction& ins, const KernelParams& p, float* smem, Pipe& pipe) {
+__device__ void matvec_segment(const Instruction& ins, const KernelParams& p, float* smem, Pipe& pipe,
+                               const TokenSegments& s) {
   const MatvecArgs& a = ins.a.mv;
   PipeSpan span;
   const bool piped = pipe_span(ins, p, &span);  // then a.rows == 1: one pass
-  if (kMma && !piped && static_cast<Opcode>(ins.opcode) != Opcode::LmHead && gemm_fits(p, a.rows, a.in_dim, a.norm) &&
-      p.smem_floats >= kSmemHead + kGemmWorkFloats + kGemmM * kGemmN) {
-    matvec_gemm(ins, p, smem);
+  if (kMma && !piped && static_cast<Opcode>(ins.opcode) != Opcode::LmHead &&
+      gemm_fits(p, s.m_end - s.m_begin, a.in_dim, a.norm) && p.smem_floats >= kSmemHead + kGemmWorkFloats + kGemmM * kGemmN) {
+    matvec_gemm(ins, p, smem, s);
     return;
   }
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -123,21 +125,21 @@ __device__ void run_matvec(const Instruction& ins, const KernelParams& p, float*
   const uint32_t K = a.in_dim;
   const uint32_t fit = (p.smem_floats - kSmemHead) / K;
   const uint32_t chunk = fit < kMC ? fit : kMC;  // >= 1: checked on the host
-  for (uint32_t m0 = 0; m0 < a.rows; m0 += chunk) {
-    const uint32_t mc = a.rows - m0 < chunk ? a.rows - m0 : chunk;
+  for (uint32_t m0 = s.m_begin; m0 < s.m_end; m0 += chunk) {
+    const uint32_t mc = s.m_end - m0 < chunk ? s.m_end - m0 : chunk;
     load_rows(p, x, p.arena + a.in + size_t(a.in_row0 + m0) * K, mc, K, a.norm, scratch);
     float best[kMC];
     uint32_t best_idx[kMC];
 #pragma unroll
-    for (int m = 0; m < kMC; ++m) best[m] = -INFINITY, best_idx[m] = ins.tile_begin;
+    for (int m = 0; m < kMC; ++m) best[m] = -INFINITY, best_idx[m] = s.u_begin;
     if (piped)
       pipe_rows(pipe, span, x, [&](uint32_t g, float up, float gate) {
-        matvec_store(ins, p, m0, ins.tile_begin + g * kPageRows + warp, up, gate, best[0], best_idx[0]);
+        matvec_store(ins, p, m0, s.u_begin + g * kPageRows + warp, up, gate, best[0], best_idx[0]);
       });
     else if (mc == 1)  // a single-row instantiation keeps the accumulators few
-      matvec_pass<1>(ins, p, x, m0, mc, best, best_idx);
+      matvec_pass<1>(ins, p, s.u_begin, s.u_end, x, m0, mc, best, best_idx);
     else
-      matvec_pass<kMC>(ins, p, x, m0, mc, best, best_idx);
+      matvec_pass<kMC>(ins, p, s.u_begin, s.u_end, x, m0, mc, best, best_idx);
     if (static_cast<Opcode>(ins.opcode) == Opcode::LmHead) {
       if (lane == 0)
         for (int m = 0; m < kMC; ++m) best_v[warp * kMC + m] = best[m], best_i[warp * kMC + m] = best_idx[m];
@@ -157,6 +159,18 @@ __device__ void run_matvec(const Instruction& ins, const KernelParams& p, float*
       }
     }
     sync_consumers();  // x is overwritten by the next pass
+  }
+}
+
+template <bool kMma>
+__device__ void run_matvec(const Instruction& ins, const KernelParams& p, float* smem, Pipe& pipe) {
+  const MatvecArgs& a = ins.a.mv;
+  TokenSegments s(ins.tile_begin, ins.tile_end, a.out_dim, a.token_block, a.rows);
+  if constexpr (!kMma) {  // decode: one segment (token blocks come only with prefill), no loop state kept live
+    s.next();
+    matvec_segment<kMma>(ins, p, smem, pipe, s);
+  } else {
+    while (s.next()) matvec_segment<kMma>(ins, p, smem, pipe, s);
   }
 }
 

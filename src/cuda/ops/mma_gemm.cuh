@@ -4,12 +4,15 @@
 // A prefill tile multiplies every prompt token by its weight rows, so the weights are reused
 // kGemmM times from shared memory instead of being streamed once per token (the CUDA-core path
 // reads them once per 8 tokens). Activations are fp32 in the arena; they are rounded to bf16 as
-// they enter shared memory, as a bf16 framework's activations are. A fused RMSNorm costs nothing
-// extra: its weight scales x as it is loaded, and 1/rms(x), accumulated from the same loads, scales
-// the finished dot products (W . (x * g / rms) = (W . (x * g)) / rms).
+// the A fragments are built from shared memory, as a bf16 framework's activations are. A fused
+// RMSNorm costs nothing extra: its weight scales x as the fragments are built, and 1/rms(x),
+// accumulated from the same values, scales the finished dot products
+// (W . (x * g / rms) = (W . (x * g)) / rms).
 //
-// Pipeline: two stages of kGemmK columns. The weight rows of the next stage travel by cp.async
-// and its activations sit in registers while the tensor cores work on the current stage.
+// Pipeline: kGemmStages stages of kGemmK columns, activations (fp32) and weight rows (bf16) both by
+// cp.async, so that two stages are in flight while the tensor cores work on a third. With one stage
+// ahead, held in registers, a pass waited out an L2 round trip for every 64 columns (85 us for a
+// 128 x 64 x 2048 gate/up pass on an H200).
 #pragma once
 
 #include "cuda/device_common.cuh"
@@ -19,11 +22,14 @@ namespace mk::cuda {
 constexpr uint32_t kGemmM = 128;  // tokens per pass: 4 warps of 32 along M
 constexpr uint32_t kGemmN = 64;   // weight rows per pass: 2 warps of 32 along N
 constexpr uint32_t kGemmK = 64;   // columns per stage
-// bf16 row stride in shared memory: 16 bytes of padding put the 8 rows that one ldmatrix reads in
-// 8 different bank groups.
+constexpr uint32_t kGemmStages = 3;
+// Row strides in shared memory. Weights (bf16): 16 bytes of padding put the 8 rows that one
+// ldmatrix reads in 8 different bank groups. Activations (fp32): a stride of 8 (mod 32) words puts
+// the 4 rows that a half-warp's float2 fragment loads touch in 4 different groups of 8 banks.
 constexpr uint32_t kGemmLd = kGemmK + 8;
-constexpr uint32_t kGemmStageElems = (kGemmM + kGemmN) * kGemmLd;
-constexpr uint32_t kGemmWorkFloats = 2 * kGemmStageElems / 2 + kGemmM;  // two stages, then 1/rms per token
+constexpr uint32_t kGemmXLd = kGemmK + 8;
+constexpr uint32_t kGemmStageFloats = kGemmM * kGemmXLd + kGemmN * kGemmLd / 2;
+constexpr uint32_t kGemmWorkFloats = kGemmStages * kGemmStageFloats + kGemmM;  // the stages, then 1/rms per token
 // Prefill tiles at least this tall (tokens) use the tensor cores; fewer would waste most of a pass.
 constexpr uint32_t kGemmMinTokens = 16;
 
@@ -74,48 +80,31 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
 template <class RowPtr>
 __device__ __noinline__ void gemm_pass(const KernelParams& p, const float* X, uint32_t mc, uint32_t K, const __nv_bfloat16* g,
                           RowPtr row_ptr, uint32_t nrows, float* C, uint32_t ldc, float* work) {
-  __nv_bfloat16* stage[2] = {reinterpret_cast<__nv_bfloat16*>(work),
-                             reinterpret_cast<__nv_bfloat16*>(work) + kGemmStageElems};
-  float* inv_rms = work + kGemmStageElems;  // after both stages (2 bf16 = 1 float each)
+  float* inv_rms = work + kGemmStages * kGemmStageFloats;
   const uint32_t t = threadIdx.x, warp = t / 32, lane = t % 32;
-  const uint32_t wm = warp % 4, wn = warp / 4;
+  const uint32_t wm = warp % 4, wn = warp / 4, quad = lane % 4;
   const uint32_t chunks = (K + kGemmK - 1) / kGemmK;
+  auto xs = [&](uint32_t st) { return work + st * kGemmStageFloats; };
+  auto ws = [&](uint32_t st) { return reinterpret_cast<__nv_bfloat16*>(work + st * kGemmStageFloats + kGemmM * kGemmXLd); };
 
-  // Activations: thread t loads columns 4 (t % 16) .. + 3 of rows t / 16 + 16 j of a stage.
-  constexpr int kXLoads = kGemmM * kGemmK / 4 / kThreads;  // 8 float4 per thread
-  const uint32_t xc = (t % 16) * 4, xr = t / 16;
-  float4 xv[kXLoads];
-  float gv[4];
-  float ss[kXLoads];
+  // One stage: kGemmM x kGemmK activations in 16-byte pieces (8 per thread) and kGemmN x kGemmK
+  // weights (2 per thread); rows past mc and columns past K are zero-filled. Always one commit group,
+  // so that wait_group counts stages.
+  auto load_stage = [&](uint32_t c) {
+    if (c < chunks) {
+      const uint32_t st = c % kGemmStages;
 #pragma unroll
-  for (int j = 0; j < kXLoads; ++j) ss[j] = 0;
-  auto load_x = [&](uint32_t c) {
-    const uint32_t col = c * kGemmK + xc;
+      for (uint32_t j = 0; j < kGemmM * kGemmK / 4 / kThreads; ++j) {
+        const uint32_t i = t + j * kThreads, r = i / (kGemmK / 4), col = c * kGemmK + (i % (kGemmK / 4)) * 4;
+        const bool valid = r < mc && col < K;
+        cp_async16(xs(st) + r * kGemmXLd + (i % (kGemmK / 4)) * 4, X + (valid ? size_t(r) * K + col : 0), valid);
+      }
 #pragma unroll
-    for (int j = 0; j < kXLoads; ++j) {
-      const uint32_t row = xr + 16 * j;
-      xv[j] = row < mc && col < K ? __ldcg(reinterpret_cast<const float4*>(X + size_t(row) * K + col))
-                                  : make_float4(0, 0, 0, 0);
-    }
-#pragma unroll
-    for (int i = 0; i < 4; ++i) gv[i] = g && col < K ? bf(g[col + i]) : 1.0f;
-  };
-  auto store_x = [&](__nv_bfloat16* s) {
-#pragma unroll
-    for (int j = 0; j < kXLoads; ++j) {
-      const float4 v = xv[j];
-      ss[j] += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
-      *reinterpret_cast<uint2*>(s + (xr + 16 * j) * kGemmLd + xc) =
-          make_uint2(pack_bf16(v.x * gv[0], v.y * gv[1]), pack_bf16(v.z * gv[2], v.w * gv[3]));
-    }
-  };
-  // Weights: 16-byte pieces, kGemmN rows x 8 pieces, two per thread, after the activations' rows.
-  auto load_w = [&](uint32_t c, __nv_bfloat16* s) {
-#pragma unroll
-    for (uint32_t j = 0; j < kGemmN * kGemmK / 8 / kThreads; ++j) {
-      const uint32_t i = t + j * kThreads, n = i / 8, col = c * kGemmK + (i % 8) * 8;
-      const bool valid = col < K;
-      cp_async16(s + (kGemmM + n) * kGemmLd + (i % 8) * 8, row_ptr(n < nrows ? n : 0) + (valid ? col : 0), valid);
+      for (uint32_t j = 0; j < kGemmN * kGemmK / 8 / kThreads; ++j) {
+        const uint32_t i = t + j * kThreads, n = i / 8, col = c * kGemmK + (i % 8) * 8;
+        const bool valid = col < K;
+        cp_async16(ws(st) + n * kGemmLd + (i % 8) * 8, row_ptr(n < nrows ? n : 0) + (valid ? col : 0), valid);
+      }
     }
     asm volatile("cp.async.commit_group;" ::: "memory");
   };
@@ -127,33 +116,53 @@ __device__ __noinline__ void gemm_pass(const KernelParams& p, const float* X, ui
     for (int j = 0; j < 4; ++j)
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[i][j][e] = 0;
+  float ss[2][2] = {{0, 0}, {0, 0}};  // sum of squares of rows wm*32 + i*16 + lane/4 + 8h, this quad's columns
 
-  load_w(0, stage[0]);
-  load_x(0);
-  store_x(stage[0]);
+#pragma unroll
+  for (uint32_t c = 0; c + 1 < kGemmStages; ++c) load_stage(c);
   for (uint32_t c = 0; c < chunks; ++c) {
-    __nv_bfloat16* cur = stage[c & 1];
-    __nv_bfloat16* next = stage[(c & 1) ^ 1];
-    const bool more = c + 1 < chunks;
-    if (more) {
-      load_w(c + 1, next);
-      load_x(c + 1);  // in flight while the tensor cores work
-      asm volatile("cp.async.wait_group 1;" ::: "memory");
-    } else {
-      asm volatile("cp.async.wait_group 0;" ::: "memory");
-    }
-    sync_consumers();  // this stage's weights (every thread's copies) and activations are in place
+    asm volatile("cp.async.wait_group %0;" ::"n"(kGemmStages - 2) : "memory");
+    sync_consumers();  // stage c is in place for everyone, and everyone is done with stage c - 1
+    load_stage(c + kGemmStages - 1);  // into the stage that c - 1 used
+    const float* x = xs(c % kGemmStages);
+    const __nv_bfloat16* w = ws(c % kGemmStages);
 #pragma unroll
     for (uint32_t kk = 0; kk < kGemmK; kk += 16) {
-      uint32_t a[2][4], b[4][2];
+      // Norm weights of this thread's columns (kk + 2 quad + {0, 1, 8, 9}); past K the activations
+      // are zeros, and the weights are not read (K % 8 == 0: pairs lie wholly inside or outside).
+      float g0 = 1, g1 = 1, g8 = 1, g9 = 1;
+      const uint32_t col = c * kGemmK + kk + 2 * quad;
+      if (g && col < K) {
+        const __nv_bfloat162 lo = *reinterpret_cast<const __nv_bfloat162*>(g + col);
+        g0 = __low2float(lo), g1 = __high2float(lo);
+      }
+      if (g && col + 8 < K) {
+        const __nv_bfloat162 hi = *reinterpret_cast<const __nv_bfloat162*>(g + col + 8);
+        g8 = __low2float(hi), g9 = __high2float(hi);
+      }
+      // A fragments from fp32: a0 row r cols (c, c+1), a1 row r+8, a2 row r cols +8, a3 row r+8 cols +8.
+      uint32_t a[2][4];
 #pragma unroll
-      for (int i = 0; i < 2; ++i)
-        ldmatrix_x4(a[i], cur + (wm * 32 + i * 16 + lane % 16) * kGemmLd + kk + (lane / 16) * 8);
+      for (int i = 0; i < 2; ++i) {
+        const float* xr = x + (wm * 32 + i * 16 + lane / 4) * kGemmXLd + kk + 2 * quad;
+        const float2 v0 = *reinterpret_cast<const float2*>(xr);
+        const float2 v1 = *reinterpret_cast<const float2*>(xr + 8 * kGemmXLd);
+        const float2 v2 = *reinterpret_cast<const float2*>(xr + 8);
+        const float2 v3 = *reinterpret_cast<const float2*>(xr + 8 * kGemmXLd + 8);
+        if (wn == 0) {  // the two warps of a row band see the same rows: one of them sums
+          ss[i][0] += v0.x * v0.x + v0.y * v0.y + v2.x * v2.x + v2.y * v2.y;
+          ss[i][1] += v1.x * v1.x + v1.y * v1.y + v3.x * v3.x + v3.y * v3.y;
+        }
+        a[i][0] = pack_bf16(v0.x * g0, v0.y * g1);
+        a[i][1] = pack_bf16(v1.x * g0, v1.y * g1);
+        a[i][2] = pack_bf16(v2.x * g8, v2.y * g9);
+        a[i][3] = pack_bf16(v3.x * g8, v3.y * g9);
+      }
+      uint32_t b[4][2];
 #pragma unroll
       for (int jp = 0; jp < 2; ++jp) {
         uint32_t r[4];
-        ldmatrix_x4(r, cur + (kGemmM + wn * 32 + jp * 16 + (lane / 16) * 8 + lane % 8) * kGemmLd + kk +
-                           ((lane / 8) % 2) * 8);
+        ldmatrix_x4(r, w + (wn * 32 + jp * 16 + (lane / 16) * 8 + lane % 8) * kGemmLd + kk + ((lane / 8) % 2) * 8);
         b[2 * jp][0] = r[0], b[2 * jp][1] = r[1], b[2 * jp + 1][0] = r[2], b[2 * jp + 1][1] = r[3];
       }
 #pragma unroll
@@ -161,18 +170,20 @@ __device__ __noinline__ void gemm_pass(const KernelParams& p, const float* X, ui
 #pragma unroll
         for (int j = 0; j < 4; ++j) mma_bf16(acc[i][j], a[i], b[j][0], b[j][1]);
     }
-    if (more) store_x(next);
-    sync_consumers();  // `cur` is free for stage c + 2; `next` holds its activations
   }
+  asm volatile("cp.async.wait_group 0;" ::: "memory");  // the empty groups past the last stage
 
   if (g) {
+    if (wn == 0)
 #pragma unroll
-    for (int j = 0; j < kXLoads; ++j) {
-      float v = ss[j];
+      for (int i = 0; i < 2; ++i)
 #pragma unroll
-      for (int o = 8; o > 0; o >>= 1) v += __shfl_xor_sync(0xFFFFFFFFu, v, o);  // the 16 threads of a row
-      if (t % 16 == 0) inv_rms[xr + 16 * j] = rsqrtf(v / K + p.dims.norm_eps);
-    }
+        for (int h = 0; h < 2; ++h) {
+          float v = ss[i][h];
+          v += __shfl_xor_sync(0xFFFFFFFFu, v, 1);
+          v += __shfl_xor_sync(0xFFFFFFFFu, v, 2);
+          if (quad == 0) inv_rms[wm * 32 + i * 16 + lane / 4 + 8 * h] = rsqrtf(v / K + p.dims.norm_eps);
+        }
     sync_consumers();
   }
 #pragma unroll

@@ -35,14 +35,16 @@ __device__ void qkv_rows(const QkvRopeArgs& a, const KernelParams& p, uint32_t u
   }
 }
 
+// One segment of a tile: units [s.u_begin, s.u_end) for tokens [s.m_begin, s.m_end).
 template <bool kMma>
-__device__ void run_qkv_rope(const Instruction& ins, const KernelParams& p, float* smem, Pipe& pipe) {
+__device__ void qkv_segment(const Instruction& ins, const KernelParams& p, float* smem, Pipe& pipe,
+                            const TokenSegments& s) {
   const QkvRopeArgs& a = ins.a.qkv;
   const ModelDims& d = p.dims;
-  const uint32_t H = d.hidden, D = d.head_dim, Hq = d.n_heads, Hkv = d.n_kv_heads, M = d.n_tokens;
+  const uint32_t H = d.hidden, D = d.head_dim, Hq = d.n_heads, Hkv = d.n_kv_heads, u0 = s.u_begin;
   const uint32_t P = a.head_parts, pw = D / 2 / P, unit_rows = 2 * pw;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const uint32_t units = ins.tile_end - ins.tile_begin, rows = units * unit_rows;
+  const uint32_t units = s.u_end - s.u_begin, rows = units * unit_rows;
   float* scratch = smem;
   float* x = smem + kSmemHead;
   const __nv_bfloat16* bias = weight(p, a.bias);
@@ -50,12 +52,12 @@ __device__ void run_qkv_rope(const Instruction& ins, const KernelParams& p, floa
   PipeSpan span;
   const bool piped = pipe_span(ins, p, &span);  // then M == 1: one pass
   // Prefill on the tensor cores when y (kGemmM tokens by the tile's rows) fits beside their stages.
-  const bool gemm = kMma && !piped && gemm_fits(p, M, H, a.norm) && p.smem_floats >= kSmemHead + kGemmWorkFloats + kGemmM * rows;
+  const bool gemm = kMma && !piped && gemm_fits(p, s.m_end - s.m_begin, H, a.norm) && p.smem_floats >= kSmemHead + kGemmWorkFloats + kGemmM * rows;
   const uint32_t fit = (p.smem_floats - kSmemHead) / (H + rows);
   const uint32_t chunk = gemm ? kGemmM : fit < kMC ? fit : kMC;  // >= 1: checked on the host
-  auto row_of = [&](uint32_t t) { return qkv_unit_row(ins.tile_begin + t / unit_rows, t % unit_rows, D, P); };
-  for (uint32_t m0 = 0; m0 < M; m0 += chunk) {
-    const uint32_t mc = M - m0 < chunk ? M - m0 : chunk;
+  auto row_of = [&](uint32_t t) { return qkv_unit_row(u0 + t / unit_rows, t % unit_rows, D, P); };
+  for (uint32_t m0 = s.m_begin; m0 < s.m_end; m0 += chunk) {
+    const uint32_t mc = s.m_end - m0 < chunk ? s.m_end - m0 : chunk;
     float* y = gemm ? x + kGemmWorkFloats : x + mc * H;  // [mc][rows]
     if (!gemm) load_rows(p, x, p.arena + a.in + size_t(m0) * H, mc, H, a.norm, scratch);
     if (gemm) {
@@ -71,20 +73,20 @@ __device__ void run_qkv_rope(const Instruction& ins, const KernelParams& p, floa
       // Group g holds 8 pairs: part 0 the first-half rows, part 1 their partners.
       pipe_rows(pipe, span, x, [&](uint32_t g, float first, float second) {
         const uint32_t t = g / (pw / kPageRows) * unit_rows + g % (pw / kPageRows) * kPageRows + warp;
-        const uint32_t u = ins.tile_begin + t / unit_rows;
+        const uint32_t u = u0 + t / unit_rows;
         if (lane == 0) {
           y[t] = first + (bias ? bf(bias[qkv_unit_row(u, t % unit_rows, D, P)]) : 0.0f);
           y[t + pw] = second + (bias ? bf(bias[qkv_unit_row(u, t % unit_rows + pw, D, P)]) : 0.0f);
         }
       });
     } else if (mc == 1) {
-      qkv_rows<1>(a, p, ins.tile_begin, rows, x, mc, y);
+      qkv_rows<1>(a, p, u0, rows, x, mc, y);
     } else {
-      qkv_rows<kMC>(a, p, ins.tile_begin, rows, x, mc, y);
+      qkv_rows<kMC>(a, p, u0, rows, x, mc, y);
     }
     sync_consumers();
     for (uint32_t it = warp; it < mc * units; it += kWarps) {
-      const uint32_t m = it / units, u = ins.tile_begin + it % units, hd = u / P, part = u % P;
+      const uint32_t m = it / units, u = u0 + it % units, hd = u / P, part = u % P;
       float* v = y + m * rows + (it % units) * unit_rows;
       const bool is_q = hd < Hq, is_k = !is_q && hd < Hq + Hkv;
       const __nv_bfloat16* nw = weight(p, is_q ? a.q_norm : is_k ? a.k_norm : kNone);
@@ -116,6 +118,20 @@ __device__ void run_qkv_rope(const Instruction& ins, const KernelParams& p, floa
       }
     }
     sync_consumers();
+  }
+}
+
+template <bool kMma>
+__device__ void run_qkv_rope(const Instruction& ins, const KernelParams& p, float* smem, Pipe& pipe) {
+  const QkvRopeArgs& a = ins.a.qkv;
+  const ModelDims& d = p.dims;
+  const uint32_t units = (d.n_heads + 2 * d.n_kv_heads) * a.head_parts;
+  TokenSegments s(ins.tile_begin, ins.tile_end, units, a.token_block, d.n_tokens);
+  if constexpr (!kMma) {  // decode: one segment (token blocks come only with prefill), no loop state kept live
+    s.next();
+    qkv_segment<kMma>(ins, p, smem, pipe, s);
+  } else {
+    while (s.next()) qkv_segment<kMma>(ins, p, smem, pipe, s);
   }
 }
 
