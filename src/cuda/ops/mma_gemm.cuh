@@ -28,7 +28,8 @@ constexpr uint32_t kGemmStages = 3;
 // the 4 rows that a half-warp's float2 fragment loads touch in 4 different groups of 8 banks.
 constexpr uint32_t kGemmLd = kGemmK + 8;
 constexpr uint32_t kGemmXLd = kGemmK + 8;
-constexpr uint32_t kGemmStageFloats = kGemmM * kGemmXLd + kGemmN * kGemmLd / 2;
+// A stage: activations [kGemmM][kGemmXLd] fp32, weights [kGemmN][kGemmLd] bf16, norm weights [kGemmK] bf16.
+constexpr uint32_t kGemmStageFloats = kGemmM * kGemmXLd + kGemmN * kGemmLd / 2 + kGemmK / 2;
 constexpr uint32_t kGemmWorkFloats = kGemmStages * kGemmStageFloats + kGemmM;  // the stages, then 1/rms per token
 // Prefill tiles at least this tall (tokens) use the tensor cores; fewer would waste most of a pass.
 constexpr uint32_t kGemmMinTokens = 16;
@@ -86,10 +87,11 @@ __device__ __noinline__ void gemm_pass(const KernelParams& p, const float* X, ui
   const uint32_t chunks = (K + kGemmK - 1) / kGemmK;
   auto xs = [&](uint32_t st) { return work + st * kGemmStageFloats; };
   auto ws = [&](uint32_t st) { return reinterpret_cast<__nv_bfloat16*>(work + st * kGemmStageFloats + kGemmM * kGemmXLd); };
+  auto gs = [&](uint32_t st) { return ws(st) + kGemmN * kGemmLd; };
 
-  // One stage: kGemmM x kGemmK activations in 16-byte pieces (8 per thread) and kGemmN x kGemmK
-  // weights (2 per thread); rows past mc and columns past K are zero-filled. Always one commit group,
-  // so that wait_group counts stages.
+  // One stage: kGemmM x kGemmK activations in 16-byte pieces (8 per thread), kGemmN x kGemmK
+  // weights (2 per thread) and the norm weights of its columns (8 threads); rows past mc and columns
+  // past K are zero-filled. Always one commit group, so that wait_group counts stages.
   auto load_stage = [&](uint32_t c) {
     if (c < chunks) {
       const uint32_t st = c % kGemmStages;
@@ -104,6 +106,10 @@ __device__ __noinline__ void gemm_pass(const KernelParams& p, const float* X, ui
         const uint32_t i = t + j * kThreads, n = i / 8, col = c * kGemmK + (i % 8) * 8;
         const bool valid = col < K;
         cp_async16(ws(st) + n * kGemmLd + (i % 8) * 8, row_ptr(n < nrows ? n : 0) + (valid ? col : 0), valid);
+      }
+      if (g && t < kGemmK / 8) {
+        const uint32_t col = c * kGemmK + t * 8;
+        cp_async16(gs(st) + t * 8, g + (col < K ? col : 0), col < K);
       }
     }
     asm volatile("cp.async.commit_group;" ::: "memory");
@@ -126,19 +132,15 @@ __device__ __noinline__ void gemm_pass(const KernelParams& p, const float* X, ui
     load_stage(c + kGemmStages - 1);  // into the stage that c - 1 used
     const float* x = xs(c % kGemmStages);
     const __nv_bfloat16* w = ws(c % kGemmStages);
+    const __nv_bfloat16* gw = gs(c % kGemmStages);
 #pragma unroll
     for (uint32_t kk = 0; kk < kGemmK; kk += 16) {
-      // Norm weights of this thread's columns (kk + 2 quad + {0, 1, 8, 9}); past K the activations
-      // are zeros, and the weights are not read (K % 8 == 0: pairs lie wholly inside or outside).
+      // Norm weights of this thread's columns (kk + 2 quad + {0, 1, 8, 9}), from the stage.
       float g0 = 1, g1 = 1, g8 = 1, g9 = 1;
-      const uint32_t col = c * kGemmK + kk + 2 * quad;
-      if (g && col < K) {
-        const __nv_bfloat162 lo = *reinterpret_cast<const __nv_bfloat162*>(g + col);
-        g0 = __low2float(lo), g1 = __high2float(lo);
-      }
-      if (g && col + 8 < K) {
-        const __nv_bfloat162 hi = *reinterpret_cast<const __nv_bfloat162*>(g + col + 8);
-        g8 = __low2float(hi), g9 = __high2float(hi);
+      if (g) {
+        const __nv_bfloat162 lo = *reinterpret_cast<const __nv_bfloat162*>(gw + kk + 2 * quad);
+        const __nv_bfloat162 hi = *reinterpret_cast<const __nv_bfloat162*>(gw + kk + 2 * quad + 8);
+        g0 = __low2float(lo), g1 = __high2float(lo), g8 = __low2float(hi), g9 = __high2float(hi);
       }
       // A fragments from fp32: a0 row r cols (c, c+1), a1 row r+8, a2 row r cols +8, a3 row r+8 cols +8.
       uint32_t a[2][4];

@@ -85,6 +85,35 @@ __device__ void qkv_segment(const Instruction& ins, const KernelParams& p, float
       qkv_rows<kMC>(a, p, u0, rows, x, mc, y);
     }
     sync_consumers();
+    if (a.q_norm == kNone && a.k_norm == kNone) {
+      // A thread per (row, unit, rotary pair): every pair is independent, and a prefill tile has
+      // thousands of them (a warp per (row, unit) left 24 of 32 lanes idle and paid each rope load's
+      // latency in turn).
+      for (uint32_t e = threadIdx.x; e < mc * units * pw; e += kThreads) {
+        const uint32_t m = e / (units * pw), uu = e / pw % units, i = e % pw, u = u0 + uu, hd = u / P;
+        const float* v = y + m * rows + uu * unit_rows;
+        const bool is_q = hd < Hq, is_k = !is_q && hd < Hq + Hkv;
+        const uint32_t pos = p.step.pos + m0 + m;
+        float x0 = v[i], x1 = v[i + pw];
+        if (rope && (is_q || is_k)) {
+          const __nv_bfloat16* row = rope + size_t(pos) * D + (u % P) * pw;
+          const float cs = bf(row[i]), sn = bf(row[D / 2 + i]);
+          const float r0 = x0 * cs - x1 * sn, r1 = x1 * cs + x0 * sn;
+          x0 = r0, x1 = r1;
+        }
+        const uint32_t c0 = qkv_unit_row(u, i, D, P) - hd * D, c1 = qkv_unit_row(u, i + pw, D, P) - hd * D;
+        if (is_q) {
+          float* dst = p.arena + a.q_out + (size_t(m0 + m) * Hq + hd) * D;
+          dst[c0] = x0, dst[c1] = x1;
+        } else {
+          const uint32_t head = is_k ? hd - Hq : hd - Hq - Hkv;
+          __nv_bfloat16* dst = p.kv + (((size_t(ins.layer) * 2 + (is_k ? 0 : 1)) * Hkv + head) * d.max_ctx + pos) * D;
+          dst[c0] = __float2bfloat16(x0), dst[c1] = __float2bfloat16(x1);
+        }
+      }
+      sync_consumers();
+      continue;
+    }
     for (uint32_t it = warp; it < mc * units; it += kWarps) {
       const uint32_t m = it / units, u = u0 + it % units, hd = u / P, part = u % P;
       float* v = y + m * rows + (it % units) * unit_rows;
