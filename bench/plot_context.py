@@ -16,7 +16,8 @@ def series(files):
         short = data["device"].replace("NVIDIA ", "").replace(" 80GB HBM3", "")
         for r in data["rows"]:
             if r["path"] in PATHS and r.get("context") and "ms_per_token" in r:
-                key = f"{short} {r['model_shape']}: {PATHS[r['path']]}"
+                # The commit tells runs of one device apart (before and after a change).
+                key = f"{short} {r['model_shape']} @{data.get('commit', '?')}: {PATHS[r['path']]}"
                 out.setdefault(key, []).append((r["context"], r["ms_per_token"]))
     return {k: sorted(v) for k, v in sorted(out.items())}
 

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
+#include <string>
 
 #include "cpu/reference.h"
 #include "engine_test_util.h"
@@ -37,16 +39,38 @@ const Variant kVariants[] = {
     {"token_blocks", 9, 16, true, 3, 256, 150},
 };
 
+// An engine over seeded random weights for `c`, its KV capacity eo.max_ctx.
+std::unique_ptr<Engine> random_engine(const ModelConfig& c, uint64_t seed, const EngineOptions& eo) {
+  GraphOptions go;
+  go.max_ctx = eo.max_ctx;
+  test::RandomSource src(build_graph(c, go), seed);
+  return Engine::create(c, src, eo);
+}
+
+// `ours` (logits of every position of `tokens`, [n, vocab]) against the reference forward, from
+// position `first` on: finite, and within 1e-4 of the largest reference logit.
+void expect_reference_logits(Engine& engine, const std::vector<int32_t>& tokens, const std::vector<float>& ours,
+                             size_t first, const std::string& label) {
+  const std::vector<float> ref =
+      reference_logits(engine.compiled(1, false).graph, engine.weights(), tokens);
+  ASSERT_EQ(ours.size(), ref.size());
+  const size_t V = engine.config().vocab_size;
+  float max_ref = 0, max_diff = 0;
+  for (size_t i = first * V; i < ref.size(); ++i) {
+    ASSERT_TRUE(std::isfinite(ours[i])) << label << ": position " << i / V;
+    max_ref = std::max(max_ref, std::abs(ref[i]));
+    max_diff = std::max(max_diff, std::abs(ours[i] - ref[i]));
+  }
+  EXPECT_GT(max_ref, 0.5f) << "degenerate test model";
+  EXPECT_LE(max_diff, 1e-4f * max_ref) << label;
+}
+
 // Runs a prompt through prefill, then 6 decode steps, and compares every position's logits with the
 // reference forward over the whole sequence.
 void check(Arch arch, const Variant& v) {
   ModelConfig c = test::toy_config(arch);
   const uint32_t ctx = std::max(64u, v.prompt + 8);
   c.max_position_embeddings = std::max<int>(c.max_position_embeddings, ctx);  // GPT-2's learned positions
-  GraphOptions go;
-  go.max_ctx = ctx;
-  const OpGraph g = build_graph(c, go);
-  test::RandomSource src(g, 1234 + static_cast<int>(arch));
   EngineOptions eo;
   eo.sms = v.sms;
   eo.threads = 2;
@@ -56,11 +80,11 @@ void check(Arch arch, const Variant& v) {
   eo.prefill_chunk = v.prefill_chunk;
   eo.kv_splits = v.kv_splits;
   eo.max_ctx = ctx;
-  auto engine = Engine::create(c, src, eo);
+  auto engine = random_engine(c, 1234 + static_cast<int>(arch), eo);
 
   std::vector<int32_t> tokens = {3, 17, 42, 5, 96, 0, 8, 8, 61, 23, 77, 14, 2, 50, 9};
   while (tokens.size() < v.prompt + 6) tokens.push_back(int32_t(tokens.size() * 37 + 11) % c.vocab_size);
-  const size_t prompt = v.prompt, V = c.vocab_size;
+  const size_t prompt = v.prompt;
   std::vector<float> ours = engine->forward(std::span(tokens).first(prompt), true);
   for (size_t i = prompt; i < tokens.size(); ++i) {
     std::vector<float> row = engine->forward(std::span(tokens).subspan(i, 1));
@@ -68,16 +92,7 @@ void check(Arch arch, const Variant& v) {
     EXPECT_EQ(engine->last_argmax(), std::max_element(row.begin(), row.end()) - row.begin());
     ours.insert(ours.end(), row.begin(), row.end());
   }
-  const std::vector<float> ref = reference_logits(engine->compiled(1, false).graph, engine->weights(), tokens);
-  ASSERT_EQ(ours.size(), ref.size());
-  float max_ref = 0, max_diff = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    ASSERT_TRUE(std::isfinite(ours[i])) << "position " << i / V;
-    max_ref = std::max(max_ref, std::abs(ref[i]));
-    max_diff = std::max(max_diff, std::abs(ours[i] - ref[i]));
-  }
-  EXPECT_GT(max_ref, 0.5f) << "degenerate test model";
-  EXPECT_LE(max_diff, 1e-4f * max_ref) << arch_name(arch) << " " << v.name;
+  expect_reference_logits(*engine, tokens, ours, 0, std::string(arch_name(arch)) + " " + v.name);
 }
 
 class ExecutorVsReference : public ::testing::TestWithParam<std::tuple<Arch, int>> {};
@@ -117,13 +132,10 @@ TEST(Engine, RejectsTokensOutsideVocabularyAndContext) {
 
 TEST(Engine, ProgramCacheStaysBounded) {
   const ModelConfig c = test::toy_config(Arch::Llama);
-  GraphOptions go;
-  go.max_ctx = 128;
-  test::RandomSource src(build_graph(c, go), 3);
   EngineOptions eo;
   eo.max_ctx = 128;
   eo.sms = 3;
-  auto engine = Engine::create(c, src, eo);
+  auto engine = random_engine(c, 3, eo);
   std::vector<float> first;
   for (uint32_t n = 1; n <= 2 * Engine::kProgramCache; ++n) {
     engine->reset();
@@ -137,23 +149,21 @@ TEST(Engine, ProgramCacheStaysBounded) {
 }
 
 size_t attn_reduce_ops(const OpGraph& g) {
-  return std::count_if(g.nodes.begin(), g.nodes.end(), [](const OpNode& n) { return n.proto.opcode == uint16_t(Opcode::AttnReduce); });
+  return std::count_if(g.nodes.begin(), g.nodes.end(),
+                       [](const OpNode& n) { return n.proto.opcode == uint16_t(Opcode::AttnReduce); });
 }
 
 // Decode programs are chosen by context: one KV split (no AttnReduce) up to 256 positions, several
 // past it. Generation crossing that point moves to the other program and stays exact.
 TEST(Engine, DecodeChangesKvSplitsAsContextGrows) {
   const ModelConfig c = test::toy_config(Arch::Llama);
-  GraphOptions go;
-  go.max_ctx = 272;
-  test::RandomSource src(build_graph(c, go), 5);
   EngineOptions eo;
   eo.max_ctx = 272;
   eo.sms = 16;
-  auto engine = Engine::create(c, src, eo);
+  auto engine = random_engine(c, 5, eo);
   std::vector<int32_t> tokens;
   for (int i = 0; i < 262; ++i) tokens.push_back((i * 29 + 3) % c.vocab_size);
-  const size_t prompt = 250, V = c.vocab_size;
+  const size_t prompt = 250;
   std::vector<float> ours = engine->forward(std::span(tokens).first(prompt), true);
   EXPECT_EQ(attn_reduce_ops(engine->compiled(1, false).graph), 0u) << "one split at position 250";
   for (size_t i = prompt; i < tokens.size(); ++i) {
@@ -161,14 +171,7 @@ TEST(Engine, DecodeChangesKvSplitsAsContextGrows) {
     ours.insert(ours.end(), row.begin(), row.end());
   }
   EXPECT_EQ(attn_reduce_ops(engine->compiled(1, false).graph), size_t(c.num_layers)) << "splits past 256";
-  const std::vector<float> ref = reference_logits(engine->compiled(1, false).graph, engine->weights(), tokens);
-  ASSERT_EQ(ours.size(), ref.size());
-  float max_ref = 0, max_diff = 0;
-  for (size_t i = (prompt - 1) * V; i < ref.size(); ++i) {
-    max_ref = std::max(max_ref, std::abs(ref[i]));
-    max_diff = std::max(max_diff, std::abs(ours[i] - ref[i]));
-  }
-  EXPECT_LE(max_diff, 1e-4f * max_ref);
+  expect_reference_logits(*engine, tokens, ours, prompt - 1, "decode across 256 positions");
 }
 
 TEST(Engine, RewindKeepsThePrefixAndGivesTheSameLogits) {
