@@ -32,7 +32,7 @@ struct ExecFlags {
     app.add_option("--prefill-chunk", prefill_chunk, "prompt tokens per prefill run")->check(CLI::Range(1, 4096));
     app.add_option("--kv-splits", kv_splits,
                    "attention KV splits; 0 = by context (one for prefill and up to 256 positions, else a unit per SM)")
-        ->check(CLI::Range(0, 1024));
+        ->check(CLI::Range(0, 256));
     app.add_flag("--no-fuse-norms", no_fuse_norms, "run norms as separate instructions");
     app.add_option("--weight-pipe", weight_pipe,
                    "GPU: how decode reads weights: auto (a producer warp streams them into shared memory ahead "

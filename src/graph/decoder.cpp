@@ -57,13 +57,16 @@ ModelDims make_dims(const ModelConfig& c, const GraphOptions& o) {
 }  // namespace
 
 uint32_t choose_kv_splits(const ModelConfig& c, const GraphOptions& o) {
-  if (o.kv_splits) return o.kv_splits;
-  if (o.n_tokens >= kPrefillTokens) return 1;  // prefill splits by rows (kPrefillAttnRows)
-  if ((o.kv_span ? o.kv_span : o.max_ctx) <= kSingleSplitKeys) return 1;
-  // Enough (kv head, split) pairs to give every SM one, but no split shorter than 32 positions
-  // at full context, and the partial results of a prefill kept to a few tens of MB.
-  uint32_t s = std::max<uint32_t>(1, o.num_sms / c.num_kv_heads);
-  s = std::min<uint32_t>(s, std::max<uint32_t>(1, o.max_ctx / 32));
+  uint32_t s = o.kv_splits;
+  if (!s) {
+    if (o.n_tokens >= kPrefillTokens) return 1;  // prefill splits by rows (kPrefillAttnRows)
+    if ((o.kv_span ? o.kv_span : o.max_ctx) <= kSingleSplitKeys) return 1;
+    // Enough (kv head, split) pairs to give every SM one, but no split shorter than 32 positions at
+    // full context.
+    s = std::max<uint32_t>(1, o.num_sms / c.num_kv_heads);
+    s = std::min<uint32_t>(s, std::max<uint32_t>(1, o.max_ctx / 32));
+  }
+  // The partial results of a prefill kept to a few tens of MB, a forced count too.
   const uint64_t per_split = uint64_t(o.n_tokens) * c.num_heads * c.head_dim;
   s = static_cast<uint32_t>(std::min<uint64_t>(s, std::max<uint64_t>(1, (8u << 20) / per_split)));
   return s;

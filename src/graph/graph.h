@@ -80,7 +80,8 @@ struct GraphOptions {
 
 // The KV splits of AttnPartial for these options: the explicit kv_splits, else one split for
 // prefill programs (they split by rows) and for short spans (one split needs no AttnReduce stage),
-// else enough splits to give every SM a (kv head, split) unit.
+// else enough splits to give every SM a (kv head, split) unit; either way no more than keep the
+// partial outputs to 8M floats.
 uint32_t choose_kv_splits(const ModelConfig& config, const GraphOptions& options);
 
 // Builds the graph of any supported architecture (a pre-norm decoder: attention, then MLP).

@@ -86,6 +86,25 @@ TEST(Schedule, Llama1bAt132SmsIsCompleteOrderedAndBalanced) {
   EXPECT_NE(summary.find("imbalance"), std::string::npos);
 }
 
+// Attention's KV splits (Llama-3.2-1B: 8 KV heads, 32 x 64 query dims) by program and context.
+TEST(Graph, KvSplitsFollowTheContext) {
+  GraphOptions go;
+  go.max_ctx = 4096;
+  go.num_sms = 132;
+  go.kv_span = 256;
+  EXPECT_EQ(choose_kv_splits(llama_1b(), go), 1u) << "one split up to 256 positions: no merge stage";
+  go.kv_span = 257;
+  EXPECT_EQ(choose_kv_splits(llama_1b(), go), 16u) << "past 256, a (kv head, split) unit per SM";
+  go.kv_span = 0;
+  EXPECT_EQ(choose_kv_splits(llama_1b(), go), 16u) << "no span: the full context";
+  go.n_tokens = 512;
+  EXPECT_EQ(choose_kv_splits(llama_1b(), go), 1u) << "prefill splits by query rows";
+  go.kv_splits = 200;
+  EXPECT_EQ(choose_kv_splits(llama_1b(), go), 8u) << "a forced count, capped at 8M floats of partials";
+  go.n_tokens = 1;
+  EXPECT_EQ(choose_kv_splits(llama_1b(), go), 200u);
+}
+
 TEST(Schedule, EveryArchitectureAndSmCountKeepsInvariants) {
   for (Arch a : {Arch::Llama, Arch::Mistral, Arch::Qwen2, Arch::Qwen3, Arch::Gpt2})
     for (uint32_t sms : {1u, 7u, 132u})
