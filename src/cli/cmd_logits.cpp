@@ -60,7 +60,8 @@ RegisterCommand reg("logits", "Run token ids through the model and write every p
   app.add_option("--tokens", f->tokens, "token ids, separated by commas or spaces")->required();
   app.add_option("--prefill", f->prefill,
                  "how many leading tokens go through prefill; the rest are decoded one by one (default: all)");
-  app.add_option("--generate", f->generate, "then continue greedily for this many tokens, printed as ids");
+  app.add_option("--generate", f->generate,
+                 "then continue greedily for this many tokens (the engine's greedy loop), printed as ids");
   app.add_option("--out", f->out, "write the logits [tokens, vocab] here as .npy");
   app.add_option("--reference-out", f->reference_out, "also write the plain reference forward's logits here");
   f->exec.add(app);
@@ -81,11 +82,9 @@ RegisterCommand reg("logits", "Run token ids through the model and write every p
       write_npy(f->reference_out, reference_logits(g, engine->weights(), ids), ids.size(), V);
     }
     if (f->generate) {
-      std::vector<int32_t> gen;
-      for (uint32_t k = 0; k < f->generate; ++k) {
-        gen.push_back(engine->last_argmax());
-        if (k + 1 < f->generate) engine->forward(std::span(gen).last(1));
-      }
+      // Engine::decode_greedy: on the GPU a loop on the device, each step's argmax feeding the next.
+      std::vector<int32_t> gen = engine->decode_greedy(f->generate - 1);
+      gen.push_back(engine->last_argmax());
       std::cout << "generated:";
       for (int32_t t : gen) std::cout << " " << t;
       std::cout << "\n";
