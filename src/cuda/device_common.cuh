@@ -22,6 +22,18 @@ constexpr uint32_t kSmemHead = 256;
 // and would never arrive (or has already exited).
 __device__ __forceinline__ void sync_consumers() { asm volatile("bar.sync 1, %0;" ::"n"(kThreads) : "memory"); }
 
+// Calls f(segment) for each token segment of a tile (TokenSegments, isa.h). Decode builds (kMma
+// false) never see token blocks: one segment, and no loop state kept live across the op.
+template <bool kMma, class F>
+__device__ __forceinline__ void for_each_token_segment(TokenSegments s, F&& f) {
+  if constexpr (!kMma) {
+    s.next();
+    f(s);
+  } else {
+    while (s.next()) f(s);
+  }
+}
+
 // Activations are written by other SMs during the same launch, and L1 is not coherent: read them
 // at L2 (ld.global.cg) so a line cached earlier in the launch is never served stale.
 __device__ __forceinline__ float ld_act(const float* p) { return __ldcg(p); }

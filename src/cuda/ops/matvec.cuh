@@ -165,13 +165,8 @@ __device__ void matvec_segment(const Instruction& ins, const KernelParams& p, fl
 template <bool kMma>
 __device__ void run_matvec(const Instruction& ins, const KernelParams& p, float* smem, Pipe& pipe) {
   const MatvecArgs& a = ins.a.mv;
-  TokenSegments s(ins.tile_begin, ins.tile_end, a.out_dim, a.token_block, a.rows);
-  if constexpr (!kMma) {  // decode: one segment (token blocks come only with prefill), no loop state kept live
-    s.next();
-    matvec_segment<kMma>(ins, p, smem, pipe, s);
-  } else {
-    while (s.next()) matvec_segment<kMma>(ins, p, smem, pipe, s);
-  }
+  for_each_token_segment<kMma>(TokenSegments(ins.tile_begin, ins.tile_end, a.out_dim, a.token_block, a.rows),
+                               [&](const TokenSegments& s) { matvec_segment<kMma>(ins, p, smem, pipe, s); });
 }
 
 }  // namespace mk::cuda

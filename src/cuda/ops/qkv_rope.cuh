@@ -85,65 +85,44 @@ __device__ void qkv_segment(const Instruction& ins, const KernelParams& p, float
       qkv_rows<kMC>(a, p, u0, rows, x, mc, y);
     }
     sync_consumers();
-    if (a.q_norm == kNone && a.k_norm == kNone) {
-      // A thread per (row, unit, rotary pair): every pair is independent, and a prefill tile has
-      // thousands of them (a warp per (row, unit) left 24 of 32 lanes idle and paid each rope load's
-      // latency in turn).
-      for (uint32_t e = threadIdx.x; e < mc * units * pw; e += kThreads) {
-        const uint32_t m = e / (units * pw), uu = e / pw % units, i = e % pw, u = u0 + uu, hd = u / P;
-        const float* v = y + m * rows + uu * unit_rows;
-        const bool is_q = hd < Hq, is_k = !is_q && hd < Hq + Hkv;
-        const uint32_t pos = p.step.pos + m0 + m;
-        float x0 = v[i], x1 = v[i + pw];
-        if (rope && (is_q || is_k)) {
-          const __nv_bfloat16* row = rope + size_t(pos) * D + (u % P) * pw;
-          const float cs = bf(row[i]), sn = bf(row[D / 2 + i]);
-          const float r0 = x0 * cs - x1 * sn, r1 = x1 * cs + x0 * sn;
-          x0 = r0, x1 = r1;
-        }
-        const uint32_t c0 = qkv_unit_row(u, i, D, P) - hd * D, c1 = qkv_unit_row(u, i + pw, D, P) - hd * D;
-        if (is_q) {
-          float* dst = p.arena + a.q_out + (size_t(m0 + m) * Hq + hd) * D;
-          dst[c0] = x0, dst[c1] = x1;
-        } else {
-          const uint32_t head = is_k ? hd - Hq : hd - Hq - Hkv;
-          __nv_bfloat16* dst = p.kv + (((size_t(ins.layer) * 2 + (is_k ? 0 : 1)) * Hkv + head) * d.max_ctx + pos) * D;
-          dst[c0] = __float2bfloat16(x0), dst[c1] = __float2bfloat16(x1);
-        }
-      }
-      sync_consumers();
-      continue;
-    }
-    for (uint32_t it = warp; it < mc * units; it += kWarps) {
-      const uint32_t m = it / units, u = u0 + it % units, hd = u / P, part = u % P;
-      float* v = y + m * rows + (it % units) * unit_rows;
-      const bool is_q = hd < Hq, is_k = !is_q && hd < Hq + Hkv;
-      const __nv_bfloat16* nw = weight(p, is_q ? a.q_norm : is_k ? a.k_norm : kNone);
-      if (nw) {  // P == 1 (the graph builder's rule): v is the whole head in order
+    if (a.q_norm != kNone || a.k_norm != kNone) {
+      // Qwen3's per-head RMSNorm of q and k spans the head (P == 1, the graph builder's rule): a
+      // warp per (row, head) normalizes it in place before RoPE.
+      for (uint32_t it = warp; it < mc * units; it += kWarps) {
+        const uint32_t hd = u0 + it % units;
+        const __nv_bfloat16* nw = weight(p, hd < Hq ? a.q_norm : hd < Hq + Hkv ? a.k_norm : kNone);
+        if (!nw) continue;  // V heads; warp-uniform
+        float* v = y + (it / units) * rows + (it % units) * unit_rows;
         float ss = 0;
         for (uint32_t i = lane; i < D; i += 32) ss += v[i] * v[i];
         const float inv = rsqrtf(warp_sum(ss) / D + d.qk_norm_eps);
         for (uint32_t i = lane; i < D; i += 32) v[i] = v[i] * inv * bf(nw[i]);
-        __syncwarp();
       }
+      sync_consumers();
+    }
+    // RoPE and the stores, a thread per (row, unit, rotary pair): every pair is independent, and a
+    // prefill tile has thousands of them (a warp per (row, unit) left 24 of 32 lanes idle and paid
+    // each rope load's latency in turn).
+    for (uint32_t e = threadIdx.x; e < mc * units * pw; e += kThreads) {
+      const uint32_t m = e / (units * pw), uu = e / pw % units, i = e % pw, u = u0 + uu, hd = u / P;
+      const float* v = y + m * rows + uu * unit_rows;
+      const bool is_q = hd < Hq, is_k = !is_q && hd < Hq + Hkv;
       const uint32_t pos = p.step.pos + m0 + m;
+      float x0 = v[i], x1 = v[i + pw];
       if (rope && (is_q || is_k)) {
-        const __nv_bfloat16* row = rope + size_t(pos) * D + part * pw;
-        for (uint32_t i = lane; i < pw; i += 32) {
-          const float c = bf(row[i]), s = bf(row[D / 2 + i]), x0 = v[i], x1 = v[i + pw];
-          v[i] = x0 * c - x1 * s;
-          v[i + pw] = x1 * c + x0 * s;
-        }
-        __syncwarp();
+        const __nv_bfloat16* row = rope + size_t(pos) * D + (u % P) * pw;
+        const float cs = bf(row[i]), sn = bf(row[D / 2 + i]);
+        const float r0 = x0 * cs - x1 * sn, r1 = x1 * cs + x0 * sn;
+        x0 = r0, x1 = r1;
       }
-      auto col = [&](uint32_t t) { return qkv_unit_row(u, t, D, P) - hd * D; };
+      const uint32_t c0 = qkv_unit_row(u, i, D, P) - hd * D, c1 = qkv_unit_row(u, i + pw, D, P) - hd * D;
       if (is_q) {
         float* dst = p.arena + a.q_out + (size_t(m0 + m) * Hq + hd) * D;
-        for (uint32_t t = lane; t < unit_rows; t += 32) dst[col(t)] = v[t];
+        dst[c0] = x0, dst[c1] = x1;
       } else {
         const uint32_t head = is_k ? hd - Hq : hd - Hq - Hkv;
         __nv_bfloat16* dst = p.kv + (((size_t(ins.layer) * 2 + (is_k ? 0 : 1)) * Hkv + head) * d.max_ctx + pos) * D;
-        for (uint32_t t = lane; t < unit_rows; t += 32) dst[col(t)] = __float2bfloat16(v[t]);
+        dst[c0] = __float2bfloat16(x0), dst[c1] = __float2bfloat16(x1);
       }
     }
     sync_consumers();
@@ -155,13 +134,8 @@ __device__ void run_qkv_rope(const Instruction& ins, const KernelParams& p, floa
   const QkvRopeArgs& a = ins.a.qkv;
   const ModelDims& d = p.dims;
   const uint32_t units = (d.n_heads + 2 * d.n_kv_heads) * a.head_parts;
-  TokenSegments s(ins.tile_begin, ins.tile_end, units, a.token_block, d.n_tokens);
-  if constexpr (!kMma) {  // decode: one segment (token blocks come only with prefill), no loop state kept live
-    s.next();
-    qkv_segment<kMma>(ins, p, smem, pipe, s);
-  } else {
-    while (s.next()) qkv_segment<kMma>(ins, p, smem, pipe, s);
-  }
+  for_each_token_segment<kMma>(TokenSegments(ins.tile_begin, ins.tile_end, units, a.token_block, d.n_tokens),
+                               [&](const TokenSegments& s) { qkv_segment<kMma>(ins, p, smem, pipe, s); });
 }
 
 }  // namespace mk::cuda
