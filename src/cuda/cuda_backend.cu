@@ -66,15 +66,21 @@ DeviceInfo query_device() {
   return info;
 }
 
+// Whether weight `d` is stored in pages on the GPU (cuda/paged_weights.h): every rank-2 loaded weight.
+static bool paged(const WeightDecl& d) { return d.kind == WeightDecl::Kind::Loaded && d.shape.size() == 2; }
+
 DeviceModel::DeviceModel(const std::vector<WeightDecl>& decls, const HostWeights& w, const ModelDims& dims) {
   info_ = query_device();
   if (!info_.present) throw Error("no usable CUDA device: " + info_.why_absent);
+  if (decls.size() != w.data.size()) throw Error("internal: weight declarations and data differ in number");
   // One allocation, every tensor 256-byte aligned so 16-byte vector loads are always legal.
-  std::vector<size_t> offsets;
+  std::vector<size_t> offsets, elems;
   size_t total = 0;
-  for (const auto& d : w.data) {
+  for (size_t i = 0; i < decls.size(); ++i) {
+    const size_t n = paged(decls[i]) ? paged_size(size_t(decls[i].shape[0]), uint32_t(decls[i].shape[1])) : w.data[i].size();
     offsets.push_back(total);
-    total += (d.size() * sizeof(__nv_bfloat16) + 255) / 256 * 256;
+    elems.push_back(n);
+    total += (n * sizeof(__nv_bfloat16) + 255) / 256 * 256;
   }
   weight_bytes_ = total;
   kv_bytes_ = size_t(dims.n_layers) * 2 * dims.n_kv_heads * dims.max_ctx * dims.head_dim * sizeof(__nv_bfloat16);
@@ -85,15 +91,20 @@ DeviceModel::DeviceModel(const std::vector<WeightDecl>& decls, const HostWeights
   std::vector<__nv_bfloat16> staging;
   std::vector<const void*> table(w.data.size());
   for (size_t i = 0; i < w.data.size(); ++i) {
-    staging.resize(w.data[i].size());
-    for (size_t k = 0; k < staging.size(); ++k) staging[k] = __float2bfloat16(w.data[i][k]);
+    const std::vector<float>& src = w.data[i];
+    staging.assign(elems[i], __float2bfloat16(0.0f));
+    if (paged(decls[i])) {
+      const uint32_t K = uint32_t(decls[i].shape[1]);
+      for (size_t k = 0; k < src.size(); ++k) staging[paged_index(uint32_t(k / K), uint32_t(k % K), K)] = __float2bfloat16(src[k]);
+    } else {
+      for (size_t k = 0; k < src.size(); ++k) staging[k] = __float2bfloat16(src[k]);
+    }
     char* dst = static_cast<char*>(weights_) + offsets[i];
     check(cudaMemcpy(dst, staging.data(), staging.size() * sizeof(__nv_bfloat16), cudaMemcpyHostToDevice),
           "uploading weights");
     table[i] = dst;
   }
   check(cudaMemcpy(table_, table.data(), table.size() * sizeof(void*), cudaMemcpyHostToDevice), "weight table");
-  (void)decls;
 }
 
 DeviceModel::~DeviceModel() {
@@ -118,7 +129,7 @@ DeviceProgram::DeviceProgram(DeviceModel& model, const Program& program) : model
   const size_t widest = std::max<size_t>({dims.hidden, dims.intermediate, size_t(dims.n_heads) * dims.head_dim});
   const size_t qkv_rows = size_t(dims.n_heads + 2 * dims.n_kv_heads) * dims.head_dim;
   const size_t ops_floats =
-      (kSmemHead + std::max<size_t>({widest, dims.hidden + qkv_rows, kWarps * (kMaxHeadDim + kKeyBlock)}) + 3) / 4 * 4;
+      (kSmemHead + std::max<size_t>({widest, dims.hidden + qkv_rows, kWarps * (kMaxHeadDim + kKeyBlock)}) + 255) / 256 * 256;
   if (ops_floats > smem_floats)
     throw Error("model too wide for this GPU's " + std::to_string(dev.smem_per_block / 1024) +
                 " KB of shared memory per block");

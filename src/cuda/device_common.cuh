@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "cuda/kernel_params.h"
+#include "cuda/paged_weights.h"
 
 namespace mk::cuda {
 
@@ -143,12 +144,28 @@ __device__ void load_rows(const KernelParams& p, float* dst, const float* src, u
   sync_consumers();
 }
 
+// Row r of a paged weight matrix (cuda/paged_weights.h) with K columns: at(k) is element k, and the
+// 8 elements from a multiple of 8 are contiguous.
+struct PagedRow {
+  const __nv_bfloat16* group;  // the row's group
+  uint32_t r, K;               // r: the row within its group
+  __device__ __forceinline__ const __nv_bfloat16* at(uint32_t k) const {
+    const uint32_t c0 = k & ~(kPageCols - 1);
+    const uint32_t width = K - c0 < kPageCols ? K - c0 : kPageCols;
+    return group + size_t(c0) * kPageRows + r * width + (k - c0);
+  }
+};
+
+__device__ __forceinline__ PagedRow paged_row(const __nv_bfloat16* W, uint32_t row, uint32_t K) {
+  return {W + size_t(row / kPageRows) * kPageRows * K, row % kPageRows, K};
+}
+
 // Dot products of R bf16 weight rows (`rows[i]`, nr <= R of them valid) with `mc` (<= MC) fp32 rows
 // in shared memory, by one warp; every lane gets the sums. All R rows' 16-byte loads of an
 // iteration are issued before their FMAs, so a warp keeps R * 2 loads in flight: a matvec is
 // bound by bytes in flight, not by arithmetic. The vector path needs dim % 8 == 0.
 template <int R, int MC>
-__device__ __forceinline__ void warp_dot_rows(const __nv_bfloat16* const rows[R], uint32_t nr, const float* x,
+__device__ __forceinline__ void warp_dot_rows(const PagedRow rows[R], uint32_t nr, const float* x,
                                               uint32_t dim, uint32_t mc, float acc[R][MC]) {
   const int lane = threadIdx.x % 32;
 #pragma unroll
@@ -161,7 +178,7 @@ __device__ __forceinline__ void warp_dot_rows(const __nv_bfloat16* const rows[R]
       uint4 raw[R];
 #pragma unroll
       for (int r = 0; r < R; ++r)
-        if (r < int(nr)) raw[r] = ld_weights16(rows[r] + k);
+        if (r < int(nr)) raw[r] = ld_weights16(rows[r].at(k));
 #pragma unroll
       for (int m = 0; m < MC; ++m) {
         if (m >= int(mc)) break;
@@ -182,7 +199,7 @@ __device__ __forceinline__ void warp_dot_rows(const __nv_bfloat16* const rows[R]
 #pragma unroll
       for (int r = 0; r < R; ++r) {
         if (r >= int(nr)) break;
-        const float w = bf(rows[r][k]);
+        const float w = bf(*rows[r].at(k));
 #pragma unroll
         for (int m = 0; m < MC; ++m)
           if (m < int(mc)) acc[r][m] += w * x[m * dim + k];

@@ -14,8 +14,8 @@ __device__ void run_embed(const Instruction& ins, const KernelParams& p, float* 
   for (uint32_t i = threadIdx.x; i < M * H; i += kThreads) {
     const uint32_t m = i / H, h = i % H;
     const int32_t token = __ldcg(p.io + a.tokens + m);
-    float v = bf(table[size_t(token) * H + h]);
-    if (pos) v += bf(pos[size_t(p.step.pos + m) * H + h]);
+    float v = bf(table[paged_index(token, h, H)]);
+    if (pos) v += bf(pos[paged_index(p.step.pos + m, h, H)]);
     p.arena[a.out + i] = v;
   }
 }

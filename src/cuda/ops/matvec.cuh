@@ -53,12 +53,12 @@ __device__ void matvec_pass(const Instruction& ins, const KernelParams& p, uint3
   const uint32_t per = G ? kRows / 2 : kRows;
   for (uint32_t r0 = r_begin + warp * per; r0 < r_end; r0 += kWarps * per) {
     const uint32_t n_out = r_end - r0 < per ? r_end - r0 : per;
-    const __nv_bfloat16* rows[kRows];
+    PagedRow rows[kRows];
 #pragma unroll
     for (int i = 0; i < kRows; ++i) {
       // Past the tile's end a slot repeats row r0: a few wasted loads beat a run-time index.
       const uint32_t r = r0 + (i % per < n_out ? i % per : 0);
-      rows[i] = (G && i >= int(per) ? G : W) + size_t(r) * K;
+      rows[i] = paged_row(G && i >= int(per) ? G : W, r, K);
     }
     float acc[kRows][MC];
     warp_dot_rows<kRows, MC>(rows, kRows, x, K, mc, acc);
@@ -91,7 +91,7 @@ __device__ void matvec_gemm(const Instruction& ins, const KernelParams& p, float
     for (uint32_t r0 = s.u_begin; r0 < s.u_end; r0 += per) {
       const uint32_t nr = s.u_end - r0 < per ? s.u_end - r0 : per;
       gemm_pass(p, p.arena + a.in + size_t(a.in_row0 + m0) * K, mc, K, g,
-                [&](uint32_t n) { return n < nr ? W + size_t(r0 + n) * K : G + size_t(r0 + n - nr) * K; },
+                [&](uint32_t n) { return n < nr ? paged_row(W, r0 + n, K) : paged_row(G, r0 + n - nr, K); },
                 G ? 2 * nr : nr, C, kGemmN, work);
       float best = 0;  // unused: not LmHead
       uint32_t best_idx = 0;

@@ -75,7 +75,7 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
 }
 
 // One pass: tokens [0, mc) of X (row stride K floats, mc <= kGemmM) against weight rows
-// row_ptr(0 .. nrows) (nrows <= kGemmN, each K bf16). Writes C[m * ldc + n] for m < mc, n < nrows,
+// row_ptr(0 .. nrows) (PagedRows, nrows <= kGemmN, each K bf16). Writes C[m * ldc + n] for m < mc, n < nrows,
 // divided by rms(x[m]) when `g` (the RMSNorm weight) is given. `work`: kGemmWorkFloats of shared
 // memory. Ends with a barrier: C is ready for every consumer thread.
 template <class RowPtr>
@@ -105,7 +105,7 @@ __device__ __noinline__ void gemm_pass(const KernelParams& p, const float* X, ui
       for (uint32_t j = 0; j < kGemmN * kGemmK / 8 / kThreads; ++j) {
         const uint32_t i = t + j * kThreads, n = i / 8, col = c * kGemmK + (i % 8) * 8;
         const bool valid = col < K;
-        cp_async16(ws(st) + n * kGemmLd + (i % 8) * 8, row_ptr(n < nrows ? n : 0) + (valid ? col : 0), valid);
+        cp_async16(ws(st) + n * kGemmLd + (i % 8) * 8, row_ptr(n < nrows ? n : 0).at(valid ? col : 0), valid);
       }
       if (g && t < kGemmK / 8) {
         const uint32_t col = c * kGemmK + t * 8;

@@ -18,9 +18,9 @@ __device__ void qkv_rows(const QkvRopeArgs& a, const KernelParams& p, uint32_t u
   const __nv_bfloat16* bias = weight(p, a.bias);
   auto row_of = [&](uint32_t t) { return qkv_unit_row(u0 + t / unit_rows, t % unit_rows, D, P); };
   for (uint32_t i0 = warp * kRows; i0 < rows; i0 += kWarps * kRows) {
-    const __nv_bfloat16* w[kRows];
+    PagedRow w[kRows];
 #pragma unroll
-    for (int r = 0; r < kRows; ++r) w[r] = W + size_t(row_of(i0 + r < rows ? i0 + r : i0)) * H;
+    for (int r = 0; r < kRows; ++r) w[r] = paged_row(W, row_of(i0 + r < rows ? i0 + r : i0), H);
     float acc[kRows][MC];
     warp_dot_rows<kRows, MC>(w, kRows, x, H, mc, acc);
 #pragma unroll
@@ -65,7 +65,7 @@ __device__ void qkv_segment(const Instruction& ins, const KernelParams& p, float
       for (uint32_t n0 = 0; n0 < rows; n0 += kGemmN) {
         const uint32_t nr = rows - n0 < kGemmN ? rows - n0 : kGemmN;
         gemm_pass(p, p.arena + a.in + size_t(m0) * H, mc, H, weight(p, a.norm.weight),
-                  [&](uint32_t n) { return W + size_t(row_of(n0 + n)) * H; }, nr, y + n0, rows, x);
+                  [&](uint32_t n) { return paged_row(W, row_of(n0 + n), H); }, nr, y + n0, rows, x);
       }
       if (bias)
         for (uint32_t e = threadIdx.x; e < mc * rows; e += kThreads) y[e] += bf(bias[row_of(e % rows)]);

@@ -5,21 +5,22 @@
 // filling with that instruction's weights (and the next ones'), and the memory system never idles
 // between instructions.
 //
-// A page is up to kPageRows weight rows (one per consumer warp) by up to kPageCols columns. The
-// pages of an instruction run: for each group of output rows, for each part (the up then the gate
-// matrix, or a rotary pair's two halves), for each column chunk. Producer and consumers derive that
-// sequence from the same PipeSpan, so they agree on every page's slot and phase without talking.
+// A page is one group of up to kPageRows weight rows (one per consumer warp) by one column chunk of
+// up to kPageCols: one contiguous run of the paged weights (cuda/paged_weights.h), its rows at the
+// chunk's width. The pages of an instruction run: for each group of output rows, for each part (the
+// up then the gate matrix, or a rotary pair's two halves), for each column chunk. Producer and
+// consumers derive that sequence from the same PipeSpan, so they agree on every page's slot and
+// phase without talking.
 //
-// Copies: cp.async.bulk (sm_90+, one instruction per row segment) or, before sm_90 or when asked,
-// 16-byte cp.async with cp.async.mbarrier.arrive (sm_80+).
+// Copies: cp.async.bulk (sm_90+, one instruction per page) or, before sm_90 or when asked, 16-byte
+// cp.async with cp.async.mbarrier.arrive (sm_80+).
 #pragma once
 
 #include "cuda/device_common.cuh"
 
 namespace mk::cuda {
 
-constexpr uint32_t kPageRows = kWarps;
-constexpr uint32_t kPageCols = 1024;                      // bf16 columns of a row segment
+static_assert(kPageRows == kWarps, "a page row per consumer warp");
 constexpr uint32_t kPageBytes = kPageRows * kPageCols * 2;  // 16 KB
 constexpr uint32_t kMaxPages = 16;
 
@@ -37,13 +38,24 @@ __device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
   asm volatile("{ .reg .b64 state; mbarrier.arrive.shared.b64 state, [%0]; }" ::"r"(smem_addr(bar)) : "memory");
 }
 
+// Whether the phase of `bar` with this parity has completed. On sm_90 try_wait: the thread sleeps
+// in the barrier until the phase completes (or a hardware time limit passes) instead of spinning,
+// so waiting warps leave the issue slots to the warps that work; before sm_90, test_wait.
 __device__ __forceinline__ bool mbar_test(uint64_t* bar, uint32_t parity) {
   uint32_t done;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile(
+      "{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+      : "=r"(done)
+      : "r"(smem_addr(bar)), "r"(parity)
+      : "memory");
+#else
   asm volatile(
       "{ .reg .pred p; mbarrier.test_wait.parity.shared.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
       : "=r"(done)
       : "r"(smem_addr(bar)), "r"(parity)
       : "memory");
+#endif
   return done != 0;
 }
 
@@ -87,7 +99,8 @@ __device__ __forceinline__ void cp_async_arrive(uint64_t* bar) {
 
 // The weights one instruction streams, as groups of up to kPageRows output rows with one or two
 // dot products (parts) each: a matvec's rows r0 + 8g of W (and of the gate G, part 1); a QkvRope
-// tile's 8 rotary pairs, first-half rows as part 0 and their partners as part 1.
+// tile's 8 rotary pairs, first-half rows as part 0 and their partners as part 1. Each group is one
+// group of the paged layout (its first row a multiple of kPageRows).
 struct PipeSpan {
   const __nv_bfloat16* mats[2];  // part m reads mats[m]
   uint32_t parts, groups, K;
@@ -120,6 +133,7 @@ __device__ __forceinline__ bool pipe_span(const Instruction& ins, const KernelPa
     s->rows = ins.tile_end - ins.tile_begin;
     s->groups = (s->rows + kPageRows - 1) / kPageRows;
     s->K = a.in_dim;
+    if (s->r0 % kPageRows != 0) return false;  // the scheduler aligns matvec tiles to 8 rows
   } else if (op == Opcode::QkvRope) {
     const QkvRopeArgs& a = ins.a.qkv;
     s->mats[0] = s->mats[1] = p.weights[a.weight];
@@ -179,19 +193,18 @@ __device__ void pipe_produce(Pipe& pipe, const KernelParams& p, uint32_t begin, 
           const uint32_t cols = s.K - col0 < kPageCols ? s.K - col0 : kPageCols;
           mbar_wait(&pipe.empty[pipe.slot()], pipe.parity() ^ 1, abort_flag);
           if (*abort_flag) return;
-          const __nv_bfloat16* src = s.mats[m] + size_t(s.first_row(g, m)) * s.K + col0;
+          const __nv_bfloat16* src = s.mats[m] + paged_page(s.first_row(g, m) / kPageRows, c, s.K);
+          const uint32_t bytes = rows * cols * 2;  // the page's rows, contiguous at the chunk's width
           char* dst = pipe.page();
           uint64_t* full = &pipe.full[pipe.slot()];
           if (pipe.bulk) {
-            if (lane == 0) mbar_expect_tx(full, rows * cols * 2);
-            __syncwarp();
-            if (lane < rows) bulk_copy(dst + lane * kPageCols * 2, src + size_t(lane) * s.K, cols * 2, full);
-          } else {
-            const uint32_t per_row = cols / 8;  // 16-byte pieces
-            for (uint32_t q = lane; q < rows * per_row; q += 32) {
-              const uint32_t r = q / per_row, o = q % per_row * 8;
-              cp_async16(dst + (r * kPageCols + o) * 2, src + size_t(r) * s.K + o);
+            if (lane == 0) {
+              mbar_expect_tx(full, bytes);
+              bulk_copy(dst, src, bytes, full);
             }
+            __syncwarp();
+          } else {
+            for (uint32_t q = lane; q < bytes / 16; q += 32) cp_async16(dst + q * 16, src + q * 8);
             cp_async_arrive(full);
           }
         }
@@ -219,7 +232,7 @@ __device__ void pipe_rows(Pipe& pipe, const PipeSpan& s, const float* x, Epilogu
         mbar_wait(&pipe.full[pipe.slot()], pipe.parity());
         if (mine) {
           // Lane stride of 4 columns: 8-byte weight reads and 16-byte x reads, both conflict-free.
-          const __nv_bfloat16* w = reinterpret_cast<const __nv_bfloat16*>(pipe.page()) + warp * kPageCols;
+          const __nv_bfloat16* w = reinterpret_cast<const __nv_bfloat16*>(pipe.page()) + warp * cols;
           const float* xc = x + col0;
 #pragma unroll 4
           for (uint32_t e = lane * 4; e < cols; e += 128) {

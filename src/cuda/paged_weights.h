@@ -1,0 +1,45 @@
+// How weight matrices lie in GPU memory: in pages. Rows go in groups of kPageRows; each group is
+// stored as its column chunks of kPageCols (the last chunk may be narrower), one after another, and
+// within a chunk the group's rows are contiguous at the chunk's width. So a page of the weight pipe
+// (ops/weight_pipe.cuh: the rows of one group by one column chunk) is one contiguous run of bytes,
+// one copy, and a matvec tile streams its weights front to back.
+//
+// Why not row-major: there a page is 8 row segments at a row's stride, and the measured stream rate
+// of that order was 78% of a plain read on the H200, against 103% for contiguous pages with the
+// same consumers (bench/pipe_stream.cu). Row-major rows are still what every reader sees through
+// paged_index; only the addresses change.
+//
+// Every rank-2 loaded weight (projections, the LM head, token and position tables) is paged on the
+// GPU; vectors (norms, biases) and the RoPE table stay as they are. The CPU executor's weights are
+// row-major and never see this.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mk/isa.h"  // MK_HD
+
+namespace mk::cuda {
+
+inline constexpr uint32_t kPageRows = 8;     // rows of a group: one per consumer warp
+inline constexpr uint32_t kPageCols = 1024;  // bf16 columns of a chunk
+
+// Elements a [rows, K] matrix takes: rows rounded up to a whole group (its padding is zero).
+MK_HD inline size_t paged_size(size_t rows, uint32_t K) {
+  return (rows + kPageRows - 1) / kPageRows * kPageRows * K;
+}
+
+// Where element (r, k) of a [rows, K] matrix lies. Eight consecutive columns from a multiple of 8
+// never leave their chunk, so 16-byte pieces stay contiguous.
+MK_HD inline size_t paged_index(uint32_t r, uint32_t k, uint32_t K) {
+  const uint32_t c0 = k / kPageCols * kPageCols;
+  const uint32_t width = K - c0 < kPageCols ? K - c0 : kPageCols;
+  return size_t(r / kPageRows) * kPageRows * K + size_t(c0) * kPageRows + (r % kPageRows) * width + (k - c0);
+}
+
+// The start of page (group g, chunk c): the group's rows by the chunk's columns, contiguous.
+MK_HD inline size_t paged_page(uint32_t g, uint32_t c, uint32_t K) {
+  return size_t(g) * kPageRows * K + size_t(c) * kPageCols * kPageRows;
+}
+
+}  // namespace mk::cuda

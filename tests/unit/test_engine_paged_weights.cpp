@@ -1,0 +1,53 @@
+// The GPU's paged weight layout (src/cuda/paged_weights.h): every element of a matrix gets its own
+// place inside paged_size, a page (a group's rows by one column chunk) is one contiguous run, and
+// 16-byte pieces never straddle a chunk, for the shapes our models have and ragged ones.
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "cuda/paged_weights.h"
+
+namespace mk::cuda {
+namespace {
+
+struct Shape {
+  uint32_t rows, K;
+};
+
+TEST(PagedWeights, EveryElementHasItsOwnPlace) {
+  for (const Shape s : {Shape{16, 2048}, Shape{13, 576}, Shape{9, 8960}, Shape{21, 1032}, Shape{3, 8}, Shape{8, 1024}}) {
+    const size_t n = paged_size(s.rows, s.K);
+    ASSERT_EQ(n % (size_t(kPageRows) * s.K), 0u);
+    ASSERT_GE(n, size_t(s.rows) * s.K);
+    std::vector<int> seen(n, 0);
+    for (uint32_t r = 0; r < s.rows; ++r)
+      for (uint32_t k = 0; k < s.K; ++k) {
+        const size_t i = paged_index(r, k, s.K);
+        ASSERT_LT(i, n) << s.rows << "x" << s.K << " (" << r << ", " << k << ")";
+        ++seen[i];
+      }
+    for (size_t i = 0; i < n; ++i) ASSERT_LE(seen[i], 1) << "two elements share place " << i;
+  }
+}
+
+TEST(PagedWeights, APageIsOneContiguousRun) {
+  const uint32_t K = 2560;  // chunks of 1024, 1024 and 512
+  for (uint32_t g = 0; g < 3; ++g)
+    for (uint32_t c = 0; c < 3; ++c) {
+      const uint32_t width = c < 2 ? kPageCols : 512;
+      const size_t start = paged_page(g, c, K);
+      for (uint32_t r = 0; r < kPageRows; ++r)
+        for (uint32_t k = 0; k < width; ++k)
+          ASSERT_EQ(paged_index(g * kPageRows + r, c * kPageCols + k, K), start + r * width + k);
+    }
+}
+
+TEST(PagedWeights, SixteenBytePiecesStayContiguous) {
+  const uint32_t K = 8960;
+  for (uint32_t r = 0; r < 16; ++r)
+    for (uint32_t k = 0; k < K; k += 8)
+      for (uint32_t e = 1; e < 8; ++e) ASSERT_EQ(paged_index(r, k + e, K), paged_index(r, k, K) + e);
+}
+
+}  // namespace
+}  // namespace mk::cuda
