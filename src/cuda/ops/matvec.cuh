@@ -133,7 +133,7 @@ __device__ void matvec_segment(const Instruction& ins, const KernelParams& p, fl
 #pragma unroll
     for (int m = 0; m < kMC; ++m) best[m] = -INFINITY, best_idx[m] = s.u_begin;
     if (piped)
-      pipe_rows(pipe, span, x, [&](uint32_t g, float up, float gate) {
+      pipe_rows(pipe, span, x, smem, [&](uint32_t g, float up, float gate) {
         matvec_store(ins, p, m0, s.u_begin + g * kPageRows + warp, up, gate, best[0], best_idx[0]);
       });
     else if (mc == 1)  // a single-row instantiation keeps the accumulators few

@@ -71,7 +71,7 @@ __device__ void qkv_segment(const Instruction& ins, const KernelParams& p, float
         for (uint32_t e = threadIdx.x; e < mc * rows; e += kThreads) y[e] += bf(bias[row_of(e % rows)]);
     } else if (piped) {
       // Group g holds 8 pairs: part 0 the first-half rows, part 1 their partners.
-      pipe_rows(pipe, span, x, [&](uint32_t g, float first, float second) {
+      pipe_rows(pipe, span, x, smem, [&](uint32_t g, float first, float second) {
         const uint32_t t = g / (pw / kPageRows) * unit_rows + g % (pw / kPageRows) * kPageRows + warp;
         const uint32_t u = u0 + t / unit_rows;
         if (lane == 0) {
