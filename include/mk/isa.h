@@ -30,8 +30,14 @@ enum class Opcode : uint16_t {
   MatvecAct = 7,   // out[m] = act(Wg . in) * (Wu . in)  or  act(Wu . in + b)
   LmHead = 8,      // logits rows of the LM head, plus this tile's (max, argmax)
   Argmax = 9,      // reduce the LM head tiles' partial maxima to the next token id
+  AllReduce = 10,  // tensor parallelism: out[m] += the sum over ranks of each rank's partial[m]
+  ArgmaxRanks = 11,// tensor parallelism: the next token from every rank's best of its vocabulary slice
   Count
 };
+
+// Instruction::flags bits.
+inline constexpr uint16_t kFlagStore = 1;         // MatvecResidual: out[m] = W . in (a partial), not +=
+inline constexpr uint16_t kFlagWaitAllRanks = 2;  // every wait must hold on every tensor-parallel rank
 
 enum class NormKind : uint8_t { Rms = 0, Layer = 1 };
 enum class Activation : uint8_t { Silu = 0, GeluTanh = 1 };
@@ -138,13 +144,28 @@ struct ArgmaxArgs {
   uint32_t num_partials; // LM head tiles
   uint32_t rows;         // one token per row
   uint32_t out_token;    // io slot for the result
+  uint32_t best;         // kNone; or (tensor parallelism) arena [rows, 2]: (max, index + index_offset)
+  uint32_t index_offset; //   written there instead of the token: this rank's first vocabulary row
+};
+
+// Units of AllReduce: columns of the [rows, cols] stream, every row.
+struct AllReduceArgs {
+  uint32_t partial;      // arena: [rows, cols], at the same offset on every rank
+  uint32_t out;          // arena: [rows, cols], this rank's copy of the residual stream
+  uint32_t rows, cols;
+};
+
+struct ArgmaxRanksArgs {
+  uint32_t best;         // arena: every rank's Argmax best [rows, 2]
+  uint32_t rows;
+  uint32_t out_token;    // io slot for the result
 };
 
 struct alignas(16) Instruction {
   uint16_t opcode;     // Opcode
   uint16_t layer;      // for dumps, traces and the KV cache of QkvRope / AttnPartial
   uint16_t n_waits;
-  uint16_t flags;
+  uint16_t flags;      // kFlag* bits
   uint32_t signal;     // counter incremented by one when this instruction is done
   uint32_t node;       // op-graph node this tile belongs to (dumps, traces)
   Wait waits[kMaxWaits];
@@ -159,6 +180,8 @@ struct alignas(16) Instruction {
     AttnReduceArgs reduce;
     MatvecArgs mv;
     ArgmaxArgs argmax;
+    AllReduceArgs all_reduce;
+    ArgmaxRanksArgs argmax_ranks;
   } a;
 };
 
@@ -206,6 +229,8 @@ MK_HD inline const char* opcode_name(uint16_t op) {
     case Opcode::MatvecAct: return "matvec_act";
     case Opcode::LmHead: return "lm_head";
     case Opcode::Argmax: return "argmax";
+    case Opcode::AllReduce: return "all_reduce";
+    case Opcode::ArgmaxRanks: return "argmax_ranks";
     default: return "?";
   }
 }

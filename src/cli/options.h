@@ -12,7 +12,7 @@
 namespace mk::cli {
 
 struct ExecFlags {
-  uint32_t sms = 0, threads = 0, ctx = 0, max_waits = kMaxWaits, prefill_chunk = 256, kv_splits = 0;
+  uint32_t sms = 0, threads = 0, ctx = 0, max_waits = kMaxWaits, prefill_chunk = 256, kv_splits = 0, tp = 1;
   int64_t random_order = -1;
   bool no_fuse_norms = false, bf16 = false, check_weights = false;
   std::string weight_pipe = "auto";
@@ -38,6 +38,10 @@ struct ExecFlags {
                    "GPU: how decode reads weights: auto (a producer warp streams them into shared memory ahead "
                    "of use, with cp.async.bulk on sm_90+), bulk, cp-async, or off (plain loads)")
         ->check(CLI::IsMember({"auto", "bulk", "cp-async", "off"}));
+    app.add_option("--tp", tp,
+                   "tensor parallelism: split the model over this many ranks (heads, MLP, vocabulary), which "
+                   "meet on all-reduce instructions inside the step; CPU executor only so far")
+        ->check(CLI::Range(1, 64));
     app.add_flag("--check-weights", check_weights,
                  "scan the loaded weights for NaN/Inf and stop with an error naming the first (tensor, index, value)");
   }
@@ -58,6 +62,7 @@ struct ExecFlags {
                         : weight_pipe == "off"      ? cuda::WeightPipe::Off
                                                     : cuda::WeightPipe::Auto;
     o.check_weights = check_weights;
+    o.tp = tp;
     if (random_order >= 0) o.random_order = static_cast<uint64_t>(random_order);
     return o;
   }

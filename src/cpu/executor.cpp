@@ -23,16 +23,33 @@ CpuExecutor::CpuExecutor(const Program& program, std::vector<const float*> weigh
 
 CpuExecutor::~CpuExecutor() = default;
 
+void CpuExecutor::join_ranks(const std::vector<CpuExecutor*>& ranks) {
+  rank_arenas_.clear();
+  rank_counters_.clear();
+  for (CpuExecutor* r : ranks) {
+    if (r->program_.arena_floats != program_.arena_floats || r->program_.num_counters != program_.num_counters)
+      throw Error("internal: tensor-parallel ranks' programs differ in shape");
+    rank_arenas_.push_back(r->arena_.data());
+    rank_counters_.push_back(r->counters_.get());
+  }
+}
+
 bool CpuExecutor::ready(const Instruction& ins) const {
-  for (uint16_t w = 0; w < ins.n_waits; ++w)
-    if (counters_[ins.waits[w].counter].load(std::memory_order_acquire) < ins.waits[w].count * epoch_)
-      return false;
+  for (uint16_t w = 0; w < ins.n_waits; ++w) {
+    const uint32_t target = ins.waits[w].count * epoch_;
+    if (counters_[ins.waits[w].counter].load(std::memory_order_acquire) < target) return false;
+    // Every rank runs its program once per step, so its epoch is ours.
+    if (ins.flags & kFlagWaitAllRanks)
+      for (const std::atomic<uint32_t>* c : rank_counters_)
+        if (c[ins.waits[w].counter].load(std::memory_order_acquire) < target) return false;
+  }
   return true;
 }
 
 void CpuExecutor::execute(const Instruction& ins, uint32_t pos) {
   const cpu::OpContext ctx{&program_.dims, weights_.data(), arena_.data(), io_.data(), kv_, {epoch_, pos},
-                           options_.kv_bf16};
+                           options_.kv_bf16, rank_arenas_.empty() ? nullptr : rank_arenas_.data(),
+                           rank_arenas_.empty() ? 1u : uint32_t(rank_arenas_.size())};
   auto now = [] {
     return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
                         std::chrono::steady_clock::now().time_since_epoch()).count());
@@ -104,14 +121,23 @@ void CpuExecutor::run_random(uint32_t pos) {
   std::vector<const Instruction*> pending;
   for (const Instruction& ins : program_.instructions) pending.push_back(&ins);
   std::vector<size_t> runnable;
+  auto stalled_since = std::chrono::steady_clock::now();
   while (!pending.empty()) {
     runnable.clear();
     for (size_t i = 0; i < pending.size(); ++i)
       if (ready(*pending[i])) runnable.push_back(i);
     if (runnable.empty()) {
+      // Alone, nothing ready is a hang at once; with tensor-parallel peers, they may still be
+      // coming: wait for them up to the hang timeout.
+      const double stalled = std::chrono::duration<double>(std::chrono::steady_clock::now() - stalled_since).count();
+      if (!rank_counters_.empty() && stalled < options_.hang_timeout_s) {
+        std::this_thread::yield();
+        continue;
+      }
       std::vector<uint32_t> positions(program_.num_sms, 0);
       report_hang(positions);
     }
+    stalled_since = std::chrono::steady_clock::now();
     const size_t pick = runnable[std::uniform_int_distribution<size_t>(0, runnable.size() - 1)(rng)];
     execute(*pending[pick], pos);
     pending[pick] = pending.back();

@@ -33,6 +33,11 @@ class CpuExecutor {
   void enable_trace(bool on) { trace_.assign(on ? 2 * program_.instructions.size() : 0, 0); }
   const std::vector<uint64_t>& trace() const { return trace_; }
 
+  // Tensor parallelism: `ranks` are every rank's executors, in rank order (this one among them),
+  // each running its rank's Program, built alike. Instructions flagged kFlagWaitAllRanks then wait
+  // on every rank's counters, and AllReduce / ArgmaxRanks read every rank's arena.
+  void join_ranks(const std::vector<CpuExecutor*>& ranks);
+
   float* arena() { return arena_.data(); }
   int32_t* io() { return io_.data(); }
   const Program& program() const { return program_; }
@@ -52,6 +57,8 @@ class CpuExecutor {
   std::vector<float> arena_;
   std::vector<int32_t> io_;
   std::unique_ptr<std::atomic<uint32_t>[]> counters_;
+  std::vector<float*> rank_arenas_;                        // tensor parallelism, else empty
+  std::vector<const std::atomic<uint32_t>*> rank_counters_;
   uint32_t epoch_ = 0;
   std::vector<uint64_t> trace_;
   uint64_t instructions_run_ = 0;

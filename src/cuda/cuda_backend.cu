@@ -121,6 +121,10 @@ DeviceProgram::DeviceProgram(DeviceModel& model, const Program& program) : model
   if (program.dims.head_dim > kMaxHeadDim)
     throw Error("head_dim " + std::to_string(program.dims.head_dim) + " exceeds the GPU path's limit of " +
                 std::to_string(kMaxHeadDim));
+  for (const Instruction& ins : program.instructions)
+    if (ins.opcode >= uint16_t(Opcode::AllReduce) || (ins.flags & kFlagStore))
+      throw Error(std::string("the GPU megakernel does not run ") + opcode_name(ins.opcode) +
+                  " (tensor parallelism runs on the CPU executor only so far)");
   smem_bytes_ = dev.smem_per_block - 2048;  // leave room for the static shared memory
   const size_t smem_floats = smem_bytes_ / sizeof(float);
   // Every op keeps at least one input row (plus its tile's outputs for QkvRope) in shared memory;

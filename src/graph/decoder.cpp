@@ -5,6 +5,7 @@
 #include <string>
 
 #include "graph/graph.h"
+#include "graph/shard.h"
 #include "model/error.h"
 
 namespace mk {
@@ -72,28 +73,39 @@ uint32_t choose_kv_splits(const ModelConfig& c, const GraphOptions& o) {
   return s;
 }
 
-OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
+OpGraph build_graph(const ModelConfig& full, const GraphOptions& o) {
   if (o.n_tokens == 0) throw Error("build_graph: n_tokens must be at least 1");
   if (o.max_ctx == 0) throw Error("build_graph: max_ctx must be at least 1");
+  const ModelConfig& c = full;
   if (c.learned_pos && o.max_ctx > static_cast<uint32_t>(c.max_position_embeddings))
     throw Error("context " + std::to_string(o.max_ctx) + " exceeds the model's " +
                 std::to_string(c.max_position_embeddings) + " learned positions");
   if (c.gated_mlp && c.mlp_bias)
     throw Error(std::string(arch_name(c.arch)) + ": mlp_bias with a gated MLP is not supported");
 
+  // With tensor parallelism the graph is one rank's: its heads, its share of the MLP and of the
+  // vocabulary (docs/TENSOR_PARALLEL.md); `c` keeps the whole model's sizes for the weights.
+  const TpSplit tp = tp_split(c, o.tp_size, o.tp_rank);
+  ModelConfig rank_config = c;
+  rank_config.num_heads = tp.heads;
+  rank_config.num_kv_heads = tp.kv_heads;
+  rank_config.intermediate_size = tp.inter;
   OpGraph g;
   g.config = c;
-  g.dims = make_dims(c, o);
+  g.dims = make_dims(rank_config, o);
+  g.dims.vocab = c.vocab_size;
   if (c.arch == Arch::Gpt2)
     declare_gpt2_weights(c, g);
   else
     declare_llama_weights(c, g);
+  shard_weights(g, tp);
   if (!c.learned_pos)
     g.add_weight({"rope", {int64_t(o.max_ctx), c.head_dim}, WeightDecl::Kind::RopeTable, {}, false});
 
-  const uint32_t M = o.n_tokens, H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
-  const uint32_t Hq = c.num_heads, Hkv = c.num_kv_heads, V = c.vocab_size;
-  const uint32_t S = choose_kv_splits(c, o);
+  const uint32_t M = o.n_tokens, H = c.hidden_size, I = tp.inter, D = c.head_dim;
+  const uint32_t Hq = tp.heads, Hkv = tp.kv_heads, V = tp.vocab;
+  const bool sharded = tp.size > 1;
+  const uint32_t S = choose_kv_splits(rank_config, o);
   const uint32_t R = M >= kPrefillTokens ? kPrefillAttnRows : 0;  // AttnPartial's row blocks
   const uint32_t m_out = o.all_logits ? M : 1;
   const uint32_t T = M >= kPrefillTokens && M > kPrefillTokenBlock ? kPrefillTokenBlock : 0;  // token blocks
@@ -108,8 +120,16 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
   const int part_o = S > 1 ? g.add_buffer("part_o", uint64_t(S) * M * Hq * D) : attn;
   const int part_lse = g.add_buffer("part_lse", uint64_t(S) * M * Hq);
   const int act = g.add_buffer("act", uint64_t(M) * I);
-  const int logits = g.add_buffer("logits", uint64_t(m_out) * V);
+  // Every rank's buffers have the same sizes (the vocabulary slice rounded up), so that a buffer has
+  // the same offset on every rank: AllReduce and ArgmaxRanks read their peers' at their own.
+  const int logits = g.add_buffer("logits", uint64_t(m_out) * tp.vocab_stride);
   const int lm_partial = g.add_buffer("lm_partial", uint64_t(kMaxLmTiles) * m_out * 2);
+  const int tp_best = sharded ? g.add_buffer("tp_best", uint64_t(m_out) * 2) : -1;
+  std::vector<int> tp_partial;  // per layer: o_proj's partial, then down's
+  for (int l = 0; sharded && l < c.num_layers; ++l) {
+    tp_partial.push_back(g.add_buffer("tp_o." + std::to_string(l), uint64_t(M) * H));
+    tp_partial.push_back(g.add_buffer("tp_down." + std::to_string(l), uint64_t(M) * H));
+  }
   const int tokens_in = g.add_buffer("tokens_in", 0);
   const int tokens_out = g.add_buffer("tokens_out", 0);
   g.tokens_in = 0;
@@ -175,6 +195,31 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
     return n;
   };
 
+  // A residual projection: out += W . in on one rank; with tensor parallelism each rank stores its
+  // partial (its heads' or its MLP slice's columns) and an AllReduce adds every rank's into x.
+  auto residual = [&](const std::string& name, int layer, int in_buf, uint32_t in_dim, uint32_t weight, uint32_t bias,
+                      int partial) {
+    if (partial < 0) {
+      g.add_node(matvec(name, Opcode::MatvecResidual, layer, in_buf, {kNone, kNone}, in_dim, H, x, weight, bias,
+                        kNone, kNone));
+      return;
+    }
+    OpNode n = matvec(name, Opcode::MatvecResidual, layer, in_buf, {kNone, kNone}, in_dim, H, partial, weight, bias,
+                      kNone, kNone);
+    n.proto.flags |= kFlagStore;
+    n.reads = {in_buf};
+    g.add_node(std::move(n));
+    OpNode r = node(name + "_all_reduce", Opcode::AllReduce, layer);
+    r.proto.a.all_reduce = {off(partial), off(x), M, H};
+    r.proto.flags |= kFlagWaitAllRanks;
+    r.units = H;
+    r.unit_align = 8;
+    r.bytes_per_unit = double(M) * tp.size * act_bytes;
+    r.reads = {partial, x};
+    r.writes = {x};
+    g.add_node(std::move(r));
+  };
+
   {
     OpNode n = node("embed", Opcode::Embed, -1);
     n.proto.a.embed = {wid(g, "embed"), wid(g, "pos_embed"), off(x), g.tokens_in};
@@ -222,18 +267,16 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
       n.writes = {attn};
       g.add_node(std::move(n));
     }
-    g.add_node(matvec(P + "o_proj", Opcode::MatvecResidual, l, attn, {kNone, kNone}, Hq * D, H, x,
-                      wid(g, L + "o"), wid(g, L + "o_bias"), kNone, kNone));
+    residual(P + "o_proj", l, attn, Hq * D, wid(g, L + "o"), wid(g, L + "o_bias"), sharded ? tp_partial[2 * l] : -1);
     in = norm_input(P + "mlp_", L + "mlp_norm", l, x, fused);
     g.add_node(matvec(P + (c.gated_mlp ? "gate_up" : "fc"), Opcode::MatvecAct, l, in, fused, H, I, act,
                       wid(g, L + "up"), wid(g, L + "up_bias"), wid(g, L + "gate"), wid(g, L + "gate_bias")));
-    g.add_node(matvec(P + "down", Opcode::MatvecResidual, l, act, {kNone, kNone}, I, H, x,
-                      wid(g, L + "down"), wid(g, L + "down_bias"), kNone, kNone));
+    residual(P + "down", l, act, I, wid(g, L + "down"), wid(g, L + "down_bias"), sharded ? tp_partial[2 * l + 1] : -1);
   }
   InNorm fused{};
   const int in = norm_input("final_", "final_norm", -1, x, fused);
   {
-    const uint32_t head = c.tie_word_embeddings ? wid(g, "embed") : wid(g, "lm_head");
+    const uint32_t head = c.tie_word_embeddings && !sharded ? wid(g, "embed") : wid(g, "lm_head");
     OpNode n = matvec("lm_head", Opcode::LmHead, -1, in, fused, H, V, logits, head, kNone, kNone, kNone);
     n.proto.a.mv.in_row0 = M - m_out;
     n.proto.a.mv.rows = m_out;
@@ -249,9 +292,23 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
   }
   {
     OpNode n = node("argmax", Opcode::Argmax, -1);
-    n.proto.a.argmax = {off(lm_partial), 0 /* set by the scheduler */, m_out, g.tokens_out};
+    n.proto.a.argmax = {off(lm_partial), 0 /* set by the scheduler */, m_out, g.tokens_out, kNone, 0};
     n.fixed_bytes = 0;
     n.reads = {lm_partial};
+    n.writes = {tokens_out};
+    if (sharded) {
+      // This rank's best of its vocabulary slice; ArgmaxRanks picks among the ranks'.
+      n.proto.a.argmax.best = off(tp_best);
+      n.proto.a.argmax.index_offset = tp.vocab0;
+      n.writes = {tp_best};
+    }
+    g.add_node(std::move(n));
+  }
+  if (sharded) {
+    OpNode n = node("argmax_ranks", Opcode::ArgmaxRanks, -1);
+    n.proto.a.argmax_ranks = {off(tp_best), m_out, g.tokens_out};
+    n.proto.flags |= kFlagWaitAllRanks;
+    n.reads = {tp_best};
     n.writes = {tokens_out};
     g.add_node(std::move(n));
   }

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "mk/isa.h"
@@ -19,6 +20,12 @@ struct WeightDecl {
   Kind kind = Kind::Loaded;
   std::vector<std::string> parts; // source tensors concatenated along dim 0
   bool transpose = false;         // source stored [in, out] (GPT-2's Conv1D)
+  // A tensor-parallel rank's slice (shard_graph): the assembled [out, in] (or [n]) tensor is
+  // full_shape, and the rank keeps the rows of `rows` (ranges, in order) and the columns
+  // [col_begin, col_end). Empty full_shape: the whole tensor.
+  std::vector<int64_t> full_shape;
+  std::vector<std::pair<int64_t, int64_t>> rows;
+  int64_t col_begin = 0, col_end = 0;
   int64_t numel() const;
 };
 
@@ -76,7 +83,20 @@ struct GraphOptions {
   uint32_t kv_span = 0;       // the context (position + n_tokens) the program runs at; 0: max_ctx
   uint32_t num_sms = 132;     // only used to choose defaults
   uint32_t ctx_hint = 1024;   // context length assumed by the cost model for attention
+  uint32_t tp_size = 1;       // tensor parallelism: this graph is rank tp_rank's of tp_size
+  uint32_t tp_rank = 0;
 };
+
+// How heads, the MLP and the vocabulary split across tensor-parallel ranks (docs/TENSOR_PARALLEL.md).
+// Throws a one-line error when the model does not split N ways.
+struct TpSplit {
+  uint32_t size = 1, rank = 0;
+  uint32_t heads = 0, kv_heads = 0, kv_head0 = 0;  // this rank's query heads, KV heads, first KV head
+  uint32_t inter = 0;                              // this rank's rows of gate/up (columns of down)
+  uint32_t vocab = 0, vocab0 = 0;                  // this rank's LM-head rows and the first one
+  uint32_t vocab_stride = 0;                       // every rank's row count but the last's (ceil(V / N))
+};
+TpSplit tp_split(const ModelConfig& config, uint32_t size, uint32_t rank);
 
 // The KV splits of AttnPartial for these options: the explicit kv_splits, else one split for
 // prefill programs (they split by rows) and for short spans (one split needs no AttnReduce stage),

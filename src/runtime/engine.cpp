@@ -29,6 +29,7 @@ GraphOptions graph_options_for(const EngineOptions& e, uint32_t max_ctx, uint32_
   o.fuse_norms = e.fuse_norms;
   o.num_sms = e.sms;
   o.weight_bytes = 4;
+  o.tp_size = e.tp;
   return o;
 }
 
@@ -88,6 +89,14 @@ std::unique_ptr<Engine> Engine::create(const ModelConfig& config, const TensorSo
                 std::to_string(c.max_position_embeddings) + " positions");
   if (!e->options_.threads) e->options_.threads = std::max(1u, std::thread::hardware_concurrency());
   e->device_ = Device::Cpu;
+  if (!e->options_.tp) throw Error("--tp 0: tensor parallelism needs at least one rank");
+  if (e->options_.tp > 1) {
+    // The GPU path of tensor parallelism needs a multi-GPU machine and is not built yet
+    // (docs/TENSOR_PARALLEL.md): the ranks run on the CPU executor.
+    if (e->options_.device == Device::Cuda)
+      throw Error("--tp " + std::to_string(e->options_.tp) + " runs on the CPU executor only so far; use --device cpu");
+    e->options_.device = Device::Cpu;
+  }
   const cuda::DeviceInfo gpu = requested_gpu(e->options_);
   if (gpu.present) e->device_ = Device::Cuda;
   if (!e->options_.sms && gpu.present) e->options_.sms = gpu.sms;
@@ -110,7 +119,22 @@ std::unique_ptr<Engine> Engine::create(const ModelConfig& config, const TensorSo
     e->gpu_model_->weight_pipe = e->options_.gpu_weight_pipe;
     return e;
   }
-  e->kv_.assign(size_t(c.num_layers) * 2 * c.num_kv_heads * e->max_ctx_ * c.head_dim, 0.0f);
+  const TpSplit split = tp_split(c, e->options_.tp, 0);
+  const size_t kv_floats = size_t(c.num_layers) * 2 * split.kv_heads * e->max_ctx_ * c.head_dim;
+  e->kv_.assign(kv_floats, 0.0f);
+  for (uint32_t r = 1; r < e->options_.tp; ++r) {
+    GraphOptions go = e->graph_options(1, false, 0);
+    go.tp_rank = r;
+    const OpGraph gr = build_graph(c, go);
+    Rank& rank = e->other_ranks_.emplace_back();
+    rank.weights = load_weights(c, gr.weights, source, progress);
+    if (e->options_.check_weights) check_weights_finite(rank.weights, gr.weights, source);
+    if (e->options_.bf16)
+      for (auto& t : rank.weights.data)
+        for (float& v : t) v = bf16_to_f32(f32_to_bf16(v));
+    rank.table = rank.weights.table();
+    rank.kv.assign(kv_floats, 0.0f);
+  }
   return e;
 }
 
@@ -141,12 +165,64 @@ Engine::Compiled& Engine::compiled(uint32_t n_tokens, bool all_logits) {
       return *slot;
     }
     CpuExecOptions eo;
-    eo.threads = options_.threads;
+    eo.threads = std::max(1u, options_.threads / options_.tp);  // the ranks share the machine
     eo.random_order = options_.random_order;
     eo.kv_bf16 = options_.bf16;
     slot->executor = std::make_unique<CpuExecutor>(slot->program, table_, kv_.data(), eo);
+    std::vector<CpuExecutor*> ranks{slot->executor.get()};
+    for (uint32_t r = 1; r < options_.tp; ++r) {
+      GraphOptions gr = go;
+      gr.tp_rank = r;
+      auto& peer = slot->other_ranks.emplace_back(std::make_unique<Compiled>());
+      peer->graph = build_graph(config_, gr);
+      peer->program = schedule(peer->graph, so);
+      Rank& rank = other_ranks_[r - 1];
+      peer->executor = std::make_unique<CpuExecutor>(peer->program, rank.table, rank.kv.data(), eo);
+      ranks.push_back(peer->executor.get());
+    }
+    if (ranks.size() > 1)
+      for (CpuExecutor* ex : ranks) ex->join_ranks(ranks);
   }
   return *slot;
+}
+
+const float* Engine::run_cpu(Compiled& c, const int32_t* tokens, uint32_t n) {
+  std::vector<Compiled*> ranks{&c};
+  for (auto& peer : c.other_ranks) ranks.push_back(peer.get());
+  for (Compiled* r : ranks) std::copy(tokens, tokens + n, r->executor->io() + r->program.tokens_in);
+  if (ranks.size() == 1) {
+    c.executor->run(pos_);
+    return c.executor->arena() + c.program.logits;
+  }
+  // One host thread per rank; the ranks meet inside the step on AllReduce and ArgmaxRanks.
+  std::vector<std::exception_ptr> errors(ranks.size());
+  std::vector<std::thread> threads;
+  for (size_t r = 1; r < ranks.size(); ++r)
+    threads.emplace_back([&, r] {
+      try {
+        ranks[r]->executor->run(pos_);
+      } catch (...) {
+        errors[r] = std::current_exception();
+      }
+    });
+  try {
+    c.executor->run(pos_);
+  } catch (...) {
+    errors[0] = std::current_exception();
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
+  // Rank r's logits are its vocabulary slice, rows of its own width.
+  const uint32_t V = config_.vocab_size, rows = c.program.logits_rows;
+  gathered_logits_.assign(size_t(rows) * V, 0.0f);
+  for (uint32_t r = 0; r < ranks.size(); ++r) {
+    const TpSplit s = tp_split(config_, options_.tp, r);
+    const float* src = ranks[r]->executor->arena() + ranks[r]->program.logits;
+    for (uint32_t m = 0; m < rows; ++m)
+      std::copy(src + size_t(m) * s.vocab, src + size_t(m + 1) * s.vocab, gathered_logits_.data() + size_t(m) * V + s.vocab0);
+  }
+  return gathered_logits_.data();
 }
 
 void Engine::check_tokens(std::span<const int32_t> tokens) const {
@@ -182,11 +258,8 @@ std::vector<float> Engine::forward(std::span<const int32_t> tokens, bool all_log
       if (last_chunk) last_argmax_ = c.gpu->read_token(c.program.logits_rows - 1);
     }
     if (c.executor) {
-      CpuExecutor& ex = *c.executor;
-      std::copy(tokens.begin() + start, tokens.begin() + start + n, ex.io() + c.program.tokens_in);
-      ex.run(pos_);
-      logits = ex.arena() + c.program.logits;
-      if (last_chunk) last_argmax_ = ex.io()[c.program.tokens_out + c.program.logits_rows - 1];
+      logits = run_cpu(c, tokens.data() + start, n);
+      if (last_chunk) last_argmax_ = c.executor->io()[c.program.tokens_out + c.program.logits_rows - 1];
     }
     pos_ += n;
     if (all_logits)
@@ -255,6 +328,7 @@ std::vector<uint64_t> Engine::trace_prefill(std::span<const int32_t> tokens) {
 
 std::vector<uint64_t> Engine::trace_run(std::span<const int32_t> tokens) {
   check_tokens(tokens);
+  if (options_.tp > 1) throw Error("tracing a tensor-parallel run is not supported yet (--tp 1)");
   const uint32_t n = static_cast<uint32_t>(tokens.size());
   Compiled& c = compiled(n, false);
   std::vector<uint64_t> trace;

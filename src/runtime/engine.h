@@ -40,6 +40,7 @@ struct EngineOptions {
   cuda::WeightPipe gpu_weight_pipe{};  // GPU: how decode reads weights (default Auto: the weight pipe)
   uint32_t max_waits = kMaxWaits;
   bool check_weights = false;   // scan the loaded weights for NaN/Inf; mk::Error naming the first
+  uint32_t tp = 1;              // tensor-parallel ranks (CPU executor: one thread group per rank)
   // Loading progress: stage name, done, total.
   std::function<void(const std::string&, size_t, size_t)> progress;
 };
@@ -92,6 +93,7 @@ class Engine {
     Program program;
     std::unique_ptr<CpuExecutor> executor;        // CPU engines
     std::unique_ptr<cuda::DeviceProgram> gpu;     // GPU engines
+    std::vector<std::unique_ptr<Compiled>> other_ranks;  // tensor parallelism: ranks 1 .. tp - 1
   };
   // At most kProgramCache programs are kept (each prompt length makes one): past that, all but the
   // decode programs are dropped, so a long chat does not grow memory without bound.
@@ -106,6 +108,19 @@ class Engine {
   GraphOptions graph_options(uint32_t n_tokens, bool all_logits, uint32_t pos) const;
   void check_tokens(std::span<const int32_t> tokens) const;  // non-empty, in the vocabulary, fit the context
   std::vector<uint64_t> trace_run(std::span<const int32_t> tokens);
+  // Runs a CPU program for n tokens from tokens[0] on every rank at once (one host thread per
+  // rank); returns this step's logits rows ([logits_rows, vocab], gathered from the ranks' slices).
+  const float* run_cpu(Compiled& c, const int32_t* tokens, uint32_t n);
+
+  // Tensor parallelism on the CPU: ranks 1 .. tp - 1's weights and KV caches (rank 0's are the
+  // fields above), and the logits gathered from every rank.
+  struct Rank {
+    HostWeights weights;
+    std::vector<const float*> table;
+    std::vector<float> kv;
+  };
+  std::vector<Rank> other_ranks_;
+  std::vector<float> gathered_logits_;
 
   ModelConfig config_;
   EngineOptions options_;

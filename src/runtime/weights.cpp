@@ -19,9 +19,13 @@ std::string shape_str(const std::vector<int64_t>& s) {
   return os.str();
 }
 
-void load_one(const WeightDecl& decl, const TensorSource& src, std::vector<float>& out) {
-  const int64_t cols = decl.shape.size() == 2 ? decl.shape[1] : 1;
-  out.resize(decl.numel());
+// Assembles the whole [out, in] (or [n]) tensor of `decl` (`shape`: its full shape) from its parts.
+void assemble(const WeightDecl& decl, const std::vector<int64_t>& full, const TensorSource& src,
+              std::vector<float>& out) {
+  const int64_t cols = full.size() == 2 ? full[1] : 1;
+  int64_t numel = 1;
+  for (int64_t d : full) numel *= d;
+  out.resize(numel);
   int64_t row = 0;
   std::vector<float> tmp;
   for (const std::string& name : decl.parts) {
@@ -30,12 +34,12 @@ void load_one(const WeightDecl& decl, const TensorSource& src, std::vector<float
     // Each part contributes whole rows of the engine's [out, in] (or [n]) layout.
     std::vector<int64_t> shape = t->shape;
     if (decl.transpose && shape.size() == 2) std::swap(shape[0], shape[1]);
-    const bool vec = decl.shape.size() == 1;
+    const bool vec = full.size() == 1;
     const bool ok = vec ? shape.size() == 1 : (shape.size() == 2 && shape[1] == cols);
     const int64_t rows = vec ? (shape.empty() ? 0 : shape[0]) : (ok ? shape[0] : 0);
-    if (!ok || row + rows > decl.shape[0])
+    if (!ok || row + rows > full[0])
       throw Error("tensor '" + name + "' has shape " + shape_str(t->shape) + ", which does not fit " +
-                  decl.name + " " + shape_str(decl.shape) + " from the config");
+                  decl.name + " " + shape_str(full) + " from the config");
     tmp.resize(t->numel());
     convert_to_f32(*t, tmp.data());
     float* dst = out.data() + row * cols;
@@ -48,9 +52,30 @@ void load_one(const WeightDecl& decl, const TensorSource& src, std::vector<float
     }
     row += rows;
   }
-  if (row != decl.shape[0])
+  if (row != full[0])
     throw Error("tensors for " + decl.name + " give " + std::to_string(row) + " rows, the config needs " +
-                std::to_string(decl.shape[0]));
+                std::to_string(full[0]));
+}
+
+void load_one(const WeightDecl& decl, const TensorSource& src, std::vector<float>& out) {
+  if (decl.full_shape.empty()) {
+    assemble(decl, decl.shape, src, out);
+    return;
+  }
+  // A tensor-parallel slice: the kept rows (and columns) of the whole tensor.
+  std::vector<float> whole;
+  assemble(decl, decl.full_shape, src, whole);
+  const int64_t full_cols = decl.full_shape.size() == 2 ? decl.full_shape[1] : 1;
+  const int64_t c0 = decl.full_shape.size() == 2 ? decl.col_begin : 0;
+  const int64_t c1 = decl.full_shape.size() == 2 ? decl.col_end : 1;
+  out.clear();
+  out.reserve(decl.numel());
+  for (const auto& [r0, r1] : decl.rows)
+    for (int64_t r = r0; r < r1; ++r)
+      out.insert(out.end(), whole.begin() + r * full_cols + c0, whole.begin() + r * full_cols + c1);
+  if (int64_t(out.size()) != decl.numel())
+    throw Error("internal: the tensor-parallel slice of " + decl.name + " has " + std::to_string(out.size()) +
+                " elements, its shape " + shape_str(decl.shape) + " needs " + std::to_string(decl.numel()));
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 """Our engine against HF transformers, for every architecture: tiny random-weight models built by
 transformers from a config and saved with save_pretrained; fp32 logits for a 16-token prompt and 32
-decode steps, and the greedy continuation, under several executor shapes."""
+decode steps, and the greedy continuation, under several executor shapes and tensor-parallel splits."""
 import numpy as np
 import pytest
 import torch
@@ -10,7 +10,8 @@ import tiny_models
 PROMPT_LEN, DECODE_STEPS = 16, 32
 
 # Executor shapes the same program must give the same answer under: SM counts 1, 7 and 132,
-# seeded random instruction order, unfused norms with one wait slot (barrier joins), chunked prefill.
+# seeded random instruction order, unfused norms with one wait slot (barrier joins), chunked prefill;
+# and tensor parallelism on the CPU executor (2 and 4 ranks meeting on AllReduce / ArgmaxRanks).
 VARIANTS = {
     "default": [],
     "sms1": ["--sms", 1],
@@ -20,6 +21,8 @@ VARIANTS = {
     "random132": ["--sms", 132, "--random-order", 4],
     "unfused_barriers": ["--sms", 13, "--no-fuse-norms", "--max-waits", 1, "--random-order", 5],
     "chunked_prefill": ["--sms", 9, "--prefill-chunk", 5],
+    "tp2": ["--tp", 2, "--sms", 5],
+    "tp4_random": ["--tp", 4, "--sms", 7, "--random-order", 6],
 }
 
 

@@ -18,6 +18,9 @@ struct OpContext {
   float* kv;                    // [layer][k|v][kv_head][max_ctx][head_dim]
   StepParams step;
   bool kv_bf16;                 // K/V rounded to bf16 when stored (to mirror the GPU's cache)
+  // Tensor parallelism: every rank's arena, by rank (this one's too), and how many; else null, 1.
+  float* const* rank_arenas = nullptr;
+  uint32_t tp_size = 1;
 
   const float* weight(uint32_t id) const { return id == kNone ? nullptr : weights[id]; }
   float* kv_row(uint32_t layer, int which, uint32_t head, uint32_t pos) const {
@@ -37,6 +40,8 @@ void run_attn_partial(const Instruction& ins, const OpContext& ctx);
 void run_attn_reduce(const Instruction& ins, const OpContext& ctx);
 void run_matvec(const Instruction& ins, const OpContext& ctx);  // MatvecResidual, MatvecAct, LmHead
 void run_argmax(const Instruction& ins, const OpContext& ctx);
+void run_all_reduce(const Instruction& ins, const OpContext& ctx);    // tensor parallelism
+void run_argmax_ranks(const Instruction& ins, const OpContext& ctx);  // tensor parallelism
 
 // Numeric building blocks shared by the ops and the reference forward.
 float dot(const float* a, const float* b, size_t n);

@@ -76,6 +76,8 @@ void run_instruction(const Instruction& ins, const OpContext& ctx) {
     case Opcode::MatvecAct:
     case Opcode::LmHead: return run_matvec(ins, ctx);
     case Opcode::Argmax: return run_argmax(ins, ctx);
+    case Opcode::AllReduce: return run_all_reduce(ins, ctx);
+    case Opcode::ArgmaxRanks: return run_argmax_ranks(ins, ctx);
     case Opcode::Count: break;
   }
   __builtin_trap();  // the scheduler only emits known opcodes

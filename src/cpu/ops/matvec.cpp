@@ -27,7 +27,12 @@ void run_matvec(const Instruction& ins, const OpContext& ctx) {
       for (uint32_t r = s.u_begin; r < s.u_end; ++r) {
         const float y = dot(W + size_t(r) * a.in_dim, xm, a.in_dim) + (bias ? bias[r] : 0.0f);
         switch (op) {
-          case Opcode::MatvecResidual: out[r] += y; break;
+          case Opcode::MatvecResidual:
+            if (ins.flags & kFlagStore)
+              out[r] = y;  // a tensor-parallel partial, summed by AllReduce
+            else
+              out[r] += y;
+            break;
           case Opcode::MatvecAct:
             out[r] = G ? activate(dot(G + size_t(r) * a.in_dim, xm, a.in_dim) + (gate_bias ? gate_bias[r] : 0.0f), act) * y
                        : activate(y, act);
@@ -58,7 +63,12 @@ void run_argmax(const Instruction& ins, const OpContext& ctx) {
       // Tiles cover increasing rows, so a later tile only wins with a strictly larger value.
       if (part[0] > best || (t == 0)) best = part[0], best_index = index;
     }
-    ctx.io[a.out_token + m] = static_cast<int32_t>(best_index);
+    if (a.best == kNone) {
+      ctx.io[a.out_token + m] = static_cast<int32_t>(best_index);
+    } else {  // tensor parallelism: this rank's candidate, in the whole vocabulary's numbering
+      ctx.arena[a.best + 2 * m] = best;
+      ctx.arena[a.best + 2 * m + 1] = std::bit_cast<float>(best_index + a.index_offset);
+    }
   }
 }
 
