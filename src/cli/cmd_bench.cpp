@@ -166,24 +166,39 @@ RegisterCommand reg("bench", "Benchmark decode and prefill against the device's 
     if (engine->on_gpu()) bandwidth = cuda::measure_read_bandwidth_gbps();
     j["read_bandwidth_gbps"] = bandwidth;
     json rows = json::array();
-    std::string path = engine->on_gpu() ? "generic" : "cpu";
-    if (f->exec.no_fuse_norms) path += "_unfused";
-    if (f->exec.weight_pipe != "auto" && engine->on_gpu()) path += "_pipe_" + f->exec.weight_pipe;
+    std::string suffix;
+    if (f->exec.no_fuse_norms) suffix += "_unfused";
+    if (f->exec.weight_pipe != "auto" && engine->on_gpu()) suffix += "_pipe_" + f->exec.weight_pipe;
+    const std::string path =
+        (!engine->on_gpu() ? "cpu" : f->exec.kernel == "specialized" ? "specialized" : "generic") + suffix;
 
-    for (uint32_t ctx : contexts) {
-      engine->reset();
-      const auto prompt = random_tokens(ctx, vocab, ctx);
-      engine->forward(prompt);
-      engine->decode_greedy(4);  // warm-up
-      const auto t0 = Clock::now();
-      engine->decode_greedy(f->steps);
-      const double ms = seconds_since(t0) * 1000 / f->steps;
-      const double bytes = bytes_per_token(*engine, ctx + 4 + f->steps / 2);
-      json r = {{"model_shape", label}, {"path", path}, {"context", ctx}, {"ms_per_token", ms},
-                {"tokens_per_s", 1000 / ms}, {"bytes_per_token", bytes}};
-      if (bandwidth > 0) r["bandwidth_fraction"] = bytes / (ms / 1000) / (bandwidth * 1e9);
-      rows.push_back(r);
-      std::cerr << "bench: context " << ctx << ": " << ms << " ms/token\n";
+    // ms/token of greedy decode at every context (a prompt of that length first).
+    auto decode_rows = [&](Engine& e, const std::string& row_path) {
+      for (uint32_t ctx : contexts) {
+        e.reset();
+        const auto prompt = random_tokens(ctx, vocab, ctx);
+        e.forward(prompt);
+        e.decode_greedy(4);  // warm-up
+        const auto t0 = Clock::now();
+        e.decode_greedy(f->steps);
+        const double ms = seconds_since(t0) * 1000 / f->steps;
+        const double bytes = bytes_per_token(e, ctx + 4 + f->steps / 2);
+        json r = {{"model_shape", label}, {"path", row_path}, {"context", ctx}, {"ms_per_token", ms},
+                  {"tokens_per_s", 1000 / ms}, {"bytes_per_token", bytes}};
+        if (bandwidth > 0) r["bandwidth_fraction"] = bytes / (ms / 1000) / (bandwidth * 1e9);
+        rows.push_back(r);
+        std::cerr << "bench: " << row_path << ", context " << ctx << ": " << ms << " ms/token\n";
+      }
+    };
+    decode_rows(*engine, path);
+    // Where a specialized decode build exists for this model (cuda/spec.h), the same rows from it in
+    // the same run, so that the generic path's distance to it is a ratio of two measurements.
+    if (engine->on_gpu() && f->exec.kernel != "specialized" &&
+        cuda::specialized_build(engine->compiled(1, false).program.dims)) {
+      EngineOptions so = eo;
+      so.gpu_kernel = cuda::KernelBuild::Specialized;
+      auto special = Engine::open(f->model, so);
+      decode_rows(*special, "specialized" + suffix);
     }
     {
       // The same decode with a host round trip per token (logits copied back, token sent down).

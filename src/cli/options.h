@@ -15,7 +15,7 @@ struct ExecFlags {
   uint32_t sms = 0, threads = 0, ctx = 0, max_waits = kMaxWaits, prefill_chunk = 256, kv_splits = 0, tp = 1;
   int64_t random_order = -1;
   bool no_fuse_norms = false, bf16 = false, check_weights = false;
-  std::string weight_pipe = "auto";
+  std::string weight_pipe = "auto", kernel = "auto";
   std::string device = "auto";
 
   void add(CLI::App& app) {
@@ -38,6 +38,10 @@ struct ExecFlags {
                    "GPU: how decode reads weights: auto (a producer warp streams them into shared memory ahead "
                    "of use, with cp.async.bulk on sm_90+), bulk, cp-async, or off (plain loads)")
         ->check(CLI::IsMember({"auto", "bulk", "cp-async", "off"}));
+    app.add_option("--kernel", kernel,
+                   "GPU: the decode build: generic (model dimensions read at run time: any model), specialized "
+                   "(compiled for Llama-3.2-1B's dimensions; an error for other models) or auto (generic for now)")
+        ->check(CLI::IsMember({"auto", "generic", "specialized"}));
     app.add_option("--tp", tp,
                    "tensor parallelism: split the model over this many ranks (heads, MLP, vocabulary), which "
                    "meet on all-reduce instructions inside the step; CPU executor only so far")
@@ -61,6 +65,9 @@ struct ExecFlags {
                         : weight_pipe == "cp-async" ? cuda::WeightPipe::CpAsync
                         : weight_pipe == "off"      ? cuda::WeightPipe::Off
                                                     : cuda::WeightPipe::Auto;
+    o.gpu_kernel = kernel == "generic"       ? cuda::KernelBuild::Generic
+                   : kernel == "specialized" ? cuda::KernelBuild::Specialized
+                                             : cuda::KernelBuild::Auto;
     o.check_weights = check_weights;
     o.tp = tp;
     if (random_order >= 0) o.random_order = static_cast<uint64_t>(random_order);

@@ -113,6 +113,10 @@ DeviceModel::~DeviceModel() {
   device_free(kv_);
 }
 
+const char* specialized_build(const ModelDims& dims) {
+  return spec_matches<Llama32_1BSpec>(dims) ? Llama32_1BSpec::kName : nullptr;
+}
+
 DeviceProgram::DeviceProgram(DeviceModel& model, const Program& program) : model_(model), program_(program) {
   const DeviceInfo& dev = model.info_;
   if (program.num_sms > static_cast<uint32_t>(dev.sms))
@@ -146,8 +150,14 @@ DeviceProgram::DeviceProgram(DeviceModel& model, const Program& program) : model
     pipe_pages_ = std::min<uint32_t>(kMaxPages, uint32_t((smem_bytes_ - ops_floats * sizeof(float)) / kPageBytes));
   if (pipe_pages_ < 2) pipe_pages_ = 0;
   ops_smem_floats_ = uint32_t(pipe_pages_ ? ops_floats : smem_floats);
-  kernel_ = dims.n_tokens > 1 ? reinterpret_cast<const void*>(&megakernel<true>)
-                              : reinterpret_cast<const void*>(&megakernel<false>);
+  kernel_ = dims.n_tokens > 1 ? reinterpret_cast<const void*>(&megakernel<true, GenericSpec>)
+                              : reinterpret_cast<const void*>(&megakernel<false, GenericSpec>);
+  if (dims.n_tokens == 1 && model.kernel_build == KernelBuild::Specialized) {
+    if (!spec_matches<Llama32_1BSpec>(dims))
+      throw Error(std::string("--kernel specialized: the only specialized build is for ") + Llama32_1BSpec::kName +
+                  "'s dimensions (hidden 2048, intermediate 8192, 32 heads of 64, 8 KV heads)");
+    kernel_ = reinterpret_cast<const void*>(&megakernel<false, Llama32_1BSpec>);
+  }
   check(cudaFuncSetAttribute(kernel_, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_bytes_)),
         "raising the shared memory limit");
 

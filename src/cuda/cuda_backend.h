@@ -33,11 +33,22 @@ double measure_read_bandwidth_gbps(size_t bytes = size_t(4) << 30);
 // 16-byte cp.async before; Bulk / CpAsync force one copy kind; Off: plain loads from each warp.
 enum class WeightPipe : uint8_t { Auto, Bulk, CpAsync, Off };
 
+// Which decode build of the megakernel runs (cuda/spec.h). Generic: dimensions read at run time,
+// any model. Specialized: a build with a model's dimensions fixed at compile time (Llama-3.2-1B),
+// for programs that match it; an error for others. Auto: generic, until the specialized build has
+// been checked on a GPU (then: specialized where it matches).
+enum class KernelBuild : uint8_t { Auto, Generic, Specialized };
+
+// The name of the specialized decode build whose fixed dimensions these are (cuda/spec.h), or
+// nullptr when only the generic build runs them. Answers without a GPU too.
+const char* specialized_build(const ModelDims& dims);
+
 // Weights (bf16) and the KV cache (bf16) on the GPU. Throws mk::Error with the sizes on OOM.
 class DeviceModel {
  public:
   DeviceModel(const std::vector<WeightDecl>& decls, const HostWeights& weights, const ModelDims& dims);
   WeightPipe weight_pipe = WeightPipe::Auto;
+  KernelBuild kernel_build = KernelBuild::Auto;
   ~DeviceModel();
   DeviceModel(const DeviceModel&) = delete;
   DeviceModel& operator=(const DeviceModel&) = delete;

@@ -7,6 +7,7 @@
 
 #include "cuda/kernel_params.h"
 #include "cuda/paged_weights.h"
+#include "cuda/spec.h"
 
 namespace mk::cuda {
 
@@ -98,8 +99,11 @@ __device__ __forceinline__ const __nv_bfloat16* weight(const KernelParams& p, ui
 
 // Loads `rows` activation rows of `dim` floats into shared memory, normalized by `norm` when it
 // names a weight (RMSNorm or LayerNorm, as the model's dims say). `scratch`: kWarps floats.
-__device__ void load_rows(const KernelParams& p, float* dst, const float* src, uint32_t rows, uint32_t dim,
+// kDim: the row length at compile time (a specialized build, cuda/spec.h), or 0 to use `dim`.
+template <uint32_t kDim = 0>
+__device__ void load_rows(const KernelParams& p, float* dst, const float* src, uint32_t rows, uint32_t dim_,
                           InNorm norm, float* scratch) {
+  const uint32_t dim = kDim ? kDim : dim_;
   // All of a thread's loads are issued before its stores: a plain load-store loop would pay one L2
   // round trip per element, since the compiler cannot tell that dst and src never alias.
   const uint32_t n = rows * dim;

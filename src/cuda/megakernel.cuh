@@ -18,18 +18,18 @@ __device__ __forceinline__ uint64_t globaltimer() {
   return t;
 }
 
-template <bool kMma>
+template <bool kMma, class Spec>
 __device__ __forceinline__ void dispatch(const Instruction& ins, const KernelParams& p, float* smem, Pipe& pipe) {
   switch (static_cast<Opcode>(ins.opcode)) {
     case Opcode::Barrier: break;
     case Opcode::Embed: run_embed(ins, p, smem); break;
     case Opcode::Norm: run_norm(ins, p, smem); break;
-    case Opcode::QkvRope: run_qkv_rope<kMma>(ins, p, smem, pipe); break;
-    case Opcode::AttnPartial: run_attn_partial<kMma>(ins, p, smem); break;
+    case Opcode::QkvRope: run_qkv_rope<kMma, Spec>(ins, p, smem, pipe); break;
+    case Opcode::AttnPartial: run_attn_partial<kMma, Spec>(ins, p, smem); break;
     case Opcode::AttnReduce: run_attn_reduce(ins, p, smem); break;
     case Opcode::MatvecResidual:
     case Opcode::MatvecAct:
-    case Opcode::LmHead: run_matvec<kMma>(ins, p, smem, pipe); break;
+    case Opcode::LmHead: run_matvec<kMma, Spec>(ins, p, smem, pipe); break;
     case Opcode::Argmax: run_argmax(ins, p, smem); break;
     default: __trap();
   }
@@ -65,8 +65,9 @@ __device__ bool wait_for(const Instruction& ins, const KernelParams& p, uint32_t
 // QKV and attention tiles may run on the tensor cores and split by token blocks, and kMma = false
 // for decode, which does neither. One build with both made the register allocator spill in the
 // decode paths (ptxas: 720 bytes of stack against 144), and decode slowed by 12% (H200, 1B shape,
-// context 32).
-template <bool kMma>
+// context 32). Spec: GenericSpec (dimensions read at run time), or a model's fixed dimensions for a
+// specialized decode build (cuda/spec.h), run only on programs that match it.
+template <bool kMma, class Spec>
 __global__ void __launch_bounds__(kBlockThreads, 1) megakernel(const KernelParams p) {
   // 1 KB aligned, and the ops' part a whole number of KB (cuda_backend.cu), so that every page of
   // the ring is too: the copies into pages 16 bytes off a 128-byte line measured slower.
@@ -102,7 +103,7 @@ __global__ void __launch_bounds__(kBlockThreads, 1) megakernel(const KernelParam
     }
     sync_consumers();
     if (abort_run) return;
-    dispatch<kMma>(ins, p, smem, pipe);
+    dispatch<kMma, Spec>(ins, p, smem, pipe);
     // Read before the barrier: once past it, other threads may already fetch the next instruction.
     const uint32_t signal = ins.signal;
     sync_consumers();

@@ -14,6 +14,7 @@ DeviceInfo query_device() {
   return info;
 }
 double measure_read_bandwidth_gbps(size_t) { unavailable(); }
+const char* specialized_build(const ModelDims&) { return nullptr; }
 DeviceModel::DeviceModel(const std::vector<WeightDecl>&, const HostWeights&, const ModelDims&) { unavailable(); }
 DeviceModel::~DeviceModel() = default;
 DeviceProgram::DeviceProgram(DeviceModel& model, const Program& program) : model_(model), program_(program) {

@@ -117,6 +117,7 @@ std::unique_ptr<Engine> Engine::create(const ModelConfig& config, const TensorSo
   if (e->device_ == Device::Cuda) {
     e->gpu_model_ = std::make_unique<cuda::DeviceModel>(g.weights, e->weights_, g.dims);
     e->gpu_model_->weight_pipe = e->options_.gpu_weight_pipe;
+    e->gpu_model_->kernel_build = e->options_.gpu_kernel;
     return e;
   }
   const TpSplit split = tp_split(c, e->options_.tp, 0);

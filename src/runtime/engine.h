@@ -21,6 +21,7 @@
 namespace mk {
 namespace cuda {
 enum class WeightPipe : uint8_t;  // cuda/cuda_backend.h
+enum class KernelBuild : uint8_t;
 class DeviceModel;
 class DeviceProgram;
 }  // namespace cuda
@@ -38,6 +39,7 @@ struct EngineOptions {
   uint32_t kv_splits = 0;       // attention KV splits; 0: chosen by context (choose_kv_splits)
   bool fuse_norms = true;
   cuda::WeightPipe gpu_weight_pipe{};  // GPU: how decode reads weights (default Auto: the weight pipe)
+  cuda::KernelBuild gpu_kernel{};      // GPU: the generic decode build or a specialized one (cuda/spec.h)
   uint32_t max_waits = kMaxWaits;
   bool check_weights = false;   // scan the loaded weights for NaN/Inf; mk::Error naming the first
   uint32_t tp = 1;              // tensor-parallel ranks (CPU executor: one thread group per rank)

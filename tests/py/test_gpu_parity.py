@@ -98,7 +98,9 @@ def test_tiny_models_on_gpu(arch, run_mk, tmp_path, report):
     check_case(run_mk, tmp_path / arch, model.config, tmp_path, arch, report)
 
 
-def test_llama_3_2_1b_shape_on_gpu(run_mk, tmp_path, report):
+@pytest.fixture(scope="module")
+def llama1b(tmp_path_factory):
+    """A random-weight model at Llama-3.2-1B's exact shape (bf16 safetensors, 2.5 GB)."""
     import transformers as tf
     torch.manual_seed(0)
     config = tf.LlamaConfig(vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
@@ -111,9 +113,31 @@ def test_llama_3_2_1b_shape_on_gpu(run_mk, tmp_path, report):
         model = tf.LlamaForCausalLM(config).to(torch.bfloat16).eval()
     with torch.no_grad():
         model.model.norm.weight.mul_(4.0)  # spread the logits of a random model (see tiny_models.make_model)
-    model.save_pretrained(tmp_path / "llama1b")
+    folder = tmp_path_factory.mktemp("llama1b")
+    model.save_pretrained(folder)
     del model
-    check_case(run_mk, tmp_path / "llama1b", config, tmp_path, "llama-3.2-1b-shape", report)
+    return folder, config
+
+
+def test_llama_3_2_1b_shape_on_gpu(llama1b, run_mk, tmp_path, report):
+    folder, config = llama1b
+    check_case(run_mk, folder, config, tmp_path, "llama-3.2-1b-shape", report)
+
+
+def test_specialized_build_matches_generic(llama1b, run_mk, tmp_path, report):
+    # The decode build compiled for Llama-3.2-1B's dimensions (cuda/spec.h) against the generic one,
+    # which the test above holds to HF: the same program, so the logits agree to rounding order.
+    folder, config = llama1b
+    ids = torch.randint(0, config.vocab_size, (PROMPT_LEN + 64,), generator=torch.Generator().manual_seed(5)).tolist()
+    args = ["logits", "--model", folder, "--tokens", ",".join(map(str, ids)), "--prefill", PROMPT_LEN, "--device", "cuda"]
+    run_mk(*args, "--kernel", "generic", "--out", tmp_path / "generic.npy")
+    run_mk(*args, "--kernel", "specialized", "--out", tmp_path / "special.npy")
+    compare("llama-3.2-1b-shape", "specialized vs generic", np.load(tmp_path / "special.npy"),
+            np.load(tmp_path / "generic.npy"), report, enforce_top1="decisive", min_cos=0.9999)
+    prompt = ["logits", "--model", folder, "--tokens", ",".join(map(str, ids[:PROMPT_LEN])), "--device", "cuda",
+              "--generate", 32]
+    gen = [run_mk(*prompt, "--kernel", k).stdout.split("generated:")[1].split() for k in ("generic", "specialized")]
+    assert gen[0] == gen[1], "greedy tokens differ between the generic and the specialized build"
 
 
 @pytest.mark.parametrize("pipe", ["bulk", "cp-async", "off"])

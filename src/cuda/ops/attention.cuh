@@ -32,12 +32,12 @@ __device__ __forceinline__ float score(const float* q, const __nv_bfloat16* k, u
 
 // One warp per (unit, row, query head). Scores: a lane per key, kKeyBlock keys at a time, kept in
 // shared memory; then softmax weights; then the weighted sum of V with lanes over head dims.
-template <bool kMma>
+template <bool kMma, class Spec>
 __device__ void run_attn_partial(const Instruction& ins, const KernelParams& p, float* smem) {
   const AttnPartialArgs& a = ins.a.attn;
   const ModelDims& d = p.dims;
   const uint32_t D = d.head_dim, Hq = d.n_heads, Hkv = d.n_kv_heads, M = d.n_tokens, S = a.num_splits;
-  if (!kMma && attn_decode_fits(p)) return attn_decode(ins, p, smem);
+  if (!kMma && attn_decode_fits(p)) return attn_decode<Spec::kHeadDim>(ins, p, smem);
   if (kMma && M >= kGemmMinTokens) {
     if (D == 64 && p.smem_floats >= kSmemHead + attn_mma_smem_floats<64>()) return attn_partial_mma<64>(ins, p, smem);
     if (D == 128 && p.smem_floats >= kSmemHead + attn_mma_smem_floats<128>()) return attn_partial_mma<128>(ins, p, smem);

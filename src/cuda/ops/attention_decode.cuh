@@ -38,10 +38,12 @@ __device__ __forceinline__ void softmax_merge(float& m, float& l, float o[8], fl
 
 // Inlined: as a call, the registers live across it in the kernel spilled (ptxas: 384 bytes of stack
 // against 96).
+// kD: the head size at compile time (a specialized build, cuda/spec.h), or 0 to read it.
+template <uint32_t kD = 0>
 __device__ __forceinline__ void attn_decode(const Instruction& ins, const KernelParams& p, float* smem) {
   const AttnPartialArgs& a = ins.a.attn;
   const ModelDims& d = p.dims;
-  const uint32_t D = d.head_dim, Hq = d.n_heads, Hkv = d.n_kv_heads, S = a.num_splits, group = Hq / Hkv;
+  const uint32_t D = kD ? kD : d.head_dim, Hq = d.n_heads, Hkv = d.n_kv_heads, S = a.num_splits, group = Hq / Hkv;
   const uint32_t L = D / 8, KP = 32 / L;  // lanes per key, keys per warp load
   const uint32_t warp = threadIdx.x / 32, lane = threadIdx.x % 32, slot = lane / L, part = lane % L;
   const uint32_t pos = p.step.pos, ctx_end = pos + 1, chunk = (ctx_end + S - 1) / S;

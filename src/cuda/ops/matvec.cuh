@@ -106,12 +106,14 @@ __device__ void matvec_gemm(const Instruction& ins, const KernelParams& p, float
 }
 
 // One segment of a tile: output rows [s.u_begin, s.u_end) for tokens [s.m_begin, s.m_end).
-template <bool kMma>
+template <bool kMma, class Spec>
 __device__ void matvec_segment(const Instruction& ins, const KernelParams& p, float* smem, Pipe& pipe,
                                const TokenSegments& s) {
   const MatvecArgs& a = ins.a.mv;
   PipeSpan span;
-  const bool piped = pipe_span(ins, p, &span);  // then a.rows == 1: one pass
+  // Only decode programs pipe (one token), and only the decode build runs them: the prefill build
+  // carries no pipe code.
+  const bool piped = !kMma && pipe_span(ins, p, &span);  // then a.rows == 1: one pass
   if (kMma && !piped && static_cast<Opcode>(ins.opcode) != Opcode::LmHead &&
       gemm_fits(p, s.m_end - s.m_begin, a.in_dim, a.norm) && p.smem_floats >= kSmemHead + kGemmWorkFloats + kGemmM * kGemmN) {
     matvec_gemm(ins, p, smem, s);
@@ -127,19 +129,25 @@ __device__ void matvec_segment(const Instruction& ins, const KernelParams& p, fl
   const uint32_t chunk = fit < kMC ? fit : kMC;  // >= 1: checked on the host
   for (uint32_t m0 = s.m_begin; m0 < s.m_end; m0 += chunk) {
     const uint32_t mc = s.m_end - m0 < chunk ? s.m_end - m0 : chunk;
-    load_rows(p, x, p.arena + a.in + size_t(a.in_row0 + m0) * K, mc, K, a.norm, scratch);
+    const float* src = p.arena + a.in + size_t(a.in_row0 + m0) * K;
     float best[kMC];
     uint32_t best_idx[kMC];
 #pragma unroll
     for (int m = 0; m < kMC; ++m) best[m] = -INFINITY, best_idx[m] = s.u_begin;
-    if (piped)
-      pipe_rows(pipe, span, x, smem, [&](uint32_t g, float up, float gate) {
-        matvec_store(ins, p, m0, s.u_begin + g * kPageRows + warp, up, gate, best[0], best_idx[0]);
+    if (piped) {
+      with_width<Spec>(K, [&](auto kK) {
+        load_rows<kK()>(p, x, src, mc, K, a.norm, scratch);
+        pipe_rows<kK()>(pipe, span, x, smem, [&](uint32_t g, float up, float gate) {
+          matvec_store(ins, p, m0, s.u_begin + g * kPageRows + warp, up, gate, best[0], best_idx[0]);
+        });
       });
-    else if (mc == 1)  // a single-row instantiation keeps the accumulators few
-      matvec_pass<1>(ins, p, s.u_begin, s.u_end, x, m0, mc, best, best_idx);
-    else
-      matvec_pass<kMC>(ins, p, s.u_begin, s.u_end, x, m0, mc, best, best_idx);
+    } else {
+      load_rows(p, x, src, mc, K, a.norm, scratch);
+      if (mc == 1)  // a single-row instantiation keeps the accumulators few
+        matvec_pass<1>(ins, p, s.u_begin, s.u_end, x, m0, mc, best, best_idx);
+      else
+        matvec_pass<kMC>(ins, p, s.u_begin, s.u_end, x, m0, mc, best, best_idx);
+    }
     if (static_cast<Opcode>(ins.opcode) == Opcode::LmHead) {
       if (lane == 0)
         for (int m = 0; m < kMC; ++m) best_v[warp * kMC + m] = best[m], best_i[warp * kMC + m] = best_idx[m];
@@ -162,11 +170,11 @@ __device__ void matvec_segment(const Instruction& ins, const KernelParams& p, fl
   }
 }
 
-template <bool kMma>
+template <bool kMma, class Spec>
 __device__ void run_matvec(const Instruction& ins, const KernelParams& p, float* smem, Pipe& pipe) {
   const MatvecArgs& a = ins.a.mv;
   for_each_token_segment<kMma>(TokenSegments(ins.tile_begin, ins.tile_end, a.out_dim, a.token_block, a.rows),
-                               [&](const TokenSegments& s) { matvec_segment<kMma>(ins, p, smem, pipe, s); });
+                               [&](const TokenSegments& s) { matvec_segment<kMma, Spec>(ins, p, smem, pipe, s); });
 }
 
 }  // namespace mk::cuda

@@ -36,12 +36,14 @@ __device__ void qkv_rows(const QkvRopeArgs& a, const KernelParams& p, uint32_t u
 }
 
 // One segment of a tile: units [s.u_begin, s.u_end) for tokens [s.m_begin, s.m_end).
-template <bool kMma>
+template <bool kMma, class Spec>
 __device__ void qkv_segment(const Instruction& ins, const KernelParams& p, float* smem, Pipe& pipe,
                             const TokenSegments& s) {
   const QkvRopeArgs& a = ins.a.qkv;
   const ModelDims& d = p.dims;
-  const uint32_t H = d.hidden, D = d.head_dim, Hq = d.n_heads, Hkv = d.n_kv_heads, u0 = s.u_begin;
+  // A specialized build fixes the head size (cuda/spec.h): RoPE's indexing then folds.
+  const uint32_t H = d.hidden, D = Spec::kHeadDim ? Spec::kHeadDim : d.head_dim, Hq = d.n_heads, Hkv = d.n_kv_heads;
+  const uint32_t u0 = s.u_begin;
   const uint32_t P = a.head_parts, pw = D / 2 / P, unit_rows = 2 * pw;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const uint32_t units = s.u_end - s.u_begin, rows = units * unit_rows;
@@ -50,7 +52,7 @@ __device__ void qkv_segment(const Instruction& ins, const KernelParams& p, float
   const __nv_bfloat16* bias = weight(p, a.bias);
   const __nv_bfloat16* rope = weight(p, a.rope);
   PipeSpan span;
-  const bool piped = pipe_span(ins, p, &span);  // then M == 1: one pass
+  const bool piped = !kMma && pipe_span(ins, p, &span);  // decode build only; then M == 1: one pass
   // Prefill on the tensor cores when y (kGemmM tokens by the tile's rows) fits beside their stages.
   const bool gemm = kMma && !piped && gemm_fits(p, s.m_end - s.m_begin, H, a.norm) && p.smem_floats >= kSmemHead + kGemmWorkFloats + kGemmM * rows;
   const uint32_t fit = (p.smem_floats - kSmemHead) / (H + rows);
@@ -59,7 +61,8 @@ __device__ void qkv_segment(const Instruction& ins, const KernelParams& p, float
   for (uint32_t m0 = s.m_begin; m0 < s.m_end; m0 += chunk) {
     const uint32_t mc = s.m_end - m0 < chunk ? s.m_end - m0 : chunk;
     float* y = gemm ? x + kGemmWorkFloats : x + mc * H;  // [mc][rows]
-    if (!gemm) load_rows(p, x, p.arena + a.in + size_t(m0) * H, mc, H, a.norm, scratch);
+    const float* src = p.arena + a.in + size_t(m0) * H;
+    if (!gemm && !piped) load_rows(p, x, src, mc, H, a.norm, scratch);
     if (gemm) {
       const __nv_bfloat16* W = weight(p, a.weight);
       for (uint32_t n0 = 0; n0 < rows; n0 += kGemmN) {
@@ -71,13 +74,16 @@ __device__ void qkv_segment(const Instruction& ins, const KernelParams& p, float
         for (uint32_t e = threadIdx.x; e < mc * rows; e += kThreads) y[e] += bf(bias[row_of(e % rows)]);
     } else if (piped) {
       // Group g holds 8 pairs: part 0 the first-half rows, part 1 their partners.
-      pipe_rows(pipe, span, x, smem, [&](uint32_t g, float first, float second) {
-        const uint32_t t = g / (pw / kPageRows) * unit_rows + g % (pw / kPageRows) * kPageRows + warp;
-        const uint32_t u = u0 + t / unit_rows;
-        if (lane == 0) {
-          y[t] = first + (bias ? bf(bias[qkv_unit_row(u, t % unit_rows, D, P)]) : 0.0f);
-          y[t + pw] = second + (bias ? bf(bias[qkv_unit_row(u, t % unit_rows + pw, D, P)]) : 0.0f);
-        }
+      with_width<Spec>(H, [&](auto kK) {
+        load_rows<kK()>(p, x, src, mc, H, a.norm, scratch);
+        pipe_rows<kK()>(pipe, span, x, smem, [&](uint32_t g, float first, float second) {
+          const uint32_t t = g / (pw / kPageRows) * unit_rows + g % (pw / kPageRows) * kPageRows + warp;
+          const uint32_t u = u0 + t / unit_rows;
+          if (lane == 0) {
+            y[t] = first + (bias ? bf(bias[qkv_unit_row(u, t % unit_rows, D, P)]) : 0.0f);
+            y[t + pw] = second + (bias ? bf(bias[qkv_unit_row(u, t % unit_rows + pw, D, P)]) : 0.0f);
+          }
+        });
       });
     } else if (mc == 1) {
       qkv_rows<1>(a, p, u0, rows, x, mc, y);
@@ -129,13 +135,13 @@ __device__ void qkv_segment(const Instruction& ins, const KernelParams& p, float
   }
 }
 
-template <bool kMma>
+template <bool kMma, class Spec>
 __device__ void run_qkv_rope(const Instruction& ins, const KernelParams& p, float* smem, Pipe& pipe) {
   const QkvRopeArgs& a = ins.a.qkv;
   const ModelDims& d = p.dims;
   const uint32_t units = (d.n_heads + 2 * d.n_kv_heads) * a.head_parts;
   for_each_token_segment<kMma>(TokenSegments(ins.tile_begin, ins.tile_end, units, a.token_block, d.n_tokens),
-                               [&](const TokenSegments& s) { qkv_segment<kMma>(ins, p, smem, pipe, s); });
+                               [&](const TokenSegments& s) { qkv_segment<kMma, Spec>(ins, p, smem, pipe, s); });
 }
 
 }  // namespace mk::cuda

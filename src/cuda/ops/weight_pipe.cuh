@@ -244,10 +244,12 @@ __device__ __forceinline__ float warp_transpose_sum(float (&v)[N]) {
 // for row w of group g, when the group has that row.
 static_assert(2 * kWarps * 2 * kPageRows <= kSmemHead, "red: two groups of every warp's sums");
 
-template <class Epilogue>
+// kK: the span's width at compile time (a specialized build, cuda/spec.h), or 0 for s.K.
+template <uint32_t kK = 0, class Epilogue>
 __device__ void pipe_rows(Pipe& pipe, const PipeSpan& s, const float* x, float* red, Epilogue&& epilogue) {
   const uint32_t warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const uint32_t chunks = s.chunks();
+  const uint32_t K = kK ? kK : s.K;
+  const uint32_t chunks = (K + kPageCols - 1) / kPageCols;
   const uint32_t col = warp * 128 + lane * 4;  // within a chunk
   for (uint32_t g = 0; g < s.groups; ++g) {
     const uint32_t rows = s.rows_in(g);
@@ -260,7 +262,7 @@ __device__ void pipe_rows(Pipe& pipe, const PipeSpan& s, const float* x, float* 
       for (uint32_t r = 0; r < kPageRows; ++r) acc[r] = 0.0f;
       for (uint32_t c = 0; c < chunks; ++c, ++pipe.k) {
         const uint32_t col0 = c * kPageCols;
-        const uint32_t cols = s.K - col0 < kPageCols ? s.K - col0 : kPageCols;
+        const uint32_t cols = K - col0 < kPageCols ? K - col0 : kPageCols;
         mbar_wait(&pipe.full[pipe.slot()], pipe.parity());
         if (col < cols) {
           const __nv_bfloat16* w = reinterpret_cast<const __nv_bfloat16*>(pipe.page()) + col;
