@@ -44,7 +44,7 @@ struct ExecFlags {
         ->check(CLI::IsMember({"auto", "generic", "specialized"}));
     app.add_option("--tp", tp,
                    "tensor parallelism: split the model over this many ranks (heads, MLP, vocabulary), which "
-                   "meet on all-reduce instructions inside the step; CPU executor only so far")
+                   "meet on all-reduce instructions inside the step (on a GPU the ranks share its SMs)")
         ->check(CLI::Range(1, 64));
     app.add_flag("--check-weights", check_weights,
                  "scan the loaded weights for NaN/Inf and stop with an error naming the first (tensor, index, value)");

@@ -125,10 +125,6 @@ DeviceProgram::DeviceProgram(DeviceModel& model, const Program& program) : model
   if (program.dims.head_dim > kMaxHeadDim)
     throw Error("head_dim " + std::to_string(program.dims.head_dim) + " exceeds the GPU path's limit of " +
                 std::to_string(kMaxHeadDim));
-  for (const Instruction& ins : program.instructions)
-    if (ins.opcode >= uint16_t(Opcode::AllReduce) || (ins.flags & kFlagStore))
-      throw Error(std::string("the GPU megakernel does not run ") + opcode_name(ins.opcode) +
-                  " (tensor parallelism runs on the CPU executor only so far)");
   smem_bytes_ = dev.smem_per_block - 2048;  // leave room for the static shared memory
   const size_t smem_floats = smem_bytes_ / sizeof(float);
   // Every op keeps at least one input row (plus its tile's outputs for QkvRope) in shared memory;
@@ -183,8 +179,33 @@ DeviceProgram::DeviceProgram(DeviceModel& model, const Program& program) : model
 }
 
 DeviceProgram::~DeviceProgram() {
-  for (void* p : {instructions_, queue_begin_, counters_, arena_, io_, history_, positions_, hang_, trace_})
+  for (void* p : {instructions_, queue_begin_, counters_, arena_, io_, history_, positions_, hang_, trace_,
+                  rank_arenas_, rank_counters_})
     device_free(p);
+  if (stream_) cudaStreamDestroy(static_cast<cudaStream_t>(stream_));
+}
+
+void DeviceProgram::join_ranks(const std::vector<DeviceProgram*>& ranks) {
+  std::vector<float*> arenas;
+  std::vector<const uint32_t*> counters;
+  for (DeviceProgram* r : ranks) {
+    if (r->program_.arena_floats != program_.arena_floats || r->program_.num_counters != program_.num_counters)
+      throw Error("internal: tensor-parallel ranks' programs differ in shape");
+    arenas.push_back(static_cast<float*>(r->arena_));
+    counters.push_back(static_cast<const uint32_t*>(r->counters_));
+  }
+  tp_size_ = uint32_t(ranks.size());
+  rank_arenas_ = device_alloc(arenas.size() * sizeof(float*), "the ranks' arena table");
+  rank_counters_ = device_alloc(counters.size() * sizeof(uint32_t*), "the ranks' counter table");
+  check(cudaMemcpy(rank_arenas_, arenas.data(), arenas.size() * sizeof(float*), cudaMemcpyHostToDevice),
+        "uploading the ranks' arenas");
+  check(cudaMemcpy(rank_counters_, counters.data(), counters.size() * sizeof(uint32_t*), cudaMemcpyHostToDevice),
+        "uploading the ranks' counters");
+  // A blocking stream: ordered after the token uploads (legacy stream), concurrent with the other
+  // ranks' streams.
+  cudaStream_t s = nullptr;
+  check(cudaStreamCreate(&s), "creating a rank's stream");
+  stream_ = s;
 }
 
 void DeviceProgram::set_tokens(const int32_t* ids, uint32_t n) {
@@ -214,11 +235,14 @@ void DeviceProgram::run(uint32_t pos, bool feedback, uint32_t history_index) {
   p.hang = static_cast<HangReport*>(hang_);
   p.timeout_ns = 5'000'000'000ull;
   p.trace = tracing_ ? static_cast<uint64_t*>(trace_) : nullptr;
+  p.tp_size = tp_size_;
+  p.rank_arenas = static_cast<float* const*>(rank_arenas_);
+  p.rank_counters = static_cast<const uint32_t* const*>(rank_counters_);
   void* args[] = {&p};
   // Cooperative launch: every block must be resident at once, or blocks would wait on counters
   // of blocks that never start.
   check(cudaLaunchCooperativeKernel(kernel_, dim3(program_.num_sms),
-                                    dim3(kBlockThreads), args, smem_bytes_, 0),
+                                    dim3(kBlockThreads), args, smem_bytes_, static_cast<cudaStream_t>(stream_)),
         "launching the megakernel");
 }
 
@@ -239,7 +263,7 @@ void DeviceProgram::synchronize() {
 
 void DeviceProgram::read_logits(float* out) const {
   check(cudaMemcpy(out, static_cast<float*>(arena_) + program_.logits,
-                   size_t(program_.logits_rows) * program_.dims.vocab * sizeof(float), cudaMemcpyDeviceToHost),
+                   size_t(program_.logits_rows) * program_.logits_cols * sizeof(float), cudaMemcpyDeviceToHost),
         "reading logits");
 }
 

@@ -78,7 +78,12 @@ class DeviceProgram {
   // next step's input token and is appended to the device history at `history_index`.
   void run(uint32_t pos, bool feedback = false, uint32_t history_index = 0);
   void synchronize();                               // waits; throws on a CUDA error or a hang
-  void read_logits(float* out) const;               // logits_rows x vocab, synchronizing
+  void read_logits(float* out) const;               // logits_rows x logits_cols, synchronizing
+  // Tensor parallelism: `ranks` are every rank's programs, in rank order (this one among them),
+  // built alike. Their arenas and counters become this one's peers (AllReduce, ArgmaxRanks,
+  // kFlagWaitAllRanks), and this program launches on its own stream so that the ranks' launches
+  // run at once (on one GPU, each on its share of the SMs).
+  void join_ranks(const std::vector<DeviceProgram*>& ranks);
   int32_t read_token(uint32_t row) const;
   std::vector<int32_t> read_history(uint32_t n) const;
   // Per-instruction [start, end] %globaltimer stamps of the next run (for mk trace).
@@ -98,6 +103,10 @@ class DeviceProgram {
   void* history_ = nullptr;
   void* positions_ = nullptr;
   void* hang_ = nullptr;
+  uint32_t tp_size_ = 1;
+  void* rank_arenas_ = nullptr;    // device arrays of the ranks' pointers
+  void* rank_counters_ = nullptr;
+  void* stream_ = nullptr;         // cudaStream_t, tensor parallelism only
   void* trace_ = nullptr;
   size_t smem_bytes_ = 0;
   const void* kernel_ = nullptr;  // the megakernel build for this program (prefill or decode)

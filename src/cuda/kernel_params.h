@@ -37,6 +37,11 @@ struct KernelParams {
   HangReport* hang;
   uint64_t timeout_ns;           // a wait longer than this is a hang
   uint64_t* trace;               // nullptr, or [instructions][2] start/end %globaltimer
+  // Tensor parallelism: how many ranks, and every rank's arena and counters by rank (this one's
+  // too; another GPU's through peer access). tp_size 1: both null.
+  uint32_t tp_size;
+  float* const* rank_arenas;
+  const uint32_t* const* rank_counters;
 };
 
 }  // namespace mk::cuda

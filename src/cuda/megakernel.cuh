@@ -9,6 +9,7 @@
 #include "cuda/ops/embed_norm.cuh"
 #include "cuda/ops/matvec.cuh"
 #include "cuda/ops/qkv_rope.cuh"
+#include "cuda/ops/tensor_parallel.cuh"
 
 namespace mk::cuda {
 
@@ -31,32 +32,48 @@ __device__ __forceinline__ void dispatch(const Instruction& ins, const KernelPar
     case Opcode::MatvecAct:
     case Opcode::LmHead: run_matvec<kMma, Spec>(ins, p, smem, pipe); break;
     case Opcode::Argmax: run_argmax(ins, p, smem); break;
+    case Opcode::AllReduce: run_all_reduce(ins, p); break;
+    case Opcode::ArgmaxRanks: run_argmax_ranks(ins, p); break;
     default: __trap();
   }
 }
 
-// Waits until every counter of `ins` has reached its target for this epoch. Returns false (after
-// writing the hang report) if one does not within the timeout.
+// Waits until `counter` reaches `target`. Returns false (after writing the hang report) if it does
+// not within the timeout. Scope: the device, or the system for another rank's counter (possibly on
+// another GPU).
+template <::cuda::thread_scope kScope>
+__device__ bool wait_counter(const KernelParams& p, const uint32_t& c, uint32_t counter_id, uint32_t target,
+                             uint32_t sm, uint32_t index) {
+  ::cuda::atomic_ref<uint32_t, kScope> counter(const_cast<uint32_t&>(c));
+  uint32_t value = counter.load(::cuda::memory_order_acquire);
+  if (value >= target) return true;
+  const uint64_t start = globaltimer();
+  while ((value = counter.load(::cuda::memory_order_acquire)) < target) {
+    __nanosleep(32);
+    if (globaltimer() - start > p.timeout_ns) {
+      if (atomicCAS(&p.hang->hung, 0u, 1u) == 0u) {
+        p.hang->sm = sm;
+        p.hang->index = index;
+        p.hang->counter = counter_id;
+        p.hang->value = value;
+        p.hang->target = target;
+      }
+      return false;
+    }
+  }
+  return true;
+}
+
+// Waits until every counter of `ins` has reached its target for this epoch (with
+// kFlagWaitAllRanks, on every tensor-parallel rank: their programs are alike, and each runs once
+// per step). Returns false if one does not within the timeout.
 __device__ bool wait_for(const Instruction& ins, const KernelParams& p, uint32_t sm, uint32_t index) {
   for (uint16_t w = 0; w < ins.n_waits; ++w) {
-    const uint32_t target = ins.waits[w].count * p.step.epoch;
-    ::cuda::atomic_ref<uint32_t, ::cuda::thread_scope_device> counter(p.counters[ins.waits[w].counter]);
-    uint32_t value = counter.load(::cuda::memory_order_acquire);
-    if (value >= target) continue;
-    const uint64_t start = globaltimer();
-    while ((value = counter.load(::cuda::memory_order_acquire)) < target) {
-      __nanosleep(32);
-      if (globaltimer() - start > p.timeout_ns) {
-        if (atomicCAS(&p.hang->hung, 0u, 1u) == 0u) {
-          p.hang->sm = sm;
-          p.hang->index = index;
-          p.hang->counter = ins.waits[w].counter;
-          p.hang->value = value;
-          p.hang->target = target;
-        }
-        return false;
-      }
-    }
+    const uint32_t id = ins.waits[w].counter, target = ins.waits[w].count * p.step.epoch;
+    if (!wait_counter<::cuda::thread_scope_device>(p, p.counters[id], id, target, sm, index)) return false;
+    if (ins.flags & kFlagWaitAllRanks)
+      for (uint32_t r = 0; r < p.tp_size; ++r)
+        if (!wait_counter<::cuda::thread_scope_system>(p, p.rank_counters[r][id], id, target, sm, index)) return false;
   }
   return true;
 }
@@ -111,9 +128,17 @@ __global__ void __launch_bounds__(kBlockThreads, 1) megakernel(const KernelParam
       // Every thread's writes are ordered before the signal by the barrier above; the fence makes
       // them visible device-wide before the counter moves (the pattern of a grid sync).
       // One fence: a release fetch_add would add a second one.
-      __threadfence();
-      ::cuda::atomic_ref<uint32_t, ::cuda::thread_scope_device>(p.counters[signal])
-          .fetch_add(1, ::cuda::memory_order_relaxed);
+      // With tensor parallelism other ranks (other GPUs) read what this block wrote and its counter:
+      // fence and count for the whole system then.
+      if (p.tp_size > 1) {
+        __threadfence_system();
+        ::cuda::atomic_ref<uint32_t, ::cuda::thread_scope_system>(p.counters[signal])
+            .fetch_add(1, ::cuda::memory_order_relaxed);
+      } else {
+        __threadfence();
+        ::cuda::atomic_ref<uint32_t, ::cuda::thread_scope_device>(p.counters[signal])
+            .fetch_add(1, ::cuda::memory_order_relaxed);
+      }
       if (p.trace) p.trace[2 * idx + 1] = globaltimer();
     }
   }

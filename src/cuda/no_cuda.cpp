@@ -25,6 +25,7 @@ void DeviceProgram::set_tokens(const int32_t*, uint32_t) { unavailable(); }
 void DeviceProgram::run(uint32_t, bool, uint32_t) { unavailable(); }
 void DeviceProgram::synchronize() { unavailable(); }
 void DeviceProgram::read_logits(float*) const { unavailable(); }
+void DeviceProgram::join_ranks(const std::vector<DeviceProgram*>&) { unavailable(); }
 int32_t DeviceProgram::read_token(uint32_t) const { unavailable(); }
 std::vector<int32_t> DeviceProgram::read_history(uint32_t) const { unavailable(); }
 void DeviceProgram::enable_trace(bool) { unavailable(); }

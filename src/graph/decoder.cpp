@@ -136,6 +136,7 @@ OpGraph build_graph(const ModelConfig& full, const GraphOptions& o) {
   g.tokens_out = M;
   g.io_slots = M + m_out;
   g.logits_rows = m_out;
+  g.logits_cols = V;
   std::vector<int> kv(c.num_layers);
   for (int l = 0; l < c.num_layers; ++l) kv[l] = g.add_buffer("kv." + std::to_string(l), 0);
   g.finalize();  // arena offsets are needed below; dependencies are derived again at the end

@@ -61,6 +61,7 @@ struct OpGraph {
   uint32_t tokens_in = 0, tokens_out = 0;  // io slot offsets
   uint32_t logits = 0;            // arena offset of [M_out, vocab] logits
   uint32_t logits_rows = 0;       // M_out
+  uint32_t logits_cols = 0;       // vocab, or this rank's slice of it
 
   int add_weight(WeightDecl decl);              // returns its id
   int weight_id(const std::string& name) const; // kNone-like -1 when absent

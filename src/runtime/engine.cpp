@@ -89,17 +89,18 @@ std::unique_ptr<Engine> Engine::create(const ModelConfig& config, const TensorSo
                 std::to_string(c.max_position_embeddings) + " positions");
   if (!e->options_.threads) e->options_.threads = std::max(1u, std::thread::hardware_concurrency());
   e->device_ = Device::Cpu;
-  if (!e->options_.tp) throw Error("--tp 0: tensor parallelism needs at least one rank");
-  if (e->options_.tp > 1) {
-    // The GPU path of tensor parallelism needs a multi-GPU machine and is not built yet
-    // (docs/TENSOR_PARALLEL.md): the ranks run on the CPU executor.
-    if (e->options_.device == Device::Cuda)
-      throw Error("--tp " + std::to_string(e->options_.tp) + " runs on the CPU executor only so far; use --device cpu");
-    e->options_.device = Device::Cpu;
-  }
+  const uint32_t tp = e->options_.tp;
+  if (!tp) throw Error("--tp 0: tensor parallelism needs at least one rank");
   const cuda::DeviceInfo gpu = requested_gpu(e->options_);
   if (gpu.present) e->device_ = Device::Cuda;
-  if (!e->options_.sms && gpu.present) e->options_.sms = gpu.sms;
+  // On the GPU the ranks share one device so far, each on its share of the SMs (the multi-GPU
+  // path is docs/TENSOR_PARALLEL.md's next step).
+  if (!e->options_.sms && gpu.present) e->options_.sms = gpu.sms / tp;
+  if (gpu.present && e->options_.sms * tp > static_cast<uint32_t>(gpu.sms))
+    throw Error("--tp " + std::to_string(tp) + " with --sms " + std::to_string(e->options_.sms) +
+                ": the ranks share one GPU of " + std::to_string(gpu.sms) + " SMs");
+  if (gpu.present && e->options_.sms == 0)
+    throw Error("--tp " + std::to_string(tp) + ": more ranks than the GPU's " + std::to_string(gpu.sms) + " SMs");
   if (!e->options_.sms) e->options_.sms = 4 * e->options_.threads;
 
   // The weight table is the same for every program: build it from the decode graph.
@@ -114,16 +115,19 @@ std::unique_ptr<Engine> Engine::create(const ModelConfig& config, const TensorSo
     for (auto& t : e->weights_.data)
       for (float& v : t) v = bf16_to_f32(f32_to_bf16(v));
   e->table_ = e->weights_.table();
-  if (e->device_ == Device::Cuda) {
-    e->gpu_model_ = std::make_unique<cuda::DeviceModel>(g.weights, e->weights_, g.dims);
-    e->gpu_model_->weight_pipe = e->options_.gpu_weight_pipe;
-    e->gpu_model_->kernel_build = e->options_.gpu_kernel;
-    return e;
-  }
-  const TpSplit split = tp_split(c, e->options_.tp, 0);
-  const size_t kv_floats = size_t(c.num_layers) * 2 * split.kv_heads * e->max_ctx_ * c.head_dim;
-  e->kv_.assign(kv_floats, 0.0f);
-  for (uint32_t r = 1; r < e->options_.tp; ++r) {
+  const bool on_gpu = e->device_ == Device::Cuda;
+  auto upload = [&](const OpGraph& graph, const HostWeights& w) {
+    auto m = std::make_unique<cuda::DeviceModel>(graph.weights, w, graph.dims);
+    m->weight_pipe = e->options_.gpu_weight_pipe;
+    m->kernel_build = e->options_.gpu_kernel;
+    return m;
+  };
+  const size_t kv_floats = size_t(c.num_layers) * 2 * g.dims.n_kv_heads * e->max_ctx_ * c.head_dim;
+  if (on_gpu)
+    e->gpu_model_ = upload(g, e->weights_);
+  else
+    e->kv_.assign(kv_floats, 0.0f);
+  for (uint32_t r = 1; r < tp; ++r) {
     GraphOptions go = e->graph_options(1, false, 0);
     go.tp_rank = r;
     const OpGraph gr = build_graph(c, go);
@@ -134,12 +138,18 @@ std::unique_ptr<Engine> Engine::create(const ModelConfig& config, const TensorSo
       for (auto& t : rank.weights.data)
         for (float& v : t) v = bf16_to_f32(f32_to_bf16(v));
     rank.table = rank.weights.table();
-    rank.kv.assign(kv_floats, 0.0f);
+    if (on_gpu)
+      rank.gpu = upload(gr, rank.weights);
+    else
+      rank.kv.assign(kv_floats, 0.0f);
   }
   return e;
 }
 
 Engine::~Engine() = default;
+Engine::Rank::Rank() = default;
+Engine::Rank::Rank(Rank&&) noexcept = default;
+Engine::Rank::~Rank() = default;
 
 GraphOptions Engine::graph_options(uint32_t n_tokens, bool all_logits, uint32_t pos) const {
   GraphOptions o = graph_options_for(options_, max_ctx_, n_tokens, all_logits, pos);
@@ -161,16 +171,14 @@ Engine::Compiled& Engine::compiled(uint32_t n_tokens, bool all_logits) {
     so.num_sms = options_.sms;
     so.max_waits = options_.max_waits;
     slot->program = schedule(slot->graph, so);
-    if (device_ == Device::Cuda) {
-      slot->gpu = std::make_unique<cuda::DeviceProgram>(*gpu_model_, slot->program);
-      return *slot;
-    }
     CpuExecOptions eo;
     eo.threads = std::max(1u, options_.threads / options_.tp);  // the ranks share the machine
     eo.random_order = options_.random_order;
     eo.kv_bf16 = options_.bf16;
-    slot->executor = std::make_unique<CpuExecutor>(slot->program, table_, kv_.data(), eo);
-    std::vector<CpuExecutor*> ranks{slot->executor.get()};
+    if (device_ == Device::Cuda)
+      slot->gpu = std::make_unique<cuda::DeviceProgram>(*gpu_model_, slot->program);
+    else
+      slot->executor = std::make_unique<CpuExecutor>(slot->program, table_, kv_.data(), eo);
     for (uint32_t r = 1; r < options_.tp; ++r) {
       GraphOptions gr = go;
       gr.tp_rank = r;
@@ -178,13 +186,55 @@ Engine::Compiled& Engine::compiled(uint32_t n_tokens, bool all_logits) {
       peer->graph = build_graph(config_, gr);
       peer->program = schedule(peer->graph, so);
       Rank& rank = other_ranks_[r - 1];
-      peer->executor = std::make_unique<CpuExecutor>(peer->program, rank.table, rank.kv.data(), eo);
-      ranks.push_back(peer->executor.get());
+      if (device_ == Device::Cuda)
+        peer->gpu = std::make_unique<cuda::DeviceProgram>(*rank.gpu, peer->program);
+      else
+        peer->executor = std::make_unique<CpuExecutor>(peer->program, rank.table, rank.kv.data(), eo);
     }
-    if (ranks.size() > 1)
-      for (CpuExecutor* ex : ranks) ex->join_ranks(ranks);
+    if (options_.tp > 1) {
+      std::vector<CpuExecutor*> executors{slot->executor.get()};
+      std::vector<cuda::DeviceProgram*> programs{slot->gpu.get()};
+      for (auto& peer : slot->other_ranks) {
+        executors.push_back(peer->executor.get());
+        programs.push_back(peer->gpu.get());
+      }
+      for (size_t r = 0; r < executors.size(); ++r)
+        if (device_ == Device::Cuda)
+          programs[r]->join_ranks(programs);
+        else
+          executors[r]->join_ranks(executors);
+    }
   }
   return *slot;
+}
+
+const float* Engine::run_gpu(Compiled& c, const int32_t* tokens, uint32_t n, bool want_logits) {
+  std::vector<Compiled*> ranks{&c};
+  for (auto& peer : c.other_ranks) ranks.push_back(peer.get());
+  for (Compiled* r : ranks) r->gpu->set_tokens(tokens, n);
+  // Every rank's launch first (each on its own stream with tensor parallelism, so they run at
+  // once and meet on AllReduce), then every wait: a step ends when all ranks have finished it.
+  for (Compiled* r : ranks) r->gpu->run(pos_);
+  for (Compiled* r : ranks) r->gpu->synchronize();
+  if (!want_logits) return nullptr;
+  return gather_logits(ranks, [](Compiled* r, float* out) { r->gpu->read_logits(out); });
+}
+
+const float* Engine::gather_logits(const std::vector<Compiled*>& ranks,
+                                   const std::function<void(Compiled*, float*)>& read) {
+  // Rank r's logits are its vocabulary slice: rows of its own width, placed at its first row.
+  const uint32_t V = config_.vocab_size, rows = ranks[0]->program.logits_rows;
+  gathered_logits_.assign(size_t(rows) * V, 0.0f);
+  std::vector<float> slice;
+  for (uint32_t r = 0; r < ranks.size(); ++r) {
+    const uint32_t cols = ranks[r]->program.logits_cols, first = tp_split(config_, options_.tp, r).vocab0;
+    slice.resize(size_t(rows) * cols);
+    read(ranks[r], slice.data());
+    for (uint32_t m = 0; m < rows; ++m)
+      std::copy(slice.begin() + size_t(m) * cols, slice.begin() + size_t(m + 1) * cols,
+                gathered_logits_.begin() + size_t(m) * V + first);
+  }
+  return gathered_logits_.data();
 }
 
 const float* Engine::run_cpu(Compiled& c, const int32_t* tokens, uint32_t n) {
@@ -214,16 +264,10 @@ const float* Engine::run_cpu(Compiled& c, const int32_t* tokens, uint32_t n) {
   for (auto& t : threads) t.join();
   for (const auto& e : errors)
     if (e) std::rethrow_exception(e);
-  // Rank r's logits are its vocabulary slice, rows of its own width.
-  const uint32_t V = config_.vocab_size, rows = c.program.logits_rows;
-  gathered_logits_.assign(size_t(rows) * V, 0.0f);
-  for (uint32_t r = 0; r < ranks.size(); ++r) {
-    const TpSplit s = tp_split(config_, options_.tp, r);
-    const float* src = ranks[r]->executor->arena() + ranks[r]->program.logits;
-    for (uint32_t m = 0; m < rows; ++m)
-      std::copy(src + size_t(m) * s.vocab, src + size_t(m + 1) * s.vocab, gathered_logits_.data() + size_t(m) * V + s.vocab0);
-  }
-  return gathered_logits_.data();
+  return gather_logits(ranks, [](Compiled* r, float* out) {
+    const float* src = r->executor->arena() + r->program.logits;
+    std::copy(src, src + size_t(r->program.logits_rows) * r->program.logits_cols, out);
+  });
 }
 
 void Engine::check_tokens(std::span<const int32_t> tokens) const {
@@ -246,16 +290,8 @@ std::vector<float> Engine::forward(std::span<const int32_t> tokens, bool all_log
     const bool last_chunk = start + n == tokens.size();
     Compiled& c = compiled(n, all_logits);
     const float* logits = nullptr;
-    std::vector<float> gpu_logits;
     if (c.gpu) {
-      c.gpu->set_tokens(tokens.data() + start, n);
-      c.gpu->run(pos_);
-      c.gpu->synchronize();
-      if (all_logits || last_chunk) {
-        gpu_logits.resize(size_t(c.program.logits_rows) * V);
-        c.gpu->read_logits(gpu_logits.data());
-        logits = gpu_logits.data();
-      }
+      logits = run_gpu(c, tokens.data() + start, n, all_logits || last_chunk);
       if (last_chunk) last_argmax_ = c.gpu->read_token(c.program.logits_rows - 1);
     }
     if (c.executor) {
@@ -287,7 +323,9 @@ std::vector<int32_t> Engine::decode_greedy(uint32_t steps) {
     throw Error(std::to_string(steps) + " more tokens at position " + std::to_string(pos_) +
                 " exceed the context of " + std::to_string(max_ctx_) + " tokens");
   std::vector<int32_t> out;
-  if (device_ == Device::Cuda) {
+  // With tensor parallelism the steps go through the host (forward below): the ranks' partials are
+  // reused every step, so a rank may start the next step only once every rank has finished this one.
+  if (device_ == Device::Cuda && options_.tp == 1) {
     // Runs of steps that share a program (the same KV splits) loop on the device; the token crosses
     // to the next program through the host once per change.
     for (uint32_t done = 0; done < steps;) {

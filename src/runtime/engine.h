@@ -113,13 +113,21 @@ class Engine {
   // Runs a CPU program for n tokens from tokens[0] on every rank at once (one host thread per
   // rank); returns this step's logits rows ([logits_rows, vocab], gathered from the ranks' slices).
   const float* run_cpu(Compiled& c, const int32_t* tokens, uint32_t n);
+  // The same on the GPU; logits only when asked (nullptr otherwise).
+  const float* run_gpu(Compiled& c, const int32_t* tokens, uint32_t n, bool want_logits);
+  // [logits_rows, vocab] from every rank's slice (one rank: its logits), read by `read`.
+  const float* gather_logits(const std::vector<Compiled*>& ranks, const std::function<void(Compiled*, float*)>& read);
 
   // Tensor parallelism on the CPU: ranks 1 .. tp - 1's weights and KV caches (rank 0's are the
   // fields above), and the logits gathered from every rank.
   struct Rank {
     HostWeights weights;
     std::vector<const float*> table;
-    std::vector<float> kv;
+    std::vector<float> kv;                      // CPU
+    std::unique_ptr<cuda::DeviceModel> gpu;     // GPU: its weights and KV cache
+    Rank();
+    Rank(Rank&&) noexcept;
+    ~Rank();
   };
   std::vector<Rank> other_ranks_;
   std::vector<float> gathered_logits_;

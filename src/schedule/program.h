@@ -23,6 +23,7 @@ struct Program {
   uint64_t arena_floats = 0;
   uint32_t io_slots = 0, tokens_in = 0, tokens_out = 0;
   uint32_t logits = 0, logits_rows = 0;
+  uint32_t logits_cols = 0;        // the vocabulary, or (tensor parallelism) this rank's slice of it
 
   // The cost model's view, for dumps and for judging balance.
   std::vector<double> sm_bytes;    // bytes each SM reads

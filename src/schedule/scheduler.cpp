@@ -82,6 +82,7 @@ Program schedule(const OpGraph& g, const ScheduleOptions& o) {
   p.tokens_out = g.tokens_out;
   p.logits = g.logits;
   p.logits_rows = g.logits_rows;
+  p.logits_cols = g.logits_cols;
 
   // Counter i belongs to node i; Barrier joins get counters after the nodes'.
   const size_t n_nodes = g.nodes.size();

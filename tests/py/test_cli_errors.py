@@ -233,9 +233,7 @@ def test_ctrl_c_stops_chat(mk_bin):
 
 
 def test_model_that_does_not_split_over_the_ranks(mk_bin, tiny):
-    # 4 query heads do not split 3 ways; the GPU path of tensor parallelism is not built yet.
+    # 4 query heads do not split 3 ways.
     run_error(mk_bin, "logits", "--model", tiny, "--tokens", "1,2", "--device", "cpu", "--tp", 3,
               words=("--tp 3", "4 query heads"))
-    run_error(mk_bin, "logits", "--model", tiny, "--tokens", "1,2", "--device", "cuda", "--tp", 2,
-              words=("--tp 2", "CPU executor only"))
     run_error(mk_bin, "logits", "--model", tiny, "--tokens", "1,2", "--tp", 0, code=EXIT_USAGE, words=("--tp",))

@@ -140,6 +140,25 @@ def test_specialized_build_matches_generic(llama1b, run_mk, tmp_path, report):
     assert gen[0] == gen[1], "greedy tokens differ between the generic and the specialized build"
 
 
+@pytest.mark.parametrize("arch,tp", [("qwen2", 2), ("gpt2", 4), ("llama", 4)])
+def test_tensor_parallel_on_one_gpu(arch, tp, run_mk, tmp_path, report):
+    # The ranks share one GPU, each on its share of the SMs, launched at once and meeting on
+    # AllReduce / ArgmaxRanks through each other's arenas and counters: the multi-GPU path's code
+    # with device memory for peer memory. Against one rank on the same GPU.
+    model = tiny_models.save_model(arch, tmp_path / "m", init=0.1, head_gain=4.0)
+    ids = torch.randint(0, model.config.vocab_size, (PROMPT_LEN + 32,), generator=torch.Generator().manual_seed(4))
+    args = ["logits", "--model", tmp_path / "m", "--tokens", ",".join(map(str, ids.tolist())), "--prefill", PROMPT_LEN,
+            "--device", "cuda"]
+    run_mk(*args, "--out", tmp_path / "one.npy")
+    run_mk(*args, "--tp", tp, "--out", tmp_path / "tp.npy")
+    compare(f"{arch} tp {tp} on one GPU", "tp vs one rank", np.load(tmp_path / "tp.npy"), np.load(tmp_path / "one.npy"),
+            report, enforce_top1="all")
+    prompt = ["logits", "--model", tmp_path / "m", "--tokens", ",".join(map(str, ids[:PROMPT_LEN].tolist())),
+              "--device", "cuda", "--generate", 16]
+    gen = [run_mk(*prompt, *extra).stdout.split("generated:")[1].split() for extra in ([], ["--tp", tp])]
+    assert gen[0] == gen[1], f"{arch} tp {tp}: greedy tokens differ from one rank's"
+
+
 @pytest.mark.parametrize("pipe", ["bulk", "cp-async", "off"])
 def test_weight_pipe_modes_match_cpu(pipe, run_mk, tmp_path, report):
     # Every way decode reads weights (the pipe with bulk copies or 16-byte cp.async, or plain loads)

@@ -116,15 +116,5 @@ TEST(TensorParallelSplit, ModelsThatDoNotSplitSayWhy) {
   EXPECT_THAT([&] { tp_split(c, 0, 0); }, ::testing::ThrowsMessage<Error>(HasSubstr("at least one rank")));
 }
 
-TEST(TensorParallelSplit, TheGpuIsNotAskedForYet) {
-  const ModelConfig c = test::toy_config(Arch::Llama);
-  GraphOptions go;
-  test::RandomSource src(build_graph(c, go), 1);
-  EngineOptions eo;
-  eo.device = Device::Cuda;
-  eo.tp = 2;
-  EXPECT_THAT([&] { Engine::create(c, src, eo); }, ::testing::ThrowsMessage<Error>(HasSubstr("CPU executor only")));
-}
-
 }  // namespace
 }  // namespace mk

@@ -30,6 +30,17 @@ __device__ void run_norm(const Instruction& ins, const KernelParams& p, float* s
   }
 }
 
+// Row m's next token: to its io slot and, for the last row, to the greedy loop's feedback slot and
+// history when the launch asks.
+__device__ __forceinline__ void emit_token(const KernelParams& p, uint32_t out_token, uint32_t m, uint32_t rows,
+                                           int32_t token) {
+  p.io[out_token + m] = token;
+  if (m + 1 == rows) {
+    if (p.feedback_slot != kNone) p.io[p.feedback_slot] = token;
+    if (p.history) p.history[p.history_index] = token;
+  }
+}
+
 __device__ void run_argmax(const Instruction& ins, const KernelParams& p, float* smem) {
   const ArgmaxArgs& a = ins.a.argmax;
   float* vals = smem;
@@ -50,11 +61,13 @@ __device__ void run_argmax(const Instruction& ins, const KernelParams& p, float*
       for (int t = 1; t < kThreads; ++t)
         if (idxs[t] != 0xFFFFFFFFu && (vals[t] > v || (vals[t] == v && idxs[t] < i) || i == 0xFFFFFFFFu))
           v = vals[t], i = idxs[t];
-      const int32_t token = static_cast<int32_t>(i);
-      p.io[a.out_token + m] = token;
-      if (m + 1 == a.rows) {
-        if (p.feedback_slot != kNone) p.io[p.feedback_slot] = token;
-        if (p.history) p.history[p.history_index] = token;
+      if (a.best != kNone) {
+        // Tensor parallelism: this rank's candidate, in the whole vocabulary's numbering, for
+        // ArgmaxRanks.
+        p.arena[a.best + 2 * m] = v;
+        p.arena[a.best + 2 * m + 1] = __uint_as_float(i + a.index_offset);
+      } else {
+        emit_token(p, a.out_token, m, a.rows, static_cast<int32_t>(i));
       }
     }
     sync_consumers();

@@ -27,7 +27,13 @@ __device__ __forceinline__ void matvec_store(const Instruction& ins, const Kerne
   if (op == Opcode::MatvecResidual) {
     // A reduction (red.global.add) rather than load, add, store: the same single fp32 add (this tile
     // is the element's only writer in the op), without a round trip to memory on the critical path.
-    if (lead) atomicAdd(out, y);
+    // A tensor-parallel partial is stored, for AllReduce.
+    if (lead) {
+      if (ins.flags & kFlagStore)
+        *out = y;
+      else
+        atomicAdd(out, y);
+    }
   } else if (op == Opcode::MatvecAct) {
     const Activation act = static_cast<Activation>(p.dims.activation);
     const __nv_bfloat16* gate_bias = weight(p, a.gate_bias);
