@@ -73,10 +73,9 @@ uint32_t choose_kv_splits(const ModelConfig& c, const GraphOptions& o) {
   return s;
 }
 
-OpGraph build_graph(const ModelConfig& full, const GraphOptions& o) {
+OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
   if (o.n_tokens == 0) throw Error("build_graph: n_tokens must be at least 1");
   if (o.max_ctx == 0) throw Error("build_graph: max_ctx must be at least 1");
-  const ModelConfig& c = full;
   if (c.learned_pos && o.max_ctx > static_cast<uint32_t>(c.max_position_embeddings))
     throw Error("context " + std::to_string(o.max_ctx) + " exceeds the model's " +
                 std::to_string(c.max_position_embeddings) + " learned positions");

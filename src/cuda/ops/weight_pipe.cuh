@@ -237,10 +237,10 @@ __device__ __forceinline__ float warp_transpose_sum(float (&v)[N]) {
 
 // The consumer side of one instruction: the dot products of every row of the span with x (fp32,
 // shared memory, 16-byte aligned). Each warp takes a slice of 128 columns of every row of a page,
-// 4 per lane, so x is read once per page per warp (it was once per row: three times the page's
-// bytes in shared-memory reads, which measured 8% of the LM head's time), and the rows' partial
-// sums meet at the end of each group through `red` (kSmemHead floats of shared memory that nothing
-// else uses meanwhile) and one barrier. Calls epilogue(g, dot[0], dot[1]) in every lane of warp w
+// 4 per lane, so x is read once per page per warp (with a warp per row it was read once per row:
+// twice the page's bytes again in shared-memory reads), and the rows' partial sums meet at the end
+// of each group through `red` (kSmemHead floats of shared memory that nothing else uses meanwhile)
+// and one barrier. Measured on the H200 (1B shape, context 32): a decode step 1134 -> 1113.5 us. Calls epilogue(g, dot[0], dot[1]) in every lane of warp w
 // for row w of group g, when the group has that row.
 static_assert(2 * kWarps * 2 * kPageRows <= kSmemHead, "red: two groups of every warp's sums");
 
