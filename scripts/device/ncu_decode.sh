@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs on the lent GPU machine: Nsight Compute on one decode step of a bench shape (the decode
+# build, mk::cuda::megakernel<(bool)0, ...>), clocks as they run (no locking), with warp-state and
+# source-level sampling; prints the speed-of-light summary and the 40 SASS lines with the most stall
+# samples. The report and the per-line CSV go to $OUT/ncu/.
+set -uo pipefail
+SHAPE=${SHAPE:-llama-3.2-1b} MK_BIN=${MK_BIN:-$PWD/build/src/cli/mk} MODEL=/tmp/mk-bench-$SHAPE
+mkdir -p $OUT/ncu
+[ -d $MODEL ] || python3 bench/make_model.py --shape $SHAPE --out $MODEL > /dev/null
+timeout 400 ncu --clock-control none --kernel-name-base demangled --kernel-name "regex:megakernel<\(bool\)0" \
+  --launch-count 1 --section SpeedOfLight --section WarpStateStats --section SourceCounters \
+  -o $OUT/ncu/decode $MK_BIN trace --model $MODEL --context 32 --out /tmp/ncu_trace.json --svg /tmp/ncu_trace.svg \
+  ${TRACE_ARGS:-} > $OUT/ncu/log.txt 2>&1
+tail -3 $OUT/ncu/log.txt
+ncu --import $OUT/ncu/decode.ncu-rep --page details > $OUT/ncu/details.txt 2>&1
+grep -E "Frequency|Throughput|Duration|Warp Cycles|Eligible" $OUT/ncu/details.txt | head -20
+ncu --import $OUT/ncu/decode.ncu-rep --page source --print-source sass --csv > $OUT/ncu/sass.csv 2>&1
+python3 - "$OUT/ncu/sass.csv" <<'PY'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1])))
+head = rows[0]
+cols = [i for i, h in enumerate(head) if "Sampling" in h and "All" in h]
+if not cols:
+    sys.exit(f"no sampling column in {head[:20]}")
+c = cols[0]
+data = [r for r in rows[1:] if len(r) > c and r[c].replace(".", "").isdigit()]
+total = sum(float(r[c]) for r in data) or 1
+for r in sorted(data, key=lambda r: -float(r[c]))[:40]:
+    print(f"{float(r[c]) / total * 100:5.1f}%  {r[0]:>8}  {r[1][:100]}")
+PY
+gzip -f $OUT/ncu/sass.csv
