@@ -96,7 +96,7 @@ std::unique_ptr<Engine> Engine::create(const ModelConfig& config, const TensorSo
   // On the GPU the ranks share one device so far, each on its share of the SMs (the multi-GPU
   // path is docs/TENSOR_PARALLEL.md's next step).
   if (!e->options_.sms && gpu.present) e->options_.sms = gpu.sms / tp;
-  if (gpu.present && e->options_.sms * tp > static_cast<uint32_t>(gpu.sms))
+  if (gpu.present && tp > 1 && e->options_.sms * tp > static_cast<uint32_t>(gpu.sms))
     throw Error("--tp " + std::to_string(tp) + " with --sms " + std::to_string(e->options_.sms) +
                 ": the ranks share one GPU of " + std::to_string(gpu.sms) + " SMs");
   if (gpu.present && e->options_.sms == 0)
