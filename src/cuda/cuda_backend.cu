@@ -192,12 +192,12 @@ DeviceProgram::~DeviceProgram() {
 
 void DeviceProgram::join_ranks(const std::vector<DeviceProgram*>& ranks) {
   std::vector<float*> arenas;
-  std::vector<const uint32_t*> counters;
+  std::vector<uint32_t*> counters;
   for (DeviceProgram* r : ranks) {
     if (r->program_.arena_floats != program_.arena_floats || r->program_.num_counters != program_.num_counters)
       throw Error("internal: tensor-parallel ranks' programs differ in shape");
     arenas.push_back(static_cast<float*>(r->arena_));
-    counters.push_back(static_cast<const uint32_t*>(r->counters_));
+    counters.push_back(static_cast<uint32_t*>(r->counters_));
   }
   tp_size_ = uint32_t(ranks.size());
   rank_arenas_ = device_alloc(arenas.size() * sizeof(float*), "the ranks' arena table");
@@ -242,7 +242,7 @@ void DeviceProgram::run(uint32_t pos, bool feedback, uint32_t history_index) {
   p.trace = tracing_ ? static_cast<uint64_t*>(trace_) : nullptr;
   p.tp_size = tp_size_;
   p.rank_arenas = static_cast<float* const*>(rank_arenas_);
-  p.rank_counters = static_cast<const uint32_t* const*>(rank_counters_);
+  p.rank_counters = static_cast<uint32_t* const*>(rank_counters_);
   void* args[] = {&p};
   // Cooperative launch: every block must be resident at once, or blocks would wait on counters
   // of blocks that never start.

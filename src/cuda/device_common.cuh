@@ -153,11 +153,7 @@ __device__ void load_rows(const KernelParams& p, float* dst, const float* src, u
 struct PagedRow {
   const __nv_bfloat16* group;  // the row's group
   uint32_t r, K;               // r: the row within its group
-  __device__ __forceinline__ const __nv_bfloat16* at(uint32_t k) const {
-    const uint32_t c0 = k & ~(kPageCols - 1);
-    const uint32_t width = K - c0 < kPageCols ? K - c0 : kPageCols;
-    return group + size_t(c0) * kPageRows + r * width + (k - c0);
-  }
+  __device__ __forceinline__ const __nv_bfloat16* at(uint32_t k) const { return group + paged_in_group(r, k, K); }
 };
 
 __device__ __forceinline__ PagedRow paged_row(const __nv_bfloat16* W, uint32_t row, uint32_t K) {

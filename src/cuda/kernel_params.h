@@ -41,7 +41,7 @@ struct KernelParams {
   // too; another GPU's through peer access). tp_size 1: both null.
   uint32_t tp_size;
   float* const* rank_arenas;
-  const uint32_t* const* rank_counters;
+  uint32_t* const* rank_counters;
 };
 
 }  // namespace mk::cuda

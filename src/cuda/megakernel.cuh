@@ -42,9 +42,9 @@ __device__ __forceinline__ void dispatch(const Instruction& ins, const KernelPar
 // not within the timeout. Scope: the device, or the system for another rank's counter (possibly on
 // another GPU).
 template <::cuda::thread_scope kScope>
-__device__ bool wait_counter(const KernelParams& p, const uint32_t& c, uint32_t counter_id, uint32_t target,
+__device__ bool wait_counter(const KernelParams& p, uint32_t& c, uint32_t counter_id, uint32_t target,
                              uint32_t sm, uint32_t index) {
-  ::cuda::atomic_ref<uint32_t, kScope> counter(const_cast<uint32_t&>(c));
+  ::cuda::atomic_ref<uint32_t, kScope> counter(c);
   uint32_t value = counter.load(::cuda::memory_order_acquire);
   if (value >= target) return true;
   const uint64_t start = globaltimer();

@@ -29,12 +29,18 @@ MK_HD inline size_t paged_size(size_t rows, uint32_t K) {
   return (rows + kPageRows - 1) / kPageRows * kPageRows * K;
 }
 
+// Where element (r_in_group, k) lies from the start of its group: the chunk's start, then the row
+// at the chunk's width.
+MK_HD inline size_t paged_in_group(uint32_t r_in_group, uint32_t k, uint32_t K) {
+  const uint32_t c0 = k / kPageCols * kPageCols;
+  const uint32_t width = K - c0 < kPageCols ? K - c0 : kPageCols;
+  return size_t(c0) * kPageRows + r_in_group * width + (k - c0);
+}
+
 // Where element (r, k) of a [rows, K] matrix lies. Eight consecutive columns from a multiple of 8
 // never leave their chunk, so 16-byte pieces stay contiguous.
 MK_HD inline size_t paged_index(uint32_t r, uint32_t k, uint32_t K) {
-  const uint32_t c0 = k / kPageCols * kPageCols;
-  const uint32_t width = K - c0 < kPageCols ? K - c0 : kPageCols;
-  return size_t(r / kPageRows) * kPageRows * K + size_t(c0) * kPageRows + (r % kPageRows) * width + (k - c0);
+  return size_t(r / kPageRows) * kPageRows * K + paged_in_group(r % kPageRows, k, K);
 }
 
 // The start of page (group g, chunk c): the group's rows by the chunk's columns, contiguous.

@@ -147,6 +147,12 @@ std::unique_ptr<Engine> Engine::create(const ModelConfig& config, const TensorSo
 }
 
 Engine::~Engine() = default;
+
+std::vector<Engine::Compiled*> Engine::Compiled::ranks() {
+  std::vector<Compiled*> all{this};
+  for (auto& peer : other_ranks) all.push_back(peer.get());
+  return all;
+}
 Engine::Rank::Rank() = default;
 Engine::Rank::Rank(Rank&&) noexcept = default;
 Engine::Rank::~Rank() = default;
@@ -192,11 +198,11 @@ Engine::Compiled& Engine::compiled(uint32_t n_tokens, bool all_logits) {
         peer->executor = std::make_unique<CpuExecutor>(peer->program, rank.table, rank.kv.data(), eo);
     }
     if (options_.tp > 1) {
-      std::vector<CpuExecutor*> executors{slot->executor.get()};
-      std::vector<cuda::DeviceProgram*> programs{slot->gpu.get()};
-      for (auto& peer : slot->other_ranks) {
-        executors.push_back(peer->executor.get());
-        programs.push_back(peer->gpu.get());
+      std::vector<CpuExecutor*> executors;
+      std::vector<cuda::DeviceProgram*> programs;
+      for (Compiled* r : slot->ranks()) {
+        executors.push_back(r->executor.get());
+        programs.push_back(r->gpu.get());
       }
       for (size_t r = 0; r < executors.size(); ++r)
         if (device_ == Device::Cuda)
@@ -209,8 +215,7 @@ Engine::Compiled& Engine::compiled(uint32_t n_tokens, bool all_logits) {
 }
 
 const float* Engine::run_gpu(Compiled& c, const int32_t* tokens, uint32_t n, bool want_logits) {
-  std::vector<Compiled*> ranks{&c};
-  for (auto& peer : c.other_ranks) ranks.push_back(peer.get());
+  const std::vector<Compiled*> ranks = c.ranks();
   for (Compiled* r : ranks) r->gpu->set_tokens(tokens, n);
   // Every rank's launch first (each on its own stream with tensor parallelism, so they run at
   // once and meet on AllReduce), then every wait: a step ends when all ranks have finished it.
@@ -238,8 +243,7 @@ const float* Engine::gather_logits(const std::vector<Compiled*>& ranks,
 }
 
 const float* Engine::run_cpu(Compiled& c, const int32_t* tokens, uint32_t n) {
-  std::vector<Compiled*> ranks{&c};
-  for (auto& peer : c.other_ranks) ranks.push_back(peer.get());
+  const std::vector<Compiled*> ranks = c.ranks();
   for (Compiled* r : ranks) std::copy(tokens, tokens + n, r->executor->io() + r->program.tokens_in);
   if (ranks.size() == 1) {
     c.executor->run(pos_);

@@ -96,6 +96,7 @@ class Engine {
     std::unique_ptr<CpuExecutor> executor;        // CPU engines
     std::unique_ptr<cuda::DeviceProgram> gpu;     // GPU engines
     std::vector<std::unique_ptr<Compiled>> other_ranks;  // tensor parallelism: ranks 1 .. tp - 1
+    std::vector<Compiled*> ranks();                      // every rank's, this one first
   };
   // At most kProgramCache programs are kept (each prompt length makes one): past that, all but the
   // decode programs are dropped, so a long chat does not grow memory without bound.

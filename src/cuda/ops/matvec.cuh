@@ -120,7 +120,7 @@ __device__ void matvec_segment(const Instruction& ins, const KernelParams& p, fl
   // Only decode programs pipe (one token), and only the decode build runs them: the prefill build
   // carries no pipe code.
   const bool piped = !kMma && pipe_span(ins, p, &span);  // then a.rows == 1: one pass
-  if (kMma && !piped && static_cast<Opcode>(ins.opcode) != Opcode::LmHead &&
+  if (kMma && static_cast<Opcode>(ins.opcode) != Opcode::LmHead &&
       gemm_fits(p, s.m_end - s.m_begin, a.in_dim, a.norm) && p.smem_floats >= kSmemHead + kGemmWorkFloats + kGemmM * kGemmN) {
     matvec_gemm(ins, p, smem, s);
     return;

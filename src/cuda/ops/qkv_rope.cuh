@@ -54,7 +54,7 @@ __device__ void qkv_segment(const Instruction& ins, const KernelParams& p, float
   PipeSpan span;
   const bool piped = !kMma && pipe_span(ins, p, &span);  // decode build only; then M == 1: one pass
   // Prefill on the tensor cores when y (kGemmM tokens by the tile's rows) fits beside their stages.
-  const bool gemm = kMma && !piped && gemm_fits(p, s.m_end - s.m_begin, H, a.norm) && p.smem_floats >= kSmemHead + kGemmWorkFloats + kGemmM * rows;
+  const bool gemm = kMma && gemm_fits(p, s.m_end - s.m_begin, H, a.norm) && p.smem_floats >= kSmemHead + kGemmWorkFloats + kGemmM * rows;
   const uint32_t fit = (p.smem_floats - kSmemHead) / (H + rows);
   const uint32_t chunk = gemm ? kGemmM : fit < kMC ? fit : kMC;  // >= 1: checked on the host
   auto row_of = [&](uint32_t t) { return qkv_unit_row(u0 + t / unit_rows, t % unit_rows, D, P); };
