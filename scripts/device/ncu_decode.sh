@@ -18,6 +18,7 @@ ncu --import $OUT/ncu/decode.ncu-rep --page source --print-source sass --csv > $
 python3 - "$OUT/ncu/sass.csv" <<'PY'
 import csv, sys
 rows = list(csv.reader(open(sys.argv[1])))
+rows = rows[1:] if rows and rows[0] and rows[0][0] == "Kernel Name" else rows  # ncu 2025 adds a title row
 head = rows[0]
 cols = [i for i, h in enumerate(head) if "Sampling" in h and "All" in h]
 if not cols:

@@ -94,12 +94,12 @@ DeviceModel::DeviceModel(const std::vector<WeightDecl>& decls, const HostWeights
     const std::vector<float>& src = w.data[i];
     staging.assign(elems[i], __float2bfloat16(0.0f));
     if (paged(decls[i])) {
-      // Row by row, each chunk of a row one contiguous run of its page.
+      // Row by row, each block of 8 columns of a row one contiguous run of its page.
       const uint32_t K = uint32_t(decls[i].shape[1]), rows = uint32_t(decls[i].shape[0]);
       for (uint32_t r = 0; r < rows; ++r)
-        for (uint32_t c0 = 0; c0 < K; c0 += kPageCols) {
-          const size_t at = paged_index(r, c0, K), from = size_t(r) * K + c0;
-          for (uint32_t k = 0; k < std::min(kPageCols, K - c0); ++k) staging[at + k] = __float2bfloat16(src[from + k]);
+        for (uint32_t k0 = 0; k0 < K; k0 += 8) {
+          const size_t at = paged_index(r, k0, K), from = size_t(r) * K + k0;
+          for (uint32_t k = 0; k < std::min(8u, K - k0); ++k) staging[at + k] = __float2bfloat16(src[from + k]);
         }
     } else {
       for (size_t k = 0; k < src.size(); ++k) staging[k] = __float2bfloat16(src[k]);

@@ -65,6 +65,27 @@ __device__ __forceinline__ void unpack8(const uint4 v, float out[8]) {
   }
 }
 
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+// 16 consecutive values of x as the decode matvecs' tensor-core A fragments (ops/weight_pipe.cuh):
+// x = hi + lo with hi = bf16(x) and lo = bf16(x - hi), rows 0 and 1 of a 16 x 16 A operand whose
+// other rows are zero, so that a step's dot products keep about 16 bits of x at no extra cost (the
+// mma computes 16 rows whatever their number). The 16 values' 64 bytes become 8 uint2, entry
+// 2t + g for the lane of row g and column pair t: {A[g][2t, 2t + 1], A[g][2t + 8, 2t + 9]}.
+__device__ __forceinline__ void store_hi_lo(const float v[16], uint2* out) {
+  float lo[16];
+#pragma unroll
+  for (int i = 0; i < 16; ++i) lo[i] = v[i] - __bfloat162float(__float2bfloat16(v[i]));
+#pragma unroll
+  for (int t = 0; t < 4; ++t) {
+    out[2 * t] = make_uint2(pack_bf16(v[2 * t], v[2 * t + 1]), pack_bf16(v[2 * t + 8], v[2 * t + 9]));
+    out[2 * t + 1] = make_uint2(pack_bf16(lo[2 * t], lo[2 * t + 1]), pack_bf16(lo[2 * t + 8], lo[2 * t + 9]));
+  }
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xFFFFFFFFu, v, o);
@@ -100,10 +121,26 @@ __device__ __forceinline__ const __nv_bfloat16* weight(const KernelParams& p, ui
 // Loads `rows` activation rows of `dim` floats into shared memory, normalized by `norm` when it
 // names a weight (RMSNorm or LayerNorm, as the model's dims say). `scratch`: kWarps floats.
 // kDim: the row length at compile time (a specialized build, cuda/spec.h), or 0 to use `dim`.
-template <uint32_t kDim = 0>
+// kHiLo: one row (dim % 16 == 0) left as the weight pipe's A fragments (store_hi_lo) instead of
+// fp32, written in the same pass (no second pass and barrier over shared memory).
+template <uint32_t kDim = 0, bool kHiLo = false>
 __device__ void load_rows(const KernelParams& p, float* dst, const float* src, uint32_t rows, uint32_t dim_,
                           InNorm norm, float* scratch) {
   const uint32_t dim = kDim ? kDim : dim_;
+  if (kHiLo && norm.weight == kNone) {
+    for (uint32_t b = threadIdx.x; b < dim / 16; b += kThreads) {
+      const float4* s4 = reinterpret_cast<const float4*>(src + b * 16);
+      float v[16];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const float4 f = __ldcg(s4 + i);
+        v[4 * i] = f.x, v[4 * i + 1] = f.y, v[4 * i + 2] = f.z, v[4 * i + 3] = f.w;
+      }
+      store_hi_lo(v, reinterpret_cast<uint2*>(dst + b * 16));
+    }
+    sync_consumers();
+    return;
+  }
   // All of a thread's loads are issued before its stores: a plain load-store loop would pay one L2
   // round trip per element, since the compiler cannot tell that dst and src never alias.
   const uint32_t n = rows * dim;
@@ -142,8 +179,19 @@ __device__ void load_rows(const KernelParams& p, float* dst, const float* src, u
     float ss = 0;
     for (uint32_t i = threadIdx.x; i < dim; i += kThreads) ss += (row[i] - mean) * (row[i] - mean);
     const float inv = rsqrtf(block_sum(ss, scratch) / dim + p.dims.norm_eps);
-    for (uint32_t i = threadIdx.x; i < dim; i += kThreads)
-      row[i] = (row[i] - mean) * inv * bf(w[i]) + (b ? bf(b[i]) : 0.0f);
+    auto normed = [&](uint32_t i) { return (row[i] - mean) * inv * bf(w[i]) + (b ? bf(b[i]) : 0.0f); };
+    if constexpr (kHiLo) {
+      // Every thread's reads of the row (for ss) ended at block_sum's barriers; each block of 16
+      // is then read and rewritten by one thread.
+      for (uint32_t blk = threadIdx.x; blk < dim / 16; blk += kThreads) {
+        float v[16];
+#pragma unroll
+        for (uint32_t i = 0; i < 16; ++i) v[i] = normed(blk * 16 + i);
+        store_hi_lo(v, reinterpret_cast<uint2*>(row + blk * 16));
+      }
+    } else {
+      for (uint32_t i = threadIdx.x; i < dim; i += kThreads) row[i] = normed(i);
+    }
   }
   sync_consumers();
 }

@@ -97,8 +97,12 @@ __global__ void __launch_bounds__(kBlockThreads, 1) megakernel(const KernelParam
   const uint32_t begin = p.queue_begin[sm], end = p.queue_begin[sm + 1];
   // The ring sits past the ops' shared memory (p.smem_floats), so no op ever touches a page the
   // producer may be filling for a later instruction.
-  Pipe pipe{reinterpret_cast<char*>(smem + p.smem_floats), full, empty, p.pipe_pages, 0,
-            kHasBulkCopy && !p.pipe_cp_async};
+  Pipe pipe;
+  pipe.pages = reinterpret_cast<char*>(smem + p.smem_floats);
+  pipe.full = full;
+  pipe.empty = empty;
+  pipe.n_pages = p.pipe_pages;
+  pipe.bulk = kHasBulkCopy && !p.pipe_cp_async;
   if (threadIdx.x == 0) {
     abort_run = 0;
     pipe_init(pipe);

@@ -223,7 +223,10 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
   {
     OpNode n = node("embed", Opcode::Embed, -1);
     n.proto.a.embed = {wid(g, "embed"), wid(g, "pos_embed"), off(x), g.tokens_in};
-    n.fixed_bytes = double(M) * H * wb * (c.learned_pos ? 2 : 1);
+    // Tiles of tokens: a 512-token prompt's rows on one SM took 2.3 ms of a 17 ms prefill (H200, 1B
+    // shape).
+    n.units = M;
+    n.bytes_per_unit = double(H) * (wb * (c.learned_pos ? 2 : 1) + act_bytes);
     n.reads = {tokens_in};
     n.writes = {x};
     g.add_node(std::move(n));

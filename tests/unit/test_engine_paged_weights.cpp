@@ -1,6 +1,7 @@
 // The GPU's paged weight layout (src/cuda/paged_weights.h): every element of a matrix gets its own
-// place inside paged_size, a page (a group's rows by one column chunk) is one contiguous run, and
-// 16-byte pieces never straddle a chunk, for the shapes our models have and ragged ones.
+// place inside paged_size, a page (a group's rows by one column chunk) is one contiguous run made of
+// blocks of 8 rows by 8 columns, and 16-byte pieces never straddle a chunk, for the shapes our
+// models have and ragged ones.
 #include <gtest/gtest.h>
 
 #include <vector>
@@ -31,15 +32,31 @@ TEST(PagedWeights, EveryElementHasItsOwnPlace) {
 }
 
 TEST(PagedWeights, APageIsOneContiguousRun) {
-  const uint32_t K = 2560;  // chunks of 1024, 1024 and 512
+  const uint32_t K = 2564;  // chunks of 1024, 1024 and 516 (its last block 4 wide)
   for (uint32_t g = 0; g < 3; ++g)
     for (uint32_t c = 0; c < 3; ++c) {
-      const uint32_t width = c < 2 ? kPageCols : 512;
+      const uint32_t width = c < 2 ? kPageCols : 516;
       const size_t start = paged_page(g, c, K);
+      std::vector<int> seen(size_t(kPageRows) * width, 0);
       for (uint32_t r = 0; r < kPageRows; ++r)
-        for (uint32_t k = 0; k < width; ++k)
-          ASSERT_EQ(paged_index(g * kPageRows + r, c * kPageCols + k, K), start + r * width + k);
+        for (uint32_t k = 0; k < width; ++k) {
+          const size_t i = paged_index(g * kPageRows + r, c * kPageCols + k, K);
+          ASSERT_GE(i, start);
+          ASSERT_LT(i - start, seen.size()) << "page (" << g << ", " << c << ") row " << r << " column " << k;
+          ++seen[i - start];
+        }
+      for (const int n : seen) ASSERT_EQ(n, 1);
     }
+}
+
+// What the pipe's consumers read with ldmatrix: 8 columns from a multiple of 8 of the 8 rows of a
+// group, 16 bytes each, one after another.
+TEST(PagedWeights, ABlockHoldsEightRowsOfEightColumns) {
+  const uint32_t K = 2048;
+  for (uint32_t g = 0; g < 2; ++g)
+    for (uint32_t k = 0; k < K; k += 8)
+      for (uint32_t r = 0; r < kPageRows; ++r)
+        ASSERT_EQ(paged_index(g * kPageRows + r, k, K), paged_index(g * kPageRows, k, K) + r * 8);
 }
 
 TEST(PagedWeights, SixteenBytePiecesStayContiguous) {

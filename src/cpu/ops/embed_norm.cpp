@@ -11,7 +11,7 @@ void run_embed(const Instruction& ins, const OpContext& ctx) {
   const uint32_t H = ctx.dims->hidden;
   const float* table = ctx.weight(a.token_table);
   const float* pos_table = ctx.weight(a.pos_table);
-  for (uint32_t m = 0; m < ctx.dims->n_tokens; ++m) {
+  for (uint32_t m = ins.tile_begin; m < ins.tile_end; ++m) {  // a tile of tokens
     float* out = ctx.arena + a.out + size_t(m) * H;
     const int32_t token = ctx.io[a.tokens + m];  // validated by the engine before the run
     std::memcpy(out, table + size_t(token) * H, H * sizeof(float));

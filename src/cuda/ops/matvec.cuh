@@ -142,7 +142,7 @@ __device__ void matvec_segment(const Instruction& ins, const KernelParams& p, fl
     for (int m = 0; m < kMC; ++m) best[m] = -INFINITY, best_idx[m] = s.u_begin;
     if (piped) {
       with_width<Spec>(K, [&](auto kK) {
-        load_rows<kK()>(p, x, src, mc, K, a.norm, scratch);
+        load_rows<kK(), true>(p, x, src, mc, K, a.norm, scratch);
         pipe_rows<kK()>(pipe, span, x, smem, [&](uint32_t g, float up, float gate) {
           matvec_store(ins, p, m0, s.u_begin + g * kPageRows + warp, up, gate, best[0], best_idx[0]);
         });

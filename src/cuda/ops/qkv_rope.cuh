@@ -75,7 +75,7 @@ __device__ void qkv_segment(const Instruction& ins, const KernelParams& p, float
     } else if (piped) {
       // Group g holds 8 pairs: part 0 the first-half rows, part 1 their partners.
       with_width<Spec>(H, [&](auto kK) {
-        load_rows<kK()>(p, x, src, mc, H, a.norm, scratch);
+        load_rows<kK(), true>(p, x, src, mc, H, a.norm, scratch);
         pipe_rows<kK()>(pipe, span, x, smem, [&](uint32_t g, float first, float second) {
           const uint32_t t = g / (pw / kPageRows) * unit_rows + g % (pw / kPageRows) * kPageRows + warp;
           const uint32_t u = u0 + t / unit_rows;

@@ -5,9 +5,8 @@
 // filling with that instruction's weights (and the next ones'), and the memory system never idles
 // between instructions.
 //
-// A page is one group of up to kPageRows weight rows (one per consumer warp) by one column chunk of
-// up to kPageCols: one contiguous run of the paged weights (cuda/paged_weights.h), its rows at the
-// chunk's width. The pages of an instruction run: for each group of output rows, for each part (the
+// A page is one group of kPageRows weight rows by one column chunk of up to kPageCols: one
+// contiguous run of the paged weights (cuda/paged_weights.h), in blocks of 8 rows by 8 columns. The pages of an instruction run: for each group of output rows, for each part (the
 // up then the gate matrix, or a rotary pair's two halves), for each column chunk. Producer and
 // consumers derive that sequence from the same PipeSpan, so they agree on every page's slot and
 // phase without talking.
@@ -16,11 +15,11 @@
 // cp.async with cp.async.mbarrier.arrive (sm_80+).
 #pragma once
 
-#include "cuda/device_common.cuh"
+#include "cuda/tensor_core.cuh"
 
 namespace mk::cuda {
 
-static_assert(kPageRows == kWarps, "a page row per consumer warp");
+static_assert(kPageRows == kWarps, "a group's row per consumer warp in the epilogue");
 constexpr uint32_t kPageBytes = kPageRows * kPageCols * 2;  // 16 KB
 constexpr uint32_t kMaxPages = 16;
 
@@ -148,21 +147,25 @@ __device__ __forceinline__ bool pipe_span(const Instruction& ins, const KernelPa
   } else {
     return false;
   }
-  return s->K % 8 == 0;  // 16-byte copies
+  return s->K % 16 == 0;  // the consumers' tensor-core steps take 16 columns
 }
 
-// The ring as one thread sees it. `k` counts the pages this thread has passed through the ring
-// since the launch began: page k sits in slot k % n_pages, in phase (k / n_pages) & 1.
+// The ring as one thread sees it: the page this thread is at, which it has passed through the ring
+// `phase`-parity times so far (the mbarriers' phase parity), and slot % n_pages. Kept as a slot
+// and a phase bit rather than a page count, whose division by the run-time n_pages cost the
+// consumers a dozen instructions per page.
 struct Pipe {
   char* pages;
   uint64_t* full;   // [n_pages]: the page has landed
   uint64_t* empty;  // [n_pages]: every consumer warp is done with it
   uint32_t n_pages;
-  uint32_t k;
+  uint32_t slot = 0, phase = 0;
   bool bulk;        // cp.async.bulk, else 16-byte cp.async
-  __device__ uint32_t slot() const { return k % n_pages; }
-  __device__ uint32_t parity() const { return (k / n_pages) & 1; }
-  __device__ char* page() const { return pages + size_t(slot()) * kPageBytes; }
+  __device__ uint32_t parity() const { return phase; }
+  __device__ char* page() const { return pages + size_t(slot) * kPageBytes; }
+  __device__ void advance() {
+    if (++slot == n_pages) slot = 0, phase ^= 1;
+  }
 };
 
 // Thread 0, before the block's first barrier.
@@ -186,17 +189,18 @@ __device__ void pipe_produce(Pipe& pipe, const KernelParams& p, uint32_t begin, 
     if (!pipe_span(p.instructions[idx], p, &s)) continue;
     const uint32_t chunks = s.chunks();
     for (uint32_t g = 0; g < s.groups; ++g) {
-      const uint32_t rows = s.rows_in(g);
       for (uint32_t m = 0; m < s.parts; ++m)
-        for (uint32_t c = 0; c < chunks; ++c, ++pipe.k) {
+        for (uint32_t c = 0; c < chunks; ++c, pipe.advance()) {
           const uint32_t col0 = c * kPageCols;
           const uint32_t cols = s.K - col0 < kPageCols ? s.K - col0 : kPageCols;
-          mbar_wait(&pipe.empty[pipe.slot()], pipe.parity() ^ 1, abort_flag);
+          mbar_wait(&pipe.empty[pipe.slot], pipe.parity() ^ 1, abort_flag);
           if (*abort_flag) return;
           const __nv_bfloat16* src = s.mats[m] + paged_page(s.first_row(g, m) / kPageRows, c, s.K);
-          const uint32_t bytes = rows * cols * 2;  // the page's rows, contiguous at the chunk's width
+          // All 8 rows, also of a short group (its padding rows are zeros): the consumers' blocks
+          // are 8 rows tall.
+          const uint32_t bytes = kPageRows * cols * 2;
           char* dst = pipe.page();
-          uint64_t* full = &pipe.full[pipe.slot()];
+          uint64_t* full = &pipe.full[pipe.slot];
           if (pipe.bulk) {
             if (lane == 0) {
               mbar_expect_tx(full, bytes);
@@ -212,36 +216,21 @@ __device__ void pipe_produce(Pipe& pipe, const KernelParams& p, uint32_t begin, 
   }
 }
 
-// Sums v[0 .. N) of every lane of a warp, N a power of two <= 32, in N - 1 + log2(32 / N)
-// shuffles: halving exchanges (each lane keeps half the values, adding its partner's copy of them)
-// until one value is left per lane, then a plain reduction over the lanes that hold the same one.
-// Returns the sum of value (lane / (32 / N)) (the lanes of one value are consecutive).
-template <int N>
-__device__ __forceinline__ float warp_transpose_sum(float (&v)[N]) {
-  const uint32_t lane = threadIdx.x % 32;
-#pragma unroll
-  for (int half = N / 2, bit = 16; half >= 1; half /= 2, bit /= 2) {
-    const bool upper = lane & bit;
-#pragma unroll
-    for (int i = 0; i < half; ++i) {
-      const float send = upper ? v[i] : v[i + half];
-      const float keep = upper ? v[i + half] : v[i];
-      v[i] = keep + __shfl_xor_sync(0xFFFFFFFFu, send, bit);
-    }
-  }
-  float t = v[0];
-#pragma unroll
-  for (int bit = 16 / N; bit >= 1; bit /= 2) t += __shfl_xor_sync(0xFFFFFFFFu, t, bit);
-  return t;
-}
-
-// The consumer side of one instruction: the dot products of every row of the span with x (fp32,
-// shared memory, 16-byte aligned). Each warp takes a slice of 128 columns of every row of a page,
-// 4 per lane, so x is read once per page per warp (with a warp per row it was read once per row:
-// twice the page's bytes again in shared-memory reads), and the rows' partial sums meet at the end
-// of each group through `red` (kSmemHead floats of shared memory that nothing else uses meanwhile)
-// and one barrier. Measured on the H200 (1B shape, context 32): a decode step 1134 -> 1113.5 us. Calls epilogue(g, dot[0], dot[1]) in every lane of warp w
-// for row w of group g, when the group has that row.
+// The consumer side of one instruction: the dot products of every row of the span with x, on the
+// tensor cores. Each warp takes a slice of 128 columns of every page (8 steps of 16 columns: 4
+// ldmatrix of 4 blocks, 8 mma), so x is read once per page per warp; the rows' partial sums meet at
+// the end of each group through `red` (kSmemHead floats of shared memory that nothing else uses
+// meanwhile) and one barrier. The B operand of a step is the page's 8 rows by 16 columns (one
+// block pair, n = row), the A operand x split in two (store_hi_lo): D[0][n] + D[1][n] is row n's
+// dot product, in fp32.
+//
+// Why the tensor cores: with fp32 FMAs a page cost each warp ~150 instructions (unpacking bf16,
+// 32 FMAs, addresses), the consumers fell behind the memory system (the producer found the ring full
+// at 91% of its waits under ncu, H200, 1B shape), and the LM head streamed at 3.5 TB/s.
+//
+// x: the input row as load_rows<kK, true> leaves it (A fragments, store_hi_lo), 16-byte aligned.
+// Calls epilogue(g, dot[0], dot[1]) in every lane of warp w for row w of group g, when the group
+// has that row.
 static_assert(2 * kWarps * 2 * kPageRows <= kSmemHead, "red: two groups of every warp's sums");
 
 // kK: the span's width at compile time (a specialized build, cuda/spec.h), or 0 for s.K.
@@ -249,40 +238,63 @@ template <uint32_t kK = 0, class Epilogue>
 __device__ void pipe_rows(Pipe& pipe, const PipeSpan& s, const float* x, float* red, Epilogue&& epilogue) {
   const uint32_t warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const uint32_t K = kK ? kK : s.K;
+  const uint2* xa = reinterpret_cast<const uint2*>(x) + (lane % 4) * 2 + lane / 4;  // lanes 0-7: rows 0, 1
   const uint32_t chunks = (K + kPageCols - 1) / kPageCols;
-  const uint32_t col = warp * 128 + lane * 4;  // within a chunk
   for (uint32_t g = 0; g < s.groups; ++g) {
     const uint32_t rows = s.rows_in(g);
     // The warps' sums meet in red, double-buffered by group so that one barrier per group suffices.
     float* buf = red + (g % 2) * kWarps * 2 * kPageRows;
 #pragma unroll 1
     for (uint32_t m = 0; m < s.parts; ++m) {
-      float acc[kPageRows];
+      // Four mma chains, so that a page's 8 steps are 2 deep; lanes 8-31 keep xv zero (the A rows
+      // past 1).
+      float d[4][4] = {};
+      uint2 xv[8] = {};
+      for (uint32_t c = 0; c < chunks; ++c, pipe.advance()) {
+        const uint32_t col0 = c * kPageCols + warp * 128;  // this warp's slice
+        const uint32_t cols = K - c * kPageCols < kPageCols ? K - c * kPageCols : kPageCols;
+        const uint32_t steps = cols > warp * 128 ? min(8u, (cols - warp * 128) / 16) : 0u;
+        mbar_wait(&pipe.full[pipe.slot], pipe.parity());
+        // Lane l points matrix l / 8 of an ldmatrix at row l % 8 of block 4j + l / 8 of the slice.
+        const char* b = pipe.page() + warp * 2048 + lane * 16;
+        const uint2* xs = xa + col0 / 16 * 8;
+        if (steps == 8) {
+          // A whole slice: every load first, then the mma, so that the page costs one load latency
+          // and two mma latencies rather than eight of each.
+          uint32_t w[4][4];
 #pragma unroll
-      for (uint32_t r = 0; r < kPageRows; ++r) acc[r] = 0.0f;
-      for (uint32_t c = 0; c < chunks; ++c, ++pipe.k) {
-        const uint32_t col0 = c * kPageCols;
-        const uint32_t cols = K - col0 < kPageCols ? K - col0 : kPageCols;
-        mbar_wait(&pipe.full[pipe.slot()], pipe.parity());
-        if (col < cols) {
-          const __nv_bfloat16* w = reinterpret_cast<const __nv_bfloat16*>(pipe.page()) + col;
-          const float4 xv = *reinterpret_cast<const float4*>(x + col0 + col);
-          // Rows past a short group's end read what an earlier page left in the slot: their sums
-          // are never used, and a fixed count keeps the loads unconditional.
-          uint2 raw[kPageRows];
+          for (uint32_t j = 0; j < 4; ++j) ldmatrix_x4(w[j], b + j * 512);
+          if (lane < 8)
 #pragma unroll
-          for (uint32_t r = 0; r < kPageRows; ++r) raw[r] = *reinterpret_cast<const uint2*>(w + r * cols);
+            for (uint32_t i = 0; i < 8; ++i) xv[i] = xs[i * 8];
 #pragma unroll
-          for (uint32_t r = 0; r < kPageRows; ++r)
-            acc[r] += __uint_as_float(raw[r].x << 16) * xv.x + __uint_as_float(raw[r].x & 0xFFFF0000u) * xv.y +
-                        __uint_as_float(raw[r].y << 16) * xv.z + __uint_as_float(raw[r].y & 0xFFFF0000u) * xv.w;
+          for (uint32_t i = 0; i < 8; ++i) {
+            const uint32_t a[4] = {xv[i].x, 0, xv[i].y, 0};
+            mma_bf16(d[i % 4], a, w[i / 2][2 * (i % 2)], w[i / 2][2 * (i % 2) + 1]);
+          }
+        } else {
+          // The narrower last chunk of a width that is not a multiple of 1024.
+#pragma unroll
+          for (uint32_t i = 0; i < 8; ++i) {
+            if (i >= steps) break;
+            uint32_t w[4];
+            ldmatrix_x4(w, b + i / 2 * 512);
+            if (lane < 8) xv[i] = xs[i * 8];
+            const uint32_t a[4] = {xv[i].x, 0, xv[i].y, 0};
+            mma_bf16(d[i % 4], a, w[2 * (i % 2)], w[2 * (i % 2) + 1]);
+          }
         }
         __syncwarp();
-        if (lane == 0) mbar_arrive(&pipe.empty[pipe.slot()]);
+        if (lane == 0) mbar_arrive(&pipe.empty[pipe.slot]);
       }
-      // Lanes 4r .. 4r + 3 hold row r's sum over the warp.
-      const float t = warp_transpose_sum<kPageRows>(acc);
-      if (lane % 4 == 0) buf[warp * 2 * kPageRows + m * kPageRows + lane / 4] = t;
+#pragma unroll
+      for (uint32_t e = 0; e < 2; ++e) d[0][e] += d[1][e] + d[2][e] + d[3][e];
+      // Lane t (< 4) holds the hi parts of rows 2t and 2t + 1, lane t + 4 their lo parts.
+      float s0 = d[0][0], s1 = d[0][1];
+      s0 += __shfl_down_sync(0xFFFFFFFFu, s0, 4);
+      s1 += __shfl_down_sync(0xFFFFFFFFu, s1, 4);
+      if (lane < 4)
+        *reinterpret_cast<float2*>(buf + warp * 2 * kPageRows + m * kPageRows + 2 * lane) = make_float2(s0, s1);
     }
     sync_consumers();
     float dot[2];
