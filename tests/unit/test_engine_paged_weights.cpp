@@ -59,6 +59,20 @@ TEST(PagedWeights, ABlockHoldsEightRowsOfEightColumns) {
         ASSERT_EQ(paged_index(g * kPageRows + r, k, K), paged_index(g * kPageRows, k, K) + r * 8);
 }
 
+// The layout written out the long way (chunk, then block, then row), against paged_index's short
+// form for widths that are a multiple of 8.
+TEST(PagedWeights, ShortFormMatchesChunksOfBlocks) {
+  for (const uint32_t K : {8u, 576u, 2048u, 2560u, 8960u}) {
+    for (uint32_t r = 0; r < 24; ++r)
+      for (uint32_t k = 0; k < K; ++k) {
+        const uint32_t c0 = k / kPageCols * kPageCols, b0 = (k - c0) / 8 * 8;
+        const size_t expect = size_t(r / kPageRows) * kPageRows * K + size_t(c0) * kPageRows +
+                              size_t(b0) * kPageRows + (r % kPageRows) * 8 + (k - c0 - b0);
+        ASSERT_EQ(paged_index(r, k, K), expect) << K << " (" << r << ", " << k << ")";
+      }
+  }
+}
+
 TEST(PagedWeights, SixteenBytePiecesStayContiguous) {
   const uint32_t K = 8960;
   for (uint32_t r = 0; r < 16; ++r)

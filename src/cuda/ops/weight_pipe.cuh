@@ -6,8 +6,9 @@
 // between instructions.
 //
 // A page is one group of kPageRows weight rows by one column chunk of up to kPageCols: one
-// contiguous run of the paged weights (cuda/paged_weights.h), in blocks of 8 rows by 8 columns. The pages of an instruction run: for each group of output rows, for each part (the
-// up then the gate matrix, or a rotary pair's two halves), for each column chunk. Producer and
+// contiguous run of the paged weights (cuda/paged_weights.h), in blocks of 8 rows by 8 columns.
+// The pages of an instruction run: for each group of output rows, for each part (the up then the
+// gate matrix, or a rotary pair's two halves), for each column chunk. Producer and
 // consumers derive that sequence from the same PipeSpan, so they agree on every page's slot and
 // phase without talking.
 //
@@ -150,10 +151,10 @@ __device__ __forceinline__ bool pipe_span(const Instruction& ins, const KernelPa
   return s->K % 16 == 0;  // the consumers' tensor-core steps take 16 columns
 }
 
-// The ring as one thread sees it: the page this thread is at, which it has passed through the ring
-// `phase`-parity times so far (the mbarriers' phase parity), and slot % n_pages. Kept as a slot
-// and a phase bit rather than a page count, whose division by the run-time n_pages cost the
-// consumers a dozen instructions per page.
+// The ring as one thread sees it: the slot of the page this thread is at, and the parity of the
+// number of times it has gone round the ring (the mbarriers' phase parity). Kept as they advance
+// rather than derived from a page count, whose division by the run-time n_pages cost the consumers
+// a dozen instructions per page.
 struct Pipe {
   char* pages;
   uint64_t* full;   // [n_pages]: the page has landed
@@ -225,8 +226,11 @@ __device__ void pipe_produce(Pipe& pipe, const KernelParams& p, uint32_t begin, 
 // dot product, in fp32.
 //
 // Why the tensor cores: with fp32 FMAs a page cost each warp ~150 instructions (unpacking bf16,
-// 32 FMAs, addresses), the consumers fell behind the memory system (the producer found the ring full
-// at 91% of its waits under ncu, H200, 1B shape), and the LM head streamed at 3.5 TB/s.
+// 32 FMAs, addresses) at 8.5 cycles each, and the consumers, not the memory system, set the pace
+// (under ncu, H200, 1B shape: their first wait on a page never failed, while the producer found the
+// ring full). Every load of a page is issued before its mma, in four accumulator chains: with loads
+// and mma interleaved the chain was serial, and the LM head took 171 us against 147 with FMAs; as
+// below, 133 us.
 //
 // x: the input row as load_rows<kK, true> leaves it (A fragments, store_hi_lo), 16-byte aligned.
 // Calls epilogue(g, dot[0], dot[1]) in every lane of warp w for row w of group g, when the group
