@@ -42,13 +42,20 @@ cuda::DeviceInfo requested_gpu(const EngineOptions& o) {
   return gpu;
 }
 
-// The host check, and the GPU check when `gpu` is the device the engine will run on.
-void check_memory_for(const ModelConfig& c, const std::vector<WeightDecl>& decls, uint32_t max_ctx,
-                      const cuda::DeviceInfo* gpu) {
-  if (const std::optional<size_t> avail = host_memory_available())
-    check_host_memory(host_memory_estimate(c, decls, max_ctx), *avail, max_ctx);
-  if (gpu && gpu->present && gpu->total_bytes)
-    check_gpu_memory(gpu_memory_estimate(c, decls, max_ctx), gpu->free_bytes, gpu->total_bytes, max_ctx);
+// The host check, and the GPU check when `gpu` is the device the engine will run on, for every
+// rank of `go` (one without --tp): with --tp N the engine holds N ranks' weights (the replicated
+// ones, such as the embedding, N times) and N KV caches.
+void check_memory_for(const ModelConfig& c, const GraphOptions& go, uint32_t max_ctx, const cuda::DeviceInfo* gpu) {
+  MemoryEstimate host, device;
+  for (uint32_t r = 0; r < go.tp_size; ++r) {
+    GraphOptions o = go;
+    o.tp_rank = r;
+    const std::vector<WeightDecl> decls = build_graph(c, o).weights;
+    host += host_memory_estimate(c, decls, max_ctx);
+    device += gpu_memory_estimate(c, decls, max_ctx);
+  }
+  if (const std::optional<size_t> avail = host_memory_available()) check_host_memory(host, *avail, max_ctx);
+  if (gpu && gpu->present && gpu->total_bytes) check_gpu_memory(device, gpu->free_bytes, gpu->total_bytes, max_ctx);
 }
 
 }  // namespace
@@ -56,7 +63,8 @@ void check_memory_for(const ModelConfig& c, const std::vector<WeightDecl>& decls
 void Engine::check_memory(const ModelConfig& config, const EngineOptions& options) {
   const uint32_t max_ctx = context_length(config, options);
   const cuda::DeviceInfo gpu = requested_gpu(options);
-  check_memory_for(config, build_graph(config, graph_options_for(options, max_ctx, 1, false)).weights, max_ctx, &gpu);
+  if (!options.tp) throw Error("--tp 0: tensor parallelism needs at least one rank");
+  check_memory_for(config, graph_options_for(options, max_ctx, 1, false), max_ctx, &gpu);
 }
 
 std::unique_ptr<Engine> Engine::open(const std::filesystem::path& model, EngineOptions options) {
@@ -105,7 +113,7 @@ std::unique_ptr<Engine> Engine::create(const ModelConfig& config, const TensorSo
 
   // The weight table is the same for every program: build it from the decode graph.
   const OpGraph g = build_graph(c, e->graph_options(1, false, 0));
-  check_memory_for(c, g.weights, e->max_ctx_, e->device_ == Device::Cuda ? &gpu : nullptr);
+  check_memory_for(c, e->graph_options(1, false, 0), e->max_ctx_, e->device_ == Device::Cuda ? &gpu : nullptr);
   auto progress = [&](size_t done, size_t total) {
     if (e->options_.progress) e->options_.progress("loading weights", done, total);
   };

@@ -20,6 +20,11 @@ struct MemoryEstimate {
   size_t weights = 0;  // every WeightDecl of the graph (RoPE tables included)
   size_t kv = 0;       // the KV cache at the context length
   size_t total() const { return weights + kv; }
+  MemoryEstimate& operator+=(const MemoryEstimate& o) {
+    weights += o.weights;
+    kv += o.kv;
+    return *this;
+  }
 };
 
 // On the host: fp32 weights and an fp32 KV cache of max_ctx positions.

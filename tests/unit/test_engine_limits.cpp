@@ -152,6 +152,30 @@ TEST(Limits, EngineRefusesAModelLargerThanTheLimitBeforeLoading) {
   EXPECT_THROW(Engine::check_memory(c, toy_options()), ResourceError);
 }
 
+// With --tp N the engine holds every rank's weights and KV cache: the check counts them all (it
+// counted rank 0's alone, a quarter of what --tp 4 loads).
+TEST(Limits, TensorParallelRanksAreAllCounted) {
+  const ModelConfig c = test::toy_config(Arch::Llama);
+  EngineOptions eo = toy_options();
+  eo.tp = 2;
+  MemoryEstimate all;
+  for (uint32_t r = 0; r < 2; ++r) {
+    GraphOptions go;
+    go.max_ctx = 32;
+    go.tp_size = 2;
+    go.tp_rank = r;
+    all += host_memory_estimate(c, build_graph(c, go).weights, 32);
+  }
+  test::RandomSource src(toy_graph(c, 32), 1);
+  {
+    ScopedEnv env("MK_HOST_MEMORY_LIMIT_BYTES", std::to_string(all.total()).c_str());
+    EXPECT_NO_THROW(Engine::create(c, src, eo));
+  }
+  ScopedEnv env("MK_HOST_MEMORY_LIMIT_BYTES", std::to_string(all.total() - 1).c_str());
+  EXPECT_THROW(Engine::create(c, src, eo), ResourceError);
+  EXPECT_THROW(Engine::check_memory(c, eo), ResourceError);
+}
+
 TEST(CheckWeights, NamesTheFirstNonFiniteValue) {
   const ModelConfig c = test::toy_config(Arch::Llama);
   const OpGraph g = toy_graph(c, 32);
