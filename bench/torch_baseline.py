@@ -160,8 +160,8 @@ def main():
     prompt = torch.randint(0, vocab, (args.prompt,), device="cuda")
     positions = torch.arange(args.prompt, device="cuda")
     with torch.no_grad():
-        # Eager prefill is bound by the host's kernel launches as much as by the GPU, and its time
-        # swung between 8.3 and 17.3 ms across runs on one H200 with one warm-up and 5 timings.
+        # An eager forward launches hundreds of kernels from Python, and its time swung between 8.3
+        # and 17.3 ms across runs on one H200 with one warm-up and 5 timings.
         for _ in range(3):
             model.forward(prompt, positions)
         ttft = statistics.median(time_cuda(lambda: model.forward(prompt, positions), 1) for _ in range(11))
