@@ -79,9 +79,10 @@ __device__ __noinline__ void gemm_pass(const KernelParams& p, const float* X, ui
 #pragma unroll
       for (uint32_t j = 0; j < kGemmN * kGemmK / 8 / kThreads; ++j) {
         // Eight consecutive threads take one 16-byte piece of 8 consecutive rows: in the paged
-        // layout (cuda/paged_weights.h) those are 128 contiguous bytes when the rows are a group.
-        // (A thread per piece along a row put a warp's accesses 128 bytes apart: prefill layers
-        // took 7% longer, H200, 1B shape.)
+        // layout (cuda/paged_weights.h) those are 128 contiguous bytes when the rows are a group
+        // (a thread per piece along a row put a warp's accesses 128 bytes apart). Prefill layers
+        // took 7% longer after the layout change, and this mapping alone did not win it back
+        // (H200, 1B shape).
         const uint32_t i = t + j * kThreads, n = i % 8 + i / 64 * 8, piece = i / 8 % 8;
         const uint32_t col = c * kGemmK + piece * 8;
         const bool valid = col < K;
