@@ -44,15 +44,16 @@ cuda::DeviceInfo requested_gpu(const EngineOptions& o) {
 
 // The host check, and the GPU check when `gpu` is the device the engine will run on, for every
 // rank of `go` (one without --tp): with --tp N the engine holds N ranks' weights (the replicated
-// ones, such as the embedding, N times) and N KV caches.
+// ones, such as the embedding, N times) and KV caches (each of its own KV heads). --tp 0 is
+// refused by build_graph (tp_split).
 void check_memory_for(const ModelConfig& c, const GraphOptions& go, uint32_t max_ctx, const cuda::DeviceInfo* gpu) {
   MemoryEstimate host, device;
-  for (uint32_t r = 0; r < go.tp_size; ++r) {
+  for (uint32_t r = 0; r < std::max(1u, go.tp_size); ++r) {
     GraphOptions o = go;
     o.tp_rank = r;
-    const std::vector<WeightDecl> decls = build_graph(c, o).weights;
-    host += host_memory_estimate(c, decls, max_ctx);
-    device += gpu_memory_estimate(c, decls, max_ctx);
+    const OpGraph g = build_graph(c, o);
+    host += host_memory_estimate(g);
+    device += gpu_memory_estimate(g);
   }
   if (const std::optional<size_t> avail = host_memory_available()) check_host_memory(host, *avail, max_ctx);
   if (gpu && gpu->present && gpu->total_bytes) check_gpu_memory(device, gpu->free_bytes, gpu->total_bytes, max_ctx);
@@ -63,7 +64,6 @@ void check_memory_for(const ModelConfig& c, const GraphOptions& go, uint32_t max
 void Engine::check_memory(const ModelConfig& config, const EngineOptions& options) {
   const uint32_t max_ctx = context_length(config, options);
   const cuda::DeviceInfo gpu = requested_gpu(options);
-  if (!options.tp) throw Error("--tp 0: tensor parallelism needs at least one rank");
   check_memory_for(config, graph_options_for(options, max_ctx, 1, false), max_ctx, &gpu);
 }
 
@@ -117,39 +117,31 @@ std::unique_ptr<Engine> Engine::create(const ModelConfig& config, const TensorSo
   auto progress = [&](size_t done, size_t total) {
     if (e->options_.progress) e->options_.progress("loading weights", done, total);
   };
-  e->weights_ = load_weights(c, g.weights, source, progress);
-  if (e->options_.check_weights) check_weights_finite(e->weights_, g.weights, source);
-  if (e->options_.bf16)
-    for (auto& t : e->weights_.data)
-      for (float& v : t) v = bf16_to_f32(f32_to_bf16(v));
-  e->table_ = e->weights_.table();
   const bool on_gpu = e->device_ == Device::Cuda;
-  auto upload = [&](const OpGraph& graph, const HostWeights& w) {
-    auto m = std::make_unique<cuda::DeviceModel>(graph.weights, w, graph.dims);
-    m->weight_pipe = e->options_.gpu_weight_pipe;
-    m->kernel_build = e->options_.gpu_kernel;
-    return m;
+  // One rank's weights (checked and rounded as asked) and their table, and its KV cache on the
+  // host or its copy on the GPU (weights and KV cache).
+  auto load_rank = [&](const OpGraph& graph, HostWeights& weights, std::vector<const float*>& table,
+                       std::vector<float>& kv, std::unique_ptr<cuda::DeviceModel>& gpu_model) {
+    weights = load_weights(c, graph.weights, source, progress);
+    if (e->options_.check_weights) check_weights_finite(weights, graph.weights, source);
+    if (e->options_.bf16)
+      for (auto& t : weights.data)
+        for (float& v : t) v = bf16_to_f32(f32_to_bf16(v));
+    table = weights.table();
+    if (on_gpu) {
+      gpu_model = std::make_unique<cuda::DeviceModel>(graph.weights, weights, graph.dims);
+      gpu_model->weight_pipe = e->options_.gpu_weight_pipe;
+      gpu_model->kernel_build = e->options_.gpu_kernel;
+    } else {
+      kv.assign(kv_cache_elements(graph.dims), 0.0f);
+    }
   };
-  const size_t kv_floats = size_t(c.num_layers) * 2 * g.dims.n_kv_heads * e->max_ctx_ * c.head_dim;
-  if (on_gpu)
-    e->gpu_model_ = upload(g, e->weights_);
-  else
-    e->kv_.assign(kv_floats, 0.0f);
+  load_rank(g, e->weights_, e->table_, e->kv_, e->gpu_model_);
   for (uint32_t r = 1; r < tp; ++r) {
     GraphOptions go = e->graph_options(1, false, 0);
     go.tp_rank = r;
-    const OpGraph gr = build_graph(c, go);
     Rank& rank = e->other_ranks_.emplace_back();
-    rank.weights = load_weights(c, gr.weights, source, progress);
-    if (e->options_.check_weights) check_weights_finite(rank.weights, gr.weights, source);
-    if (e->options_.bf16)
-      for (auto& t : rank.weights.data)
-        for (float& v : t) v = bf16_to_f32(f32_to_bf16(v));
-    rank.table = rank.weights.table();
-    if (on_gpu)
-      rank.gpu = upload(gr, rank.weights);
-    else
-      rank.kv.assign(kv_floats, 0.0f);
+    load_rank(build_graph(c, go), rank.weights, rank.table, rank.kv, rank.gpu);
   }
   return e;
 }

@@ -14,10 +14,6 @@
 namespace mk {
 namespace {
 
-size_t kv_elements(const ModelConfig& c, uint32_t max_ctx) {
-  return size_t(c.num_layers) * 2 * size_t(c.num_kv_heads) * max_ctx * size_t(c.head_dim);
-}
-
 std::string value_str(float v) {
   if (std::isnan(v)) return "nan";
   return v > 0 ? "inf" : "-inf";
@@ -25,19 +21,21 @@ std::string value_str(float v) {
 
 }  // namespace
 
-MemoryEstimate host_memory_estimate(const ModelConfig& config, const std::vector<WeightDecl>& decls,
-                                    uint32_t max_ctx) {
+size_t kv_cache_elements(const ModelDims& d) {
+  return size_t(d.n_layers) * 2 * size_t(d.n_kv_heads) * d.max_ctx * size_t(d.head_dim);
+}
+
+MemoryEstimate host_memory_estimate(const OpGraph& g) {
   MemoryEstimate m;
-  for (const WeightDecl& d : decls) m.weights += size_t(d.numel()) * sizeof(float);
-  m.kv = kv_elements(config, max_ctx) * sizeof(float);
+  for (const WeightDecl& d : g.weights) m.weights += size_t(d.numel()) * sizeof(float);
+  m.kv = kv_cache_elements(g.dims) * sizeof(float);
   return m;
 }
 
-MemoryEstimate gpu_memory_estimate(const ModelConfig& config, const std::vector<WeightDecl>& decls,
-                                   uint32_t max_ctx) {
+MemoryEstimate gpu_memory_estimate(const OpGraph& g) {
   MemoryEstimate m;
-  for (const WeightDecl& d : decls) m.weights += (size_t(d.numel()) * 2 + 255) / 256 * 256;
-  m.kv = kv_elements(config, max_ctx) * 2;
+  for (const WeightDecl& d : g.weights) m.weights += (size_t(d.numel()) * 2 + 255) / 256 * 256;
+  m.kv = kv_cache_elements(g.dims) * 2;
   return m;
 }
 

@@ -27,13 +27,16 @@ struct MemoryEstimate {
   }
 };
 
-// On the host: fp32 weights and an fp32 KV cache of max_ctx positions.
-MemoryEstimate host_memory_estimate(const ModelConfig& config, const std::vector<WeightDecl>& decls,
-                                    uint32_t max_ctx);
+// The KV cache of a graph's KV heads (one rank's with tensor parallelism) at its dims.max_ctx
+// positions, in elements.
+size_t kv_cache_elements(const ModelDims& dims);
+
+// What the engine holds for graph `g` (one rank's with tensor parallelism). On the host: fp32
+// weights and an fp32 KV cache.
+MemoryEstimate host_memory_estimate(const OpGraph& g);
 // On the GPU: bf16 weights (each tensor 256-byte aligned, as DeviceModel allocates them) and a bf16
-// KV cache of max_ctx positions.
-MemoryEstimate gpu_memory_estimate(const ModelConfig& config, const std::vector<WeightDecl>& decls,
-                                   uint32_t max_ctx);
+// KV cache.
+MemoryEstimate gpu_memory_estimate(const OpGraph& g);
 
 // Host memory available to us: $MK_HOST_MEMORY_LIMIT_BYTES when set (a testing and operations
 // knob; mk::Error when it is not a byte count), else /proc/meminfo's MemAvailable; nullopt when

@@ -68,7 +68,7 @@ TEST(Limits, HostEstimateIsFp32WeightsPlusKvCache) {
   const OpGraph g = toy_graph(c, 32);
   size_t floats = 0;
   for (const WeightDecl& d : g.weights) floats += size_t(d.numel());
-  const MemoryEstimate m = host_memory_estimate(c, g.weights, 32);
+  const MemoryEstimate m = host_memory_estimate(g);
   EXPECT_EQ(m.weights, floats * 4);
   EXPECT_EQ(m.kv, size_t(c.num_layers) * 2 * c.num_kv_heads * 32 * c.head_dim * 4);
   EXPECT_EQ(m.total(), m.weights + m.kv);
@@ -83,7 +83,7 @@ TEST(Limits, GpuEstimateIsAlignedBf16WeightsPlusKvCache) {
   const OpGraph g = toy_graph(c, 100);
   size_t bytes = 0;
   for (const WeightDecl& d : g.weights) bytes += (size_t(d.numel()) * 2 + 255) / 256 * 256;
-  const MemoryEstimate m = gpu_memory_estimate(c, g.weights, 100);
+  const MemoryEstimate m = gpu_memory_estimate(g);
   EXPECT_EQ(m.weights, bytes);
   EXPECT_EQ(m.kv, size_t(c.num_layers) * 2 * c.num_kv_heads * 100 * c.head_dim * 2);
 }
@@ -132,7 +132,7 @@ TEST(Limits, HostMemoryLimitFromTheEnvironment) {
 TEST(Limits, EngineRefusesAModelLargerThanTheLimitBeforeLoading) {
   const ModelConfig c = test::toy_config(Arch::Llama);
   const OpGraph g = toy_graph(c, 32);
-  const MemoryEstimate m = host_memory_estimate(c, g.weights, 32);
+  const MemoryEstimate m = host_memory_estimate(g);
   test::RandomSource src(g, 1);
   {
     ScopedEnv env("MK_HOST_MEMORY_LIMIT_BYTES", std::to_string(m.total()).c_str());
@@ -164,8 +164,12 @@ TEST(Limits, TensorParallelRanksAreAllCounted) {
     go.max_ctx = 32;
     go.tp_size = 2;
     go.tp_rank = r;
-    all += host_memory_estimate(c, build_graph(c, go).weights, 32);
+    all += host_memory_estimate(build_graph(c, go));
   }
+  // Each rank keeps the cache of its own KV heads: together, one model's cache.
+  ASSERT_EQ(c.num_kv_heads % 2, 0u);
+  EXPECT_EQ(all.kv, size_t(c.num_layers) * 2 * c.num_kv_heads * 32 * c.head_dim * 4);
+  EXPECT_GT(all.weights, host_memory_estimate(toy_graph(c, 32)).weights);  // the embedding twice
   test::RandomSource src(toy_graph(c, 32), 1);
   {
     ScopedEnv env("MK_HOST_MEMORY_LIMIT_BYTES", std::to_string(all.total()).c_str());
