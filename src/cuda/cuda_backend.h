@@ -35,8 +35,9 @@ enum class WeightPipe : uint8_t { Auto, Bulk, CpAsync, Off };
 
 // Which decode build of the megakernel runs (cuda/spec.h). Generic: dimensions read at run time,
 // any model. Specialized: a build with a model's dimensions fixed at compile time (Llama-3.2-1B),
-// for programs that match it; an error for others. Auto: generic, until the specialized build has
-// been checked on a GPU (then: specialized where it matches).
+// for programs that match it; an error for others. Auto: generic. The specialized build matches
+// the generic one's logits on the H200 but was not faster there (docs/PERFORMANCE.md, session 5),
+// so auto picks it nowhere yet.
 enum class KernelBuild : uint8_t { Auto, Generic, Specialized };
 
 // The name of the specialized decode build whose fixed dimensions these are (cuda/spec.h), or
