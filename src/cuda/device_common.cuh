@@ -122,27 +122,93 @@ __device__ __forceinline__ const __nv_bfloat16* weight(const KernelParams& p, ui
   return id == kNone ? nullptr : p.weights[id];
 }
 
+// 16 bytes from global to shared memory, cached in L2 only (activations written by other SMs).
+__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(smem_addr(dst)), "l"(src) : "memory");
+}
+
+// The same, or 16 zero bytes where !valid (src-size 0).
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smem_addr(dst)), "l"(src),
+               "r"(valid ? 16 : 0)
+               : "memory");
+}
+
+// One activation row of `dim` (a multiple of 16) floats into shared memory as the weight pipe's A
+// fragments (store_hi_lo), normalized by `norm` when it names a weight, in one round trip to
+// memory: the row is copied with cp.async while the norm weight is prefetched. On a decode step
+// this load is on the critical path of every matvec, and under the weight stream an L2 round trip
+// takes about 2 us (H200, traced): the row then the weight, one after the other, cost a norm-fused
+// tile 3.8 us, together 2.6. Each thread copies, normalizes and rewrites in place its own blocks of
+// 16 (fp32 in, hi/lo bf16 pairs out, the same 64 bytes), so it needs no barrier to read what it
+// copied, and the row takes no registers while in flight.
+template <uint32_t kDim = 0>
+__device__ void load_row_hi_lo(const KernelParams& p, float* dst, const float* src, uint32_t dim_, InNorm norm,
+                               float* scratch) {
+  const uint32_t blocks = (kDim ? kDim : dim_) / 16;
+  for (uint32_t blk = threadIdx.x; blk < blocks; blk += kThreads)
+#pragma unroll
+    for (uint32_t i = 0; i < 4; ++i) cp_async16(dst + blk * 16 + 4 * i, src + blk * 16 + 4 * i);
+  // The norm weight is asked of L1 now, so that it arrives with the row; a prefetch rather than a
+  // load into registers, which made the decode kernel spill (ptxas: 16 more live registers).
+  const __nv_bfloat16* w = weight(p, norm.weight);
+  if (w)
+    for (uint32_t blk = threadIdx.x * 4; blk < blocks; blk += kThreads * 4)
+      asm volatile("prefetch.global.L1 [%0];" ::"l"(w + blk * 16));
+  asm volatile("cp.async.wait_all;" ::: "memory");
+  if (!w) {
+    for (uint32_t blk = threadIdx.x; blk < blocks; blk += kThreads) {
+      float v[16];
+#pragma unroll
+      for (uint32_t i = 0; i < 16; ++i) v[i] = dst[blk * 16 + i];
+      store_hi_lo(v, reinterpret_cast<uint2*>(dst + blk * 16));
+    }
+    sync_consumers();
+    return;
+  }
+  const __nv_bfloat16* bias = weight(p, norm.bias);
+  const float dim = float(blocks * 16);
+  float mean = 0;
+  if (p.dims.norm_kind == uint8_t(NormKind::Layer)) {
+    float s = 0;
+    for (uint32_t blk = threadIdx.x; blk < blocks; blk += kThreads)
+#pragma unroll
+      for (uint32_t i = 0; i < 16; ++i) s += dst[blk * 16 + i];
+    mean = block_sum(s, scratch) / dim;
+  }
+  float ss = 0;
+  for (uint32_t blk = threadIdx.x; blk < blocks; blk += kThreads)
+#pragma unroll
+    for (uint32_t i = 0; i < 16; ++i) ss += (dst[blk * 16 + i] - mean) * (dst[blk * 16 + i] - mean);
+  const float inv = rsqrtf(block_sum(ss, scratch) / dim + p.dims.norm_eps);
+  for (uint32_t blk = threadIdx.x; blk < blocks; blk += kThreads) {
+    uint4 wv[2];
+    wv[0] = __ldg(reinterpret_cast<const uint4*>(w + blk * 16));
+    wv[1] = __ldg(reinterpret_cast<const uint4*>(w + blk * 16) + 1);
+    const __nv_bfloat162* g2 = reinterpret_cast<const __nv_bfloat162*>(wv);
+    float v[16];
+#pragma unroll
+    for (uint32_t i = 0; i < 8; ++i) {
+      const float2 g = __bfloat1622float2(g2[i]);
+      const uint32_t e = blk * 16 + 2 * i;
+      v[2 * i] = (dst[e] - mean) * inv * g.x + (bias ? bf(bias[e]) : 0.0f);
+      v[2 * i + 1] = (dst[e + 1] - mean) * inv * g.y + (bias ? bf(bias[e + 1]) : 0.0f);
+    }
+    store_hi_lo(v, reinterpret_cast<uint2*>(dst + blk * 16));
+  }
+  sync_consumers();
+}
+
 // Loads `rows` activation rows of `dim` floats into shared memory, normalized by `norm` when it
 // names a weight (RMSNorm or LayerNorm, as the model's dims say). `scratch`: kWarps floats.
 // kDim: the row length at compile time (a specialized build, cuda/spec.h), or 0 to use `dim`.
-// kHiLo: one row (dim % 16 == 0) left as the weight pipe's A fragments (store_hi_lo) instead of
-// fp32, written in the same pass (no second pass and barrier over shared memory).
+// kHiLo: one row (dim % 16 == 0) left as the weight pipe's A fragments instead (load_row_hi_lo).
 template <uint32_t kDim = 0, bool kHiLo = false>
 __device__ void load_rows(const KernelParams& p, float* dst, const float* src, uint32_t rows, uint32_t dim_,
                           InNorm norm, float* scratch) {
   const uint32_t dim = kDim ? kDim : dim_;
-  if (kHiLo && norm.weight == kNone) {
-    for (uint32_t b = threadIdx.x; b < dim / 16; b += kThreads) {
-      const float4* s4 = reinterpret_cast<const float4*>(src + b * 16);
-      float v[16];
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const float4 f = __ldcg(s4 + i);
-        v[4 * i] = f.x, v[4 * i + 1] = f.y, v[4 * i + 2] = f.z, v[4 * i + 3] = f.w;
-      }
-      store_hi_lo(v, reinterpret_cast<uint2*>(dst + b * 16));
-    }
-    sync_consumers();
+  if constexpr (kHiLo) {
+    load_row_hi_lo<kDim>(p, dst, src, dim, norm, scratch);
     return;
   }
   // All of a thread's loads are issued before its stores: a plain load-store loop would pay one L2
@@ -184,18 +250,7 @@ __device__ void load_rows(const KernelParams& p, float* dst, const float* src, u
     for (uint32_t i = threadIdx.x; i < dim; i += kThreads) ss += (row[i] - mean) * (row[i] - mean);
     const float inv = rsqrtf(block_sum(ss, scratch) / dim + p.dims.norm_eps);
     auto normed = [&](uint32_t i) { return (row[i] - mean) * inv * bf(w[i]) + (b ? bf(b[i]) : 0.0f); };
-    if constexpr (kHiLo) {
-      // Every thread's reads of the row (for ss) ended at block_sum's barriers; each block of 16
-      // is then read and rewritten by one thread.
-      for (uint32_t blk = threadIdx.x; blk < dim / 16; blk += kThreads) {
-        float v[16];
-#pragma unroll
-        for (uint32_t i = 0; i < 16; ++i) v[i] = normed(blk * 16 + i);
-        store_hi_lo(v, reinterpret_cast<uint2*>(row + blk * 16));
-      }
-    } else {
-      for (uint32_t i = threadIdx.x; i < dim; i += kThreads) row[i] = normed(i);
-    }
+    for (uint32_t i = threadIdx.x; i < dim; i += kThreads) row[i] = normed(i);
   }
   sync_consumers();
 }

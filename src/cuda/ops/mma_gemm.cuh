@@ -42,12 +42,6 @@ __device__ __forceinline__ bool gemm_fits(const KernelParams& p, uint32_t tokens
          (norm.weight == kNone || p.dims.norm_kind == uint8_t(NormKind::Rms));
 }
 
-__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
-  // src-size 0 fills the 16 bytes with zeros: the columns past K of the last stage.
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smem_addr(dst)), "l"(src),
-               "r"(valid ? 16 : 0)
-               : "memory");
-}
 
 // One pass: tokens [0, mc) of X (row stride K floats, mc <= kGemmM) against weight rows
 // row_ptr(0 .. nrows) (PagedRows, nrows <= kGemmN, each K bf16). Writes C[m * ldc + n] for m < mc, n < nrows,
