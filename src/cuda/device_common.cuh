@@ -75,19 +75,19 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
 }
 
 // 16 consecutive values of x as the decode matvecs' tensor-core A fragments (ops/weight_pipe.cuh):
-// x = hi + lo with hi = bf16(x) and lo = bf16(x - hi), rows 0 and 1 of a 16 x 16 A operand whose
+// x = hi + lo with hi = bf16(x) and lo = bf16(x - hi), rows 0 and 8 of a 16 x 16 A operand whose
 // other rows are zero, so that a step's dot products keep about 16 bits of x at no extra cost (the
-// mma computes 16 rows whatever their number). The 16 values' 64 bytes become 8 uint2, entry
-// 2t + g for the lane of row g and column pair t: {A[g][2t, 2t + 1], A[g][2t + 8, 2t + 9]}.
-__device__ __forceinline__ void store_hi_lo(const float v[16], uint2* out) {
+// mma computes 16 rows whatever their number). Rows 0 and 8 are both held by lanes 0-3, so lane t's
+// whole fragment is the 16 bytes out[t] = {A[0][2t, 2t + 1], A[8][2t, 2t + 1], A[0][2t + 8, 2t + 9],
+// A[8][2t + 8, 2t + 9]}: one 16-byte load per step, straight into the mma's registers.
+__device__ __forceinline__ void store_hi_lo(const float v[16], uint4* out) {
   float lo[16];
 #pragma unroll
   for (int i = 0; i < 16; ++i) lo[i] = v[i] - __bfloat162float(__float2bfloat16(v[i]));
 #pragma unroll
-  for (int t = 0; t < 4; ++t) {
-    out[2 * t] = make_uint2(pack_bf16(v[2 * t], v[2 * t + 1]), pack_bf16(v[2 * t + 8], v[2 * t + 9]));
-    out[2 * t + 1] = make_uint2(pack_bf16(lo[2 * t], lo[2 * t + 1]), pack_bf16(lo[2 * t + 8], lo[2 * t + 9]));
-  }
+  for (int t = 0; t < 4; ++t)
+    out[t] = make_uint4(pack_bf16(v[2 * t], v[2 * t + 1]), pack_bf16(lo[2 * t], lo[2 * t + 1]),
+                        pack_bf16(v[2 * t + 8], v[2 * t + 9]), pack_bf16(lo[2 * t + 8], lo[2 * t + 9]));
 }
 
 __device__ __forceinline__ float warp_sum(float v) {
@@ -161,7 +161,7 @@ __device__ void load_row_hi_lo(const KernelParams& p, float* dst, const float* s
       float v[16];
 #pragma unroll
       for (uint32_t i = 0; i < 16; ++i) v[i] = dst[blk * 16 + i];
-      store_hi_lo(v, reinterpret_cast<uint2*>(dst + blk * 16));
+      store_hi_lo(v, reinterpret_cast<uint4*>(dst + blk * 16));
     }
     sync_consumers();
     return;
@@ -194,7 +194,7 @@ __device__ void load_row_hi_lo(const KernelParams& p, float* dst, const float* s
       v[2 * i] = (dst[e] - mean) * inv * g.x + (bias ? bf(bias[e]) : 0.0f);
       v[2 * i + 1] = (dst[e + 1] - mean) * inv * g.y + (bias ? bf(bias[e + 1]) : 0.0f);
     }
-    store_hi_lo(v, reinterpret_cast<uint2*>(dst + blk * 16));
+    store_hi_lo(v, reinterpret_cast<uint4*>(dst + blk * 16));
   }
   sync_consumers();
 }

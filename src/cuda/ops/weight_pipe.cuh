@@ -218,8 +218,8 @@ __device__ void pipe_produce(Pipe& pipe, const KernelParams& p, uint32_t begin, 
 // ldmatrix of 4 blocks, 8 mma), so x is read once per page per warp; the rows' partial sums meet at
 // the end of each group through `red` (kSmemHead floats of shared memory that nothing else uses
 // meanwhile) and one barrier. The B operand of a step is the page's 8 rows by 16 columns (one
-// block pair, n = row), the A operand x split in two (store_hi_lo): D[0][n] + D[1][n] is row n's
-// dot product, in fp32.
+// block pair, n = row), the A operand x split in two (store_hi_lo): D[0][n] + D[8][n] is row n's
+// dot product, in fp32, and lanes 0-3 hold both.
 //
 // Why the tensor cores: with fp32 FMAs a page cost each warp ~150 instructions (unpacking bf16,
 // 32 FMAs, addresses) at 8.5 cycles each, and the consumers, not the memory system, set the pace
@@ -238,7 +238,7 @@ template <uint32_t kK = 0, class Epilogue>
 __device__ void pipe_rows(Pipe& pipe, const PipeSpan& s, const float* x, float* red, Epilogue&& epilogue) {
   const uint32_t warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const uint32_t K = kK ? kK : s.K;
-  const uint2* xa = reinterpret_cast<const uint2*>(x) + (lane % 4) * 2 + lane / 4;  // lanes 0-7: rows 0, 1
+  const uint4* xa = reinterpret_cast<const uint4*>(x) + lane;  // lanes 0-3: rows 0 and 8 of each step
   const uint32_t chunks = (K + kPageCols - 1) / kPageCols;
   for (uint32_t g = 0; g < s.groups; ++g) {
     const uint32_t rows = s.rows_in(g);
@@ -246,10 +246,10 @@ __device__ void pipe_rows(Pipe& pipe, const PipeSpan& s, const float* x, float* 
     float* buf = red + (g % 2) * kWarps * 2 * kPageRows;
 #pragma unroll 1
     for (uint32_t m = 0; m < s.parts; ++m) {
-      // Four mma chains, so that a page's 8 steps are 2 deep; lanes 8-31 keep xv zero (the A rows
-      // past 1).
+      // Four mma chains, so that a page's 8 steps are 2 deep; lanes 4-31 keep xv zero (the A rows
+      // other than 0 and 8).
       float d[4][4] = {};
-      uint2 xv[8] = {};
+      uint4 xv[8] = {};
       for (uint32_t c = 0; c < chunks; ++c, pipe.advance()) {
         const uint32_t col0 = c * kPageCols + warp * 128;  // this warp's slice
         const uint32_t cols = K - c * kPageCols < kPageCols ? K - c * kPageCols : kPageCols;
@@ -257,21 +257,19 @@ __device__ void pipe_rows(Pipe& pipe, const PipeSpan& s, const float* x, float* 
         mbar_wait(&pipe.full[pipe.slot], pipe.parity());
         // Lane l points matrix l / 8 of an ldmatrix at row l % 8 of block 4j + l / 8 of the slice.
         const char* b = pipe.page() + warp * 2048 + lane * 16;
-        const uint2* xs = xa + col0 / 16 * 8;
+        const uint4* xs = xa + col0 / 16 * 4;
         if (steps == 8) {
           // A whole slice: every load first, then the mma, so that the page costs one load latency
           // and two mma latencies rather than eight of each.
           uint32_t w[4][4];
 #pragma unroll
           for (uint32_t j = 0; j < 4; ++j) ldmatrix_x4(w[j], b + j * 512);
-          if (lane < 8)
+          if (lane < 4)
 #pragma unroll
-            for (uint32_t i = 0; i < 8; ++i) xv[i] = xs[i * 8];
+            for (uint32_t i = 0; i < 8; ++i) xv[i] = xs[i * 4];
 #pragma unroll
-          for (uint32_t i = 0; i < 8; ++i) {
-            const uint32_t a[4] = {xv[i].x, 0, xv[i].y, 0};
-            mma_bf16(d[i % 4], a, w[i / 2][2 * (i % 2)], w[i / 2][2 * (i % 2) + 1]);
-          }
+          for (uint32_t i = 0; i < 8; ++i)
+            mma_bf16(d[i % 4], reinterpret_cast<const uint32_t*>(&xv[i]), w[i / 2][2 * (i % 2)], w[i / 2][2 * (i % 2) + 1]);
         } else {
           // The narrower last chunk of a width that is not a multiple of 1024.
 #pragma unroll
@@ -279,20 +277,18 @@ __device__ void pipe_rows(Pipe& pipe, const PipeSpan& s, const float* x, float* 
             if (i >= steps) break;
             uint32_t w[4];
             ldmatrix_x4(w, b + i / 2 * 512);
-            if (lane < 8) xv[i] = xs[i * 8];
-            const uint32_t a[4] = {xv[i].x, 0, xv[i].y, 0};
-            mma_bf16(d[i % 4], a, w[2 * (i % 2)], w[2 * (i % 2) + 1]);
+            if (lane < 4) xv[i] = xs[i * 4];
+            mma_bf16(d[i % 4], reinterpret_cast<const uint32_t*>(&xv[i]), w[2 * (i % 2)], w[2 * (i % 2) + 1]);
           }
         }
         __syncwarp();
         if (lane == 0) mbar_arrive(&pipe.empty[pipe.slot]);
       }
 #pragma unroll
-      for (uint32_t e = 0; e < 2; ++e) d[0][e] += d[1][e] + d[2][e] + d[3][e];
-      // Lane t (< 4) holds the hi parts of rows 2t and 2t + 1, lane t + 4 their lo parts.
-      float s0 = d[0][0], s1 = d[0][1];
-      s0 += __shfl_down_sync(0xFFFFFFFFu, s0, 4);
-      s1 += __shfl_down_sync(0xFFFFFFFFu, s1, 4);
+      for (uint32_t e = 0; e < 4; ++e) d[0][e] += d[1][e] + d[2][e] + d[3][e];
+      // Lane t (< 4) holds rows 2t and 2t + 1: their hi parts in D[0] (d[0][0], d[0][1]), their lo
+      // parts in D[8] (d[0][2], d[0][3]).
+      const float s0 = d[0][0] + d[0][2], s1 = d[0][1] + d[0][3];
       if (lane < 4)
         *reinterpret_cast<float2*>(buf + warp * 2 * kPageRows + m * kPageRows + 2 * lane) = make_float2(s0, s1);
     }
