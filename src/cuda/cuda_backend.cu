@@ -12,6 +12,14 @@
 #include "model/error.h"
 
 namespace mk::cuda {
+
+// Phase stamps per instruction, after the start/end stamps in the trace buffer (MK_TRACE_PHASES).
+#if MK_TRACE_PHASES
+constexpr size_t kPhaseStamps = kTracePhases;
+#else
+constexpr size_t kPhaseStamps = 0;
+#endif
+
 namespace {
 
 void check(cudaError_t err, const char* what) {
@@ -240,6 +248,7 @@ void DeviceProgram::run(uint32_t pos, bool feedback, uint32_t history_index) {
   p.hang = static_cast<HangReport*>(hang_);
   p.timeout_ns = 5'000'000'000ull;
   p.trace = tracing_ ? static_cast<uint64_t*>(trace_) : nullptr;
+  p.phases = tracing_ && kPhaseStamps ? p.trace + program_.instructions.size() * 2 : nullptr;
   p.tp_size = tp_size_;
   p.rank_arenas = static_cast<float* const*>(rank_arenas_);
   p.rank_counters = static_cast<uint32_t* const*>(rank_counters_);
@@ -287,13 +296,26 @@ std::vector<int32_t> DeviceProgram::read_history(uint32_t n) const {
 
 void DeviceProgram::enable_trace(bool on) {
   tracing_ = on;
-  if (on && !trace_) trace_ = device_alloc(program_.instructions.size() * 2 * sizeof(uint64_t), "the trace");
+  if (on && !trace_) {
+    const size_t n = program_.instructions.size() * (2 + kPhaseStamps);
+    trace_ = device_alloc(n * sizeof(uint64_t), "the trace");
+    check(cudaMemset(trace_, 0, n * sizeof(uint64_t)), "clearing the trace");  // 0: a phase not stamped
+  }
 }
 
 std::vector<uint64_t> DeviceProgram::read_trace() const {
   std::vector<uint64_t> t(program_.instructions.size() * 2);
   if (trace_)
     check(cudaMemcpy(t.data(), trace_, t.size() * sizeof(uint64_t), cudaMemcpyDeviceToHost), "reading the trace");
+  return t;
+}
+
+std::vector<uint64_t> DeviceProgram::read_phases() const {
+  std::vector<uint64_t> t(program_.instructions.size() * kPhaseStamps);
+  if (trace_ && !t.empty())
+    check(cudaMemcpy(t.data(), static_cast<uint64_t*>(trace_) + program_.instructions.size() * 2,
+                     t.size() * sizeof(uint64_t), cudaMemcpyDeviceToHost),
+          "reading the phase stamps");
   return t;
 }
 

@@ -90,6 +90,9 @@ class DeviceProgram {
   // Per-instruction [start, end] %globaltimer stamps of the next run (for mk trace).
   void enable_trace(bool on);
   std::vector<uint64_t> read_trace() const;
+  // The same run's phase stamps inside each instruction ([instructions][kTracePhases], 0 where not
+  // stamped); empty unless built with MK_TRACE_PHASES.
+  std::vector<uint64_t> read_phases() const;
   const Program& program() const { return program_; }
 
  private:

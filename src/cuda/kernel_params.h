@@ -17,6 +17,10 @@ struct HangReport {
   uint32_t sm, index, counter, value, target;
 };
 
+// Phases inside an instruction that builds configured with -DMK_TRACE_PHASES=ON stamp when tracing
+// (runtime/trace.h reads them): the input row loaded, the weight pages done, the signal begun.
+enum TracePhase : uint32_t { kPhaseInput = 0, kPhaseWeights = 1, kPhaseSignal = 2, kTracePhases = 3 };
+
 struct KernelParams {
   const Instruction* instructions;
   const uint32_t* queue_begin;   // num_sms + 1 offsets
@@ -37,6 +41,7 @@ struct KernelParams {
   HangReport* hang;
   uint64_t timeout_ns;           // a wait longer than this is a hang
   uint64_t* trace;               // nullptr, or [instructions][2] start/end %globaltimer
+  uint64_t* phases;              // nullptr, or [instructions][kTracePhases] %globaltimer (MK_TRACE_PHASES)
   // Tensor parallelism: how many ranks, and every rank's arena and counters by rank (this one's
   // too; another GPU's through peer access). tp_size 1: both null.
   uint32_t tp_size;

@@ -30,5 +30,6 @@ int32_t DeviceProgram::read_token(uint32_t) const { unavailable(); }
 std::vector<int32_t> DeviceProgram::read_history(uint32_t) const { unavailable(); }
 void DeviceProgram::enable_trace(bool) { unavailable(); }
 std::vector<uint64_t> DeviceProgram::read_trace() const { unavailable(); }
+std::vector<uint64_t> DeviceProgram::read_phases() const { unavailable(); }
 
 }  // namespace mk::cuda

@@ -383,6 +383,7 @@ std::vector<uint64_t> Engine::trace_run(std::span<const int32_t> tokens) {
     c.gpu->enable_trace(false);
     last_argmax_ = c.gpu->read_token(c.program.logits_rows - 1);
     trace = c.gpu->read_trace();
+    trace_phases_ = c.gpu->read_phases();
   } else {
     CpuExecutor& ex = *c.executor;
     ex.enable_trace(true);
@@ -390,6 +391,7 @@ std::vector<uint64_t> Engine::trace_run(std::span<const int32_t> tokens) {
     ex.run(pos_);
     last_argmax_ = ex.io()[c.program.tokens_out + c.program.logits_rows - 1];
     trace = ex.trace();
+    trace_phases_.clear();
     ex.enable_trace(false);
   }
   pos_ += n;

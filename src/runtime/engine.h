@@ -81,6 +81,9 @@ class Engine {
   // The same for one prefill program run of `tokens` (at most prefill_chunk of them) from the
   // current position; the program is the one compiled(tokens.size(), false) returns.
   std::vector<uint64_t> trace_prefill(std::span<const int32_t> tokens);
+  // The last traced run's stamps inside each instruction (runtime/trace.h, summarize_phases): GPU
+  // builds configured with -DMK_TRACE_PHASES=ON only; else empty.
+  const std::vector<uint64_t>& trace_phases() const { return trace_phases_; }
   std::string device_name() const;
   void reset();  // forget the conversation: position 0 (the cache is overwritten as it refills)
   // Step back to position `pos` (<= position()): the cache keeps the first `pos` tokens and the
@@ -144,6 +147,7 @@ class Engine {
   // Keyed by (n_tokens, all_logits, KV splits).
   std::map<std::tuple<uint32_t, bool, uint32_t>, std::unique_ptr<Compiled>> programs_;
   uint32_t pos_ = 0;
+  std::vector<uint64_t> trace_phases_;
   int32_t last_argmax_ = -1;
 };
 

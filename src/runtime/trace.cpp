@@ -2,6 +2,7 @@
 #include "runtime/trace.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -63,6 +64,62 @@ std::string format_trace_summary(const TraceSummary& s) {
   for (const OpcodeTime& o : s.per_opcode) {
     std::snprintf(buf, sizeof buf, "| %s | %zu | %.1f | %.2f | %.1f |\n", o.opcode.c_str(), o.instructions, o.busy_us,
                   o.busy_us / o.instructions, o.wait_us);
+    os << buf;
+  }
+  return os.str();
+}
+
+std::vector<PhaseTime> summarize_phases(const Program& p, const std::vector<uint64_t>& t,
+                                        const std::vector<uint64_t>& ph) {
+  struct Samples {
+    std::vector<double> input, weights, finish, signal, total;
+  };
+  std::map<std::string, Samples> by_node;
+  std::vector<std::string> order;
+  auto us = [](uint64_t a, uint64_t b) { return b > a ? (b - a) / 1e3 : 0.0; };
+  for (size_t i = 0; i < p.instructions.size() && kTracePhases * i + 2 < ph.size(); ++i) {
+    const uint64_t start = t[2 * i], end = t[2 * i + 1], input = ph[kTracePhases * i + kPhaseInput],
+                   weights = ph[kTracePhases * i + kPhaseWeights], signal = ph[kTracePhases * i + kPhaseSignal];
+    if (signal == 0) continue;  // not stamped (a build without phases, or the instruction did not run)
+    std::string node = p.counter_names[p.instructions[i].node];
+    if (node.size() > 1 && node[0] == 'L' && node.find('.') != std::string::npos) node = node.substr(node.find('.') + 1);
+    if (!by_node.count(node)) order.push_back(node);
+    Samples& s = by_node[node];
+    if (input) s.input.push_back(us(start, input));
+    if (input && weights) s.weights.push_back(us(input, weights));
+    s.finish.push_back(us(weights ? weights : start, signal));
+    s.signal.push_back(us(signal, end));
+    s.total.push_back(us(start, end));
+  }
+  auto median = [](std::vector<double> v) {
+    if (v.empty()) return std::nan("");
+    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    return v[v.size() / 2];
+  };
+  std::vector<PhaseTime> rows;
+  for (const std::string& node : order) {
+    const Samples& s = by_node[node];
+    rows.push_back({node, s.total.size(), median(s.input), median(s.weights), median(s.finish), median(s.signal),
+                    median(s.total)});
+  }
+  return rows;
+}
+
+std::string format_phase_summary(const std::vector<PhaseTime>& rows) {
+  std::ostringstream os;
+  char buf[256];
+  os << "inside the instructions (medians, us; - where a kind has no such phase):\n"
+     << "| node | instructions | input load | weights | finish | signal | total |\n|---|---|---|---|---|---|---|\n";
+  auto cell = [](double v) {
+    char b[32];
+    if (std::isnan(v)) return std::string("-");
+    std::snprintf(b, sizeof b, "%.2f", v);
+    return std::string(b);
+  };
+  for (const PhaseTime& r : rows) {
+    std::snprintf(buf, sizeof buf, "| %s | %zu | %s | %s | %s | %s | %s |\n", r.node.c_str(), r.instructions,
+                  cell(r.input_us).c_str(), cell(r.weights_us).c_str(), cell(r.finish_us).c_str(),
+                  cell(r.signal_us).c_str(), cell(r.total_us).c_str());
     os << buf;
   }
   return os.str();

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda/kernel_params.h"
 #include "schedule/program.h"
 
 namespace mk {
@@ -26,6 +27,31 @@ struct TraceSummary {
 // `stamps`: [2 i] start and [2 i + 1] end (ns) of program.instructions[i].
 TraceSummary summarize_trace(const Program& program, const std::vector<uint64_t>& stamps);
 std::string format_trace_summary(const TraceSummary& summary);
+
+// Where the time inside an instruction goes (GPU builds configured with -DMK_TRACE_PHASES=ON):
+// `phases` [kTracePhases i + k] is when instruction i ended phase k (ns, cuda/kernel_params.h's
+// TracePhase), 0 where it has no such phase. A decode matvec or QKV tile loads its input row
+// (kPhaseInput), then takes its weight pages (kPhaseWeights); every instruction then finishes
+// (RoPE and the KV append, say) and begins to signal (kPhaseSignal: the fence and the counter).
+using cuda::kPhaseInput;
+using cuda::kPhaseSignal;
+using cuda::kPhaseWeights;
+using cuda::kTracePhases;
+
+// Medians over the instructions of one kind of node (the graph node's name less its layer, e.g.
+// "o_proj"), in µs. NaN where no instruction of the kind has the phase.
+struct PhaseTime {
+  std::string node;
+  size_t instructions = 0;
+  double input_us = 0;    // start (dependencies met) to the input row loaded
+  double weights_us = 0;  // input loaded to the last weight page done
+  double finish_us = 0;   // weights done (else start) to the signal begun
+  double signal_us = 0;   // signal begun to end
+  double total_us = 0;
+};
+std::vector<PhaseTime> summarize_phases(const Program& program, const std::vector<uint64_t>& stamps,
+                                        const std::vector<uint64_t>& phases);
+std::string format_phase_summary(const std::vector<PhaseTime>& rows);
 std::string chrome_trace_json(const Program& program, const std::vector<uint64_t>& stamps);
 std::string trace_svg(const Program& program, const std::vector<uint64_t>& stamps);
 

@@ -143,9 +143,11 @@ __device__ void matvec_segment(const Instruction& ins, const KernelParams& p, fl
     if (piped) {
       with_width<Spec>(K, [&](auto kK) {
         load_rows<kK(), true>(p, x, src, mc, K, a.norm, scratch);
+        trace_phase(pipe, kPhaseInput);
         pipe_rows<kK()>(pipe, span, x, smem, [&](uint32_t g, float up, float gate) {
           matvec_store(ins, p, m0, s.u_begin + g * kPageRows + warp, up, gate, best[0], best_idx[0]);
         });
+        trace_phase(pipe, kPhaseWeights);
       });
     } else {
       load_rows(p, x, src, mc, K, a.norm, scratch);

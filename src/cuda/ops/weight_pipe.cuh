@@ -158,12 +158,26 @@ struct Pipe {
   uint32_t n_pages;
   uint32_t slot = 0, phase = 0;
   bool bulk;        // cp.async.bulk, else 16-byte cp.async
+#if MK_TRACE_PHASES
+  uint64_t* phase_row = nullptr;  // thread 0: the current instruction's phase stamps, when tracing
+#endif
   __device__ uint32_t parity() const { return phase; }
   __device__ char* page() const { return pages + size_t(slot) * kPageBytes; }
   __device__ void advance() {
     if (++slot == n_pages) slot = 0, phase ^= 1;
   }
 };
+
+// Stamps the end of phase k of the current instruction (thread 0, MK_TRACE_PHASES builds only).
+__device__ __forceinline__ void trace_phase(const Pipe& pipe, uint32_t k) {
+#if MK_TRACE_PHASES
+  if (threadIdx.x == 0 && pipe.phase_row) {
+    uint64_t t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    pipe.phase_row[k] = t;
+  }
+#endif
+}
 
 // Thread 0, before the block's first barrier.
 __device__ __forceinline__ void pipe_init(Pipe& pipe) {
