@@ -42,7 +42,6 @@ __device__ __forceinline__ bool gemm_fits(const KernelParams& p, uint32_t tokens
          (norm.weight == kNone || p.dims.norm_kind == uint8_t(NormKind::Rms));
 }
 
-
 // One pass: tokens [0, mc) of X (row stride K floats, mc <= kGemmM) against weight rows
 // row_ptr(0 .. nrows) (PagedRows, nrows <= kGemmN, each K bf16). Writes C[m * ldc + n] for m < mc, n < nrows,
 // divided by rms(x[m]) when `g` (the RMSNorm weight) is given. `work`: kGemmWorkFloats of shared

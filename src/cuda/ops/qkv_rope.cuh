@@ -85,7 +85,7 @@ __device__ void qkv_segment(const Instruction& ins, const KernelParams& p, float
             y[t + pw] = second + (bias ? bf(bias[qkv_unit_row(u, t % unit_rows + pw, D, P)]) : 0.0f);
           }
         });
-      trace_phase(pipe, kPhaseWeights);
+        trace_phase(pipe, kPhaseWeights);
       });
     } else if (mc == 1) {
       qkv_rows<1>(a, p, u0, rows, x, mc, y);
