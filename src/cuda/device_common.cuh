@@ -249,8 +249,8 @@ __device__ void load_rows(const KernelParams& p, float* dst, const float* src, u
     float ss = 0;
     for (uint32_t i = threadIdx.x; i < dim; i += kThreads) ss += (row[i] - mean) * (row[i] - mean);
     const float inv = rsqrtf(block_sum(ss, scratch) / dim + p.dims.norm_eps);
-    auto normed = [&](uint32_t i) { return (row[i] - mean) * inv * bf(w[i]) + (b ? bf(b[i]) : 0.0f); };
-    for (uint32_t i = threadIdx.x; i < dim; i += kThreads) row[i] = normed(i);
+    for (uint32_t i = threadIdx.x; i < dim; i += kThreads)
+      row[i] = (row[i] - mean) * inv * bf(w[i]) + (b ? bf(b[i]) : 0.0f);
   }
   sync_consumers();
 }

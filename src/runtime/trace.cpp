@@ -83,8 +83,9 @@ std::vector<PhaseTime> summarize_phases(const Program& p, const std::vector<uint
     if (signal == 0) continue;  // not stamped (a build without phases, or the instruction did not run)
     std::string node = p.counter_names[p.instructions[i].node];
     if (node.size() > 1 && node[0] == 'L' && node.find('.') != std::string::npos) node = node.substr(node.find('.') + 1);
-    if (!by_node.count(node)) order.push_back(node);
-    Samples& s = by_node[node];
+    const auto [it, first] = by_node.try_emplace(node);
+    if (first) order.push_back(node);
+    Samples& s = it->second;
     if (input) s.input.push_back(us(start, input));
     if (input && weights) s.weights.push_back(us(input, weights));
     s.finish.push_back(us(weights ? weights : start, signal));
