@@ -78,6 +78,11 @@ RopeScaling llama3_from_rope_freqs(const GgufFile& f, const GgufTensorInfo& t, i
       fail(f, "tensor 'rope_freqs.weight' does not match llama3 rope scaling (element " +
                   std::to_string(i) + ")");
   }
+  // The fit (or the metadata) of a hostile file can give any context, NaN included: it must be a
+  // position count before it becomes an int (config.json's bound on positions, 2^24).
+  if (!(ctx >= 1 && ctx <= double(1 << 24)))
+    fail(f, "tensor 'rope_freqs.weight' implies an original context length of " + std::to_string(ctx) +
+                ", out of range");
   rs.type = RopeScaling::Type::Llama3;
   rs.factor = static_cast<float>(factor);
   rs.low_freq_factor = 1.0f;
