@@ -18,7 +18,8 @@ constexpr uint32_t kMaxLmTiles = 1024;
 // Prefill tiles (from this many tokens on) hold at most this many weight rows: one tensor-core pass
 // of the GPU (kGemmN in cuda/ops/mma_gemm.cuh), which reuses each row for all the tile's tokens.
 // Shorter tiles would spread over more SMs, but each one reads every token's activations again.
-constexpr uint32_t kPrefillTokens = 16, kPrefillTileRows = 64;
+// Gated tiles (up and gate rows) take a pass twice as wide (kGemmWideN): 64 outputs, 128 rows.
+constexpr uint32_t kPrefillTokens = 16, kPrefillTileRows = 64, kPrefillGatedOutputs = 64;
 // Prefill tiles also split the prompt into blocks of this many tokens (one tensor-core pass,
 // kGemmM): with whole-prompt tiles, a 512-token prefill had 32 o_proj tiles of 660 us each, and
 // most SMs waited on them.
@@ -191,7 +192,7 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
     n.reads = {in_buf};
     n.writes = {out_buf};
     if (op == Opcode::MatvecResidual) n.reads.push_back(out_buf);
-    if (M >= kPrefillTokens) n.tile_units = gate != kNone ? kPrefillTileRows / 2 : kPrefillTileRows;
+    if (M >= kPrefillTokens) n.tile_units = gate != kNone ? kPrefillGatedOutputs : kPrefillTileRows;
     return n;
   };
 

@@ -80,9 +80,10 @@ __device__ void matvec_pass(const Instruction& ins, const KernelParams& p, uint3
   }
 }
 
-// A prefill tile on the tensor cores: passes of kGemmM tokens by kGemmN weight rows (a gated tile's
+// A prefill tile on the tensor cores: passes of kGemmM tokens by kN weight rows (a gated tile's
 // pass takes half up rows, half gate rows), each finished by an elementwise epilogue. Not LmHead:
 // its per-tile argmax follows warps, and a prefill computes one row of logits.
+template <uint32_t kN>
 __device__ void matvec_gemm(const Instruction& ins, const KernelParams& p, float* smem, const TokenSegments& s) {
   const MatvecArgs& a = ins.a.mv;
   const uint32_t K = a.in_dim;
@@ -90,21 +91,20 @@ __device__ void matvec_gemm(const Instruction& ins, const KernelParams& p, float
   const __nv_bfloat16* G = weight(p, a.gate);
   const __nv_bfloat16* g = weight(p, a.norm.weight);
   float* work = smem + kSmemHead;
-  float* C = work + kGemmWorkFloats;  // [kGemmM][kGemmN]
-  const uint32_t per = G ? kGemmN / 2 : kGemmN;
+  float* C = work;  // [kGemmM][kN], over the pass's stages
+  const uint32_t per = G ? kN / 2 : kN;
   for (uint32_t m0 = s.m_begin; m0 < s.m_end; m0 += kGemmM) {
     const uint32_t mc = s.m_end - m0 < kGemmM ? s.m_end - m0 : kGemmM;
     for (uint32_t r0 = s.u_begin; r0 < s.u_end; r0 += per) {
       const uint32_t nr = s.u_end - r0 < per ? s.u_end - r0 : per;
-      gemm_pass(p, p.arena + a.in + size_t(a.in_row0 + m0) * K, mc, K, g,
-                [&](uint32_t n) { return n < nr ? paged_row(W, r0 + n, K) : paged_row(G, r0 + n - nr, K); },
-                G ? 2 * nr : nr, C, kGemmN, work);
+      gemm_pass<kN>(p, p.arena + a.in + size_t(a.in_row0 + m0) * K, mc, K, g,
+                    [&](uint32_t n) { return n < nr ? paged_row(W, r0 + n, K) : paged_row(G, r0 + n - nr, K); },
+                    G ? 2 * nr : nr, C, kN, work);
       float best = 0;  // unused: not LmHead
       uint32_t best_idx = 0;
       for (uint32_t e = threadIdx.x; e < mc * nr; e += kThreads) {
         const uint32_t m = e / nr, n = e % nr;
-        matvec_store(ins, p, m0 + m, r0 + n, C[m * kGemmN + n], G ? C[m * kGemmN + nr + n] : 0.0f, best, best_idx,
-                     true);
+        matvec_store(ins, p, m0 + m, r0 + n, C[m * kN + n], G ? C[m * kN + nr + n] : 0.0f, best, best_idx, true);
       }
       sync_consumers();  // C is overwritten by the next pass
     }
@@ -120,10 +120,16 @@ __device__ void matvec_segment(const Instruction& ins, const KernelParams& p, fl
   // Only decode programs pipe (one token), and only the decode build runs them: the prefill build
   // carries no pipe code.
   const bool piped = !kMma && pipe_span(ins, p, &span);  // then a.rows == 1: one pass
-  if (kMma && static_cast<Opcode>(ins.opcode) != Opcode::LmHead &&
-      gemm_fits(p, s.m_end - s.m_begin, a.in_dim, a.norm) && p.smem_floats >= kSmemHead + kGemmWorkFloats + kGemmM * kGemmN) {
-    matvec_gemm(ins, p, smem, s);
-    return;
+  if (kMma && static_cast<Opcode>(ins.opcode) != Opcode::LmHead && gemm_fits(p, s.m_end - s.m_begin, a.in_dim, a.norm)) {
+    // Gated tiles (up and gate rows) take the wide pass where it fits; C lies over the stages.
+    if (a.gate != kNone && p.smem_floats >= kSmemHead + gemm_work_floats(kGemmWideN)) {
+      matvec_gemm<kGemmWideN>(ins, p, smem, s);
+      return;
+    }
+    if (p.smem_floats >= kSmemHead + gemm_work_floats(kGemmN)) {
+      matvec_gemm<kGemmN>(ins, p, smem, s);
+      return;
+    }
   }
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   float* scratch = smem;

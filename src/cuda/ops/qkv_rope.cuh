@@ -54,20 +54,21 @@ __device__ void qkv_segment(const Instruction& ins, const KernelParams& p, float
   PipeSpan span;
   const bool piped = !kMma && pipe_span(ins, p, &span);  // decode build only; then M == 1: one pass
   // Prefill on the tensor cores when y (kGemmM tokens by the tile's rows) fits beside their stages.
-  const bool gemm = kMma && gemm_fits(p, s.m_end - s.m_begin, H, a.norm) && p.smem_floats >= kSmemHead + kGemmWorkFloats + kGemmM * rows;
+  const bool gemm =
+      kMma && gemm_fits(p, s.m_end - s.m_begin, H, a.norm) && p.smem_floats >= kSmemHead + gemm_work_floats(kGemmN) + kGemmM * rows;
   const uint32_t fit = (p.smem_floats - kSmemHead) / (H + rows);
   const uint32_t chunk = gemm ? kGemmM : fit < kMC ? fit : kMC;  // >= 1: checked on the host
   auto row_of = [&](uint32_t t) { return qkv_unit_row(u0 + t / unit_rows, t % unit_rows, D, P); };
   for (uint32_t m0 = s.m_begin; m0 < s.m_end; m0 += chunk) {
     const uint32_t mc = s.m_end - m0 < chunk ? s.m_end - m0 : chunk;
-    float* y = gemm ? x + kGemmWorkFloats : x + mc * H;  // [mc][rows]
+    float* y = gemm ? x + gemm_work_floats(kGemmN) : x + mc * H;  // [mc][rows]
     const float* src = p.arena + a.in + size_t(m0) * H;
     if (!gemm && !piped) load_rows(p, x, src, mc, H, a.norm, scratch);
     if (gemm) {
       const __nv_bfloat16* W = weight(p, a.weight);
       for (uint32_t n0 = 0; n0 < rows; n0 += kGemmN) {
         const uint32_t nr = rows - n0 < kGemmN ? rows - n0 : kGemmN;
-        gemm_pass(p, p.arena + a.in + size_t(m0) * H, mc, H, weight(p, a.norm.weight),
+        gemm_pass<kGemmN>(p, p.arena + a.in + size_t(m0) * H, mc, H, weight(p, a.norm.weight),
                   [&](uint32_t n) { return paged_row(W, row_of(n0 + n), H); }, nr, y + n0, rows, x);
       }
       if (bias)
