@@ -43,7 +43,7 @@ __host__ __device__ constexpr uint32_t gemm_stage_floats(uint32_t kN) {
 }
 // The shared memory of a pass: its stages, the rounded activations [kGemmM][kGemmLd] bf16, and
 // two partial sums of squares per token (then 1/rms). The stages are free again once the pass's
-// products are done: C may lie over them (gemm_pass's `C_over_stages`).
+// products are done: C may lie over them (matvec_gemm puts it there).
 __host__ __device__ constexpr uint32_t gemm_work_floats(uint32_t kN) {
   return kGemmStages * gemm_stage_floats(kN) + kGemmM * kGemmLd / 2 + 2 * kGemmM;
 }
@@ -94,6 +94,8 @@ __device__ __noinline__ void gemm_pass(const KernelParams& p, const float* X, ui
     w_src[j] = row_ptr(n < nrows ? n : 0).at(w_piece * 8);
   }
 
+  // One stage; pieces past K are zero-filled. Always one commit group, so that wait_group counts
+  // stages.
   auto load_stage = [&](uint32_t c) {
     if (c < chunks) {
       const uint32_t st = c % kGemmStages;
