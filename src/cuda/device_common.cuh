@@ -36,6 +36,13 @@ __device__ __forceinline__ void for_each_token_segment(TokenSegments s, F&& f) {
   }
 }
 
+// Nanoseconds of the GPU's global timer: the watchdogs' clock and the trace's.
+__device__ __forceinline__ uint64_t globaltimer() {
+  uint64_t t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+
 // Activations are written by other SMs during the same launch, and L1 is not coherent: read them
 // at L2 (ld.global.cg) so a line cached earlier in the launch is never served stale.
 __device__ __forceinline__ float ld_act(const float* p) { return __ldcg(p); }

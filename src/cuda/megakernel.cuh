@@ -13,12 +13,6 @@
 
 namespace mk::cuda {
 
-__device__ __forceinline__ uint64_t globaltimer() {
-  uint64_t t;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-  return t;
-}
-
 template <bool kMma, class Spec>
 __device__ __forceinline__ void dispatch(const Instruction& ins, const KernelParams& p, float* smem, Pipe& pipe) {
   switch (static_cast<Opcode>(ins.opcode)) {

@@ -63,13 +63,10 @@ __device__ __forceinline__ bool mbar_test(uint64_t* bar, uint32_t parity) {
 // producer and consumers disagree on the page sequence, a bug: trap rather than hang the GPU.
 __device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity, const volatile int* abort_flag = nullptr) {
   if (mbar_test(bar, parity)) return;
-  uint64_t start;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
+  const uint64_t start = globaltimer();
   while (!mbar_test(bar, parity)) {
     if (abort_flag && *abort_flag) return;
-    uint64_t now;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
-    if (now - start > 20'000'000'000ull) __trap();
+    if (globaltimer() - start > 20'000'000'000ull) __trap();
   }
 }
 
@@ -171,11 +168,7 @@ struct Pipe {
 // Stamps the end of phase k of the current instruction (thread 0, MK_TRACE_PHASES builds only).
 __device__ __forceinline__ void trace_phase(const Pipe& pipe, uint32_t k) {
 #if MK_TRACE_PHASES
-  if (threadIdx.x == 0 && pipe.phase_row) {
-    uint64_t t;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-    pipe.phase_row[k] = t;
-  }
+  if (threadIdx.x == 0 && pipe.phase_row) pipe.phase_row[k] = globaltimer();
 #endif
 }
 
