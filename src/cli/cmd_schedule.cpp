@@ -16,7 +16,7 @@ namespace {
 struct ScheduleFlags {
   std::string model;
   uint32_t sms = 132, tokens = 1, ctx = 0;
-  bool summary_only = false, no_fuse_norms = false;
+  bool summary_only = false, no_fuse_norms = false, bf16_activations = false;
 };
 
 RegisterCommand reg("schedule", "Print the per-SM instruction queues the scheduler builds for a model",
@@ -29,6 +29,8 @@ RegisterCommand reg("schedule", "Print the per-SM instruction queues the schedul
   app.add_option("--ctx", f->ctx, "context length; 0 = the model's, at most 4096");
   app.add_flag("--summary", f->summary_only, "print only the summary");
   app.add_flag("--no-fuse-norms", f->no_fuse_norms, "schedule norms as separate instructions");
+  app.add_flag("--bf16-activations", f->bf16_activations,
+               "prefill (16+ tokens) as the GPU runs it: bf16 activations between ops, block norms on their own");
   return [f] {
     std::filesystem::path path(f->model);
     ModelConfig c = std::filesystem::is_directory(path) ? load_config(path) : [&] {
@@ -41,6 +43,7 @@ RegisterCommand reg("schedule", "Print the per-SM instruction queues the schedul
     go.n_tokens = f->tokens;
     go.max_ctx = f->ctx ? f->ctx : static_cast<uint32_t>(std::min(c.max_position_embeddings, 4096));
     go.fuse_norms = !f->no_fuse_norms;
+    go.bf16_activations = f->bf16_activations;
     go.num_sms = f->sms;
     const OpGraph g = build_graph(c, go);
     ScheduleOptions so;

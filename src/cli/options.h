@@ -21,7 +21,7 @@ struct ExecFlags {
   void add(CLI::App& app) {
     app.add_option("--device", device, "where to run: auto (the GPU when one is usable), cpu or cuda")
         ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-    app.add_flag("--bf16", bf16, "CPU: round weights and the KV cache to bf16, as the GPU stores them");
+    app.add_flag("--bf16", bf16, "CPU: round weights, the KV cache and prefill activations to bf16, as the GPU stores them");
     app.add_option("--sms", sms, "SMs (instruction queues) the scheduler targets; 0 = 4 per CPU thread");
     app.add_option("--threads", threads, "CPU worker threads; 0 = all hardware threads");
     app.add_option("--ctx", ctx, "context length (KV cache capacity); 0 = the model's, at most 4096");

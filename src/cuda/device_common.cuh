@@ -81,6 +81,26 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   return *reinterpret_cast<const uint32_t*>(&v);
 }
 
+// Activation buffers in bf16 (kFlagBf16In / kFlagBf16Out, isa.h): buffer `off` of the arena holds
+// bf16 values at half the float stride.
+__device__ __forceinline__ __nv_bfloat16* bf16_act(const KernelParams& p, uint32_t off) {
+  return reinterpret_cast<__nv_bfloat16*>(p.arena + off);
+}
+// Element i of activation buffer `off`, as fp32 or as bf16.
+__device__ __forceinline__ void store_act(const KernelParams& p, uint32_t off, size_t i, float v, bool bf16) {
+  if (bf16)
+    bf16_act(p, off)[i] = __float2bfloat16(v);
+  else
+    p.arena[off + i] = v;
+}
+// Elements i and i + 1 (i even), in one store.
+__device__ __forceinline__ void store_act2(const KernelParams& p, uint32_t off, size_t i, float v0, float v1, bool bf16) {
+  if (bf16)
+    *reinterpret_cast<uint32_t*>(bf16_act(p, off) + i) = pack_bf16(v0, v1);
+  else
+    *reinterpret_cast<float2*>(p.arena + off + i) = make_float2(v0, v1);
+}
+
 // 16 consecutive values of x as the decode matvecs' tensor-core A fragments (ops/weight_pipe.cuh):
 // x = hi + lo with hi = bf16(x) and lo = bf16(x - hi), rows 0 and 8 of a 16 x 16 A operand whose
 // other rows are zero, so that a step's dot products keep about 16 bits of x at no extra cost (the
@@ -206,8 +226,38 @@ __device__ void load_row_hi_lo(const KernelParams& p, float* dst, const float* s
   sync_consumers();
 }
 
+// `rows` rows of `dim` floats that this block's threads have just written to shared memory,
+// normalized in place by `norm` when it names a weight (RMSNorm or LayerNorm, as the model's dims
+// say). `scratch`: kWarps floats. Ends with a barrier.
+__device__ void normalize_rows(const KernelParams& p, float* dst, uint32_t rows, uint32_t dim, InNorm norm,
+                               float* scratch) {
+  if (norm.weight == kNone) {
+    sync_consumers();
+    return;
+  }
+  const __nv_bfloat16* w = weight(p, norm.weight);
+  const __nv_bfloat16* b = weight(p, norm.bias);
+  const bool layer = p.dims.norm_kind == uint8_t(NormKind::Layer);
+  for (uint32_t m = 0; m < rows; ++m) {
+    float* row = dst + m * dim;
+    sync_consumers();
+    float mean = 0;
+    if (layer) {
+      float s = 0;
+      for (uint32_t i = threadIdx.x; i < dim; i += kThreads) s += row[i];
+      mean = block_sum(s, scratch) / dim;
+    }
+    float ss = 0;
+    for (uint32_t i = threadIdx.x; i < dim; i += kThreads) ss += (row[i] - mean) * (row[i] - mean);
+    const float inv = rsqrtf(block_sum(ss, scratch) / dim + p.dims.norm_eps);
+    for (uint32_t i = threadIdx.x; i < dim; i += kThreads)
+      row[i] = (row[i] - mean) * inv * bf(w[i]) + (b ? bf(b[i]) : 0.0f);
+  }
+  sync_consumers();
+}
+
 // Loads `rows` activation rows of `dim` floats into shared memory, normalized by `norm` when it
-// names a weight (RMSNorm or LayerNorm, as the model's dims say). `scratch`: kWarps floats.
+// names a weight (normalize_rows).
 // kDim: the row length at compile time (a specialized build, cuda/spec.h), or 0 to use `dim`.
 // kHiLo: one row (dim % 16 == 0) left as the weight pipe's A fragments instead (load_row_hi_lo).
 template <uint32_t kDim = 0, bool kHiLo = false>
@@ -237,29 +287,25 @@ __device__ void load_rows(const KernelParams& p, float* dst, const float* src, u
   } else {
     for (uint32_t i = threadIdx.x; i < n; i += kThreads) dst[i] = ld_act(src + i);
   }
-  if (norm.weight == kNone) {
-    sync_consumers();
-    return;
-  }
-  const __nv_bfloat16* w = weight(p, norm.weight);
-  const __nv_bfloat16* b = weight(p, norm.bias);
-  const bool layer = p.dims.norm_kind == uint8_t(NormKind::Layer);
-  for (uint32_t m = 0; m < rows; ++m) {
-    float* row = dst + m * dim;
-    sync_consumers();
-    float mean = 0;
-    if (layer) {
-      float s = 0;
-      for (uint32_t i = threadIdx.x; i < dim; i += kThreads) s += row[i];
-      mean = block_sum(s, scratch) / dim;
-    }
-    float ss = 0;
-    for (uint32_t i = threadIdx.x; i < dim; i += kThreads) ss += (row[i] - mean) * (row[i] - mean);
-    const float inv = rsqrtf(block_sum(ss, scratch) / dim + p.dims.norm_eps);
-    for (uint32_t i = threadIdx.x; i < dim; i += kThreads)
-      row[i] = (row[i] - mean) * inv * bf(w[i]) + (b ? bf(b[i]) : 0.0f);
-  }
-  sync_consumers();
+  normalize_rows(p, dst, rows, dim, norm, scratch);
+}
+
+// The same from bf16 activations (kFlagBf16In), widened to fp32 in shared memory.
+__device__ void load_rows(const KernelParams& p, float* dst, const __nv_bfloat16* src, uint32_t rows, uint32_t dim,
+                          InNorm norm, float* scratch) {
+  const uint32_t n = rows * dim;
+  const unsigned short* s = reinterpret_cast<const unsigned short*>(src);
+  for (uint32_t i = threadIdx.x; i < n; i += kThreads) dst[i] = __uint_as_float(uint32_t(__ldcg(s + i)) << 16);
+  normalize_rows(p, dst, rows, dim, norm, scratch);
+}
+
+// A matvec's input rows [row0, row0 + rows) of arena buffer `in`, fp32 or (bf16) bf16.
+__device__ __forceinline__ void load_act_rows(const KernelParams& p, float* dst, uint32_t in, uint32_t row0,
+                                              uint32_t rows, uint32_t dim, InNorm norm, bool bf16, float* scratch) {
+  if (bf16)
+    load_rows(p, dst, bf16_act(p, in) + size_t(row0) * dim, rows, dim, norm, scratch);
+  else
+    load_rows(p, dst, p.arena + in + size_t(row0) * dim, rows, dim, norm, scratch);
 }
 
 // Row r of a paged weight matrix (cuda/paged_weights.h) with K columns: at(k) is element k, and the

@@ -20,6 +20,10 @@ constexpr uint32_t kMaxLmTiles = 1024;
 // Shorter tiles would spread over more SMs, but each one reads every token's activations again.
 // Gated tiles (up and gate rows) take a pass twice as wide (kGemmWideN): 64 outputs, 128 rows.
 constexpr uint32_t kPrefillTokens = 16, kPrefillTileRows = 64, kPrefillGatedOutputs = 64;
+// QKV tiles take 96 rows (kGemmQkvN): Llama-3.2-1B's 3072 rows by 4 token blocks make 128 tiles, one
+// wave of 132 SMs, where tiles of 64 made 192: two waves, the second one half empty, with attention
+// waiting behind it (135 us of a 763 us layer at 512 tokens, H200).
+constexpr uint32_t kPrefillQkvRows = 96;
 // Prefill tiles also split the prompt into blocks of this many tokens (one tensor-core pass,
 // kGemmM): with whole-prompt tiles, a 512-token prefill had 32 o_proj tiles of 660 us each, and
 // most SMs waited on them.
@@ -110,10 +114,11 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
   const uint32_t m_out = o.all_logits ? M : 1;
   const uint32_t T = M >= kPrefillTokens && M > kPrefillTokenBlock ? kPrefillTokenBlock : 0;  // token blocks
   const uint32_t blocks = T ? (M + T - 1) / T : 1;
-  const double wb = o.weight_bytes, act_bytes = 4;
+  const double wb = o.weight_bytes;
+  const bool bf16_acts = o.bf16_activations && M >= kPrefillTokens;
 
   const int x = g.add_buffer("x", uint64_t(M) * H);
-  const int xn = o.fuse_norms ? -1 : g.add_buffer("xn", uint64_t(M) * H);
+  const int xn = o.fuse_norms && !bf16_acts ? -1 : g.add_buffer("xn", uint64_t(M) * H);
   const int q = g.add_buffer("q", uint64_t(M) * Hq * D);
   const int attn = g.add_buffer("attn", uint64_t(M) * Hq * D);
   // With one split the partial output is the attention output, and no merge runs.
@@ -141,6 +146,12 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
   for (int l = 0; l < c.num_layers; ++l) kv[l] = g.add_buffer("kv." + std::to_string(l), 0);
   g.finalize();  // arena offsets are needed below; dependencies are derived again at the end
   auto off = [&](int b) { return g.buffer(b).offset; };
+  // The buffers that hold bf16 (the inputs of the block's matrix products); sized as fp32 all the same.
+  auto is_bf16 = [&](int b) { return bf16_acts && (b == xn || b == attn || b == act); };
+  auto act_bytes = [&](int b) { return is_bf16(b) ? 2.0 : 4.0; };
+  auto bf16_flags = [&](int in_buf, int out_buf) {
+    return uint16_t((is_bf16(in_buf) ? kFlagBf16In : 0) | (is_bf16(out_buf) ? kFlagBf16Out : 0));
+  };
 
   auto node = [&](std::string name, Opcode op, int layer) {
     OpNode n;
@@ -149,17 +160,21 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
     n.proto.layer = static_cast<uint16_t>(layer < 0 ? 0xFFFF : layer);
     return n;
   };
-  // A norm either becomes its own node writing xn, or an InNorm folded into its consumer.
+  // A norm either becomes its own node writing xn, or an InNorm folded into its consumer. With bf16
+  // activations the block norms are their own nodes (their output is the bf16 operand); the final
+  // norm, before the LM head's one row, stays as `fuse_norms` says.
   auto norm_input = [&](const std::string& prefix, const std::string& weight, int layer, int in_buf,
                         InNorm& fused) -> int {
     const InNorm norm{wid(g, weight), wid(g, weight + "_bias")};
-    if (o.fuse_norms) {
+    if (o.fuse_norms && !(bf16_acts && layer >= 0)) {
       fused = norm;
       return in_buf;
     }
     OpNode n = node(prefix + "norm", Opcode::Norm, layer);
     n.proto.a.norm = {off(in_buf), off(xn), norm};
-    n.fixed_bytes = M * H * act_bytes;
+    n.proto.flags |= bf16_flags(in_buf, xn);
+    n.units = M;  // rows
+    n.bytes_per_unit = H * (act_bytes(in_buf) + act_bytes(xn));
     n.reads = {in_buf};
     n.writes = {xn};
     g.add_node(std::move(n));
@@ -185,9 +200,11 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
     a.rows = M;
     a.partial = kNone;
     a.token_block = T;
+    n.proto.flags |= bf16_flags(in_buf, out_buf);
     n.units = out_dim * blocks;
+    n.token_blocks = blocks;
     n.unit_align = 8;
-    n.fixed_bytes = double(std::min(M, T ? T : M)) * in_dim * act_bytes;
+    n.fixed_bytes = double(std::min(M, T ? T : M)) * in_dim * act_bytes(in_buf);
     n.bytes_per_unit = double(in_dim) * wb * (gate != kNone ? 2 : 1);
     n.reads = {in_buf};
     n.writes = {out_buf};
@@ -215,7 +232,7 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
     r.proto.flags |= kFlagWaitAllRanks;
     r.units = H;
     r.unit_align = 8;
-    r.bytes_per_unit = double(M) * tp.size * act_bytes;
+    r.bytes_per_unit = double(M) * tp.size * act_bytes(partial);
     r.reads = {partial, x};
     r.writes = {x};
     g.add_node(std::move(r));
@@ -227,7 +244,7 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
     // Tiles of tokens: a 512-token prompt's rows on one SM took 2.3 ms of a 17 ms prefill (H200, 1B
     // shape).
     n.units = M;
-    n.bytes_per_unit = double(H) * (wb * (c.learned_pos ? 2 : 1) + act_bytes);
+    n.bytes_per_unit = double(H) * (wb * (c.learned_pos ? 2 : 1) + act_bytes(x));
     n.reads = {tokens_in};
     n.writes = {x};
     g.add_node(std::move(n));
@@ -243,9 +260,11 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
       const uint32_t parts = !c.qk_norm && D % 16 == 0 ? D / 16 : 1;
       n.proto.a.qkv = {off(in), fused, wid(g, L + "qkv"), wid(g, L + "qkv_bias"), wid(g, L + "q_norm"),
                        wid(g, L + "k_norm"), wid(g, "rope"), off(q), parts, T};
+      n.proto.flags |= bf16_flags(in, q);
       n.units = (Hq + 2 * Hkv) * parts * blocks;
-      if (M >= kPrefillTokens) n.tile_units = std::max<uint32_t>(1, kPrefillTileRows / (D / parts));
-      n.fixed_bytes = double(std::min(M, T ? T : M)) * H * act_bytes;
+      n.token_blocks = blocks;
+      if (M >= kPrefillTokens) n.tile_units = std::max<uint32_t>(1, kPrefillQkvRows / (D / parts));
+      n.fixed_bytes = double(std::min(M, T ? T : M)) * H * act_bytes(in);
       n.bytes_per_unit = double(D) * H * wb / parts;
       n.reads = {in};
       n.writes = {q, kv[l]};
@@ -254,10 +273,11 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
     {
       OpNode n = node(P + "attn_partial", Opcode::AttnPartial, l);
       n.proto.a.attn = {off(q), S, off(part_o), off(part_lse), static_cast<uint32_t>(c.sliding_window), R};
+      n.proto.flags |= bf16_flags(q, part_o);
       const uint32_t row_blocks = attn_row_blocks(M, R);
       n.units = Hkv * S * row_blocks;
       const double ctx = std::min<double>(o.ctx_hint, o.max_ctx);
-      n.bytes_per_unit = 2.0 * (ctx / S) * D * wb + double(M) / row_blocks * (Hq / Hkv) * D * act_bytes;
+      n.bytes_per_unit = 2.0 * (ctx / S) * D * wb + double(M) / row_blocks * (Hq / Hkv) * D * act_bytes(q);
       n.reads = {q, kv[l]};
       n.writes = {part_o, part_lse};
       g.add_node(std::move(n));
@@ -265,8 +285,9 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
     if (S > 1) {
       OpNode n = node(P + "attn_reduce", Opcode::AttnReduce, l);
       n.proto.a.reduce = {off(part_o), off(part_lse), S, off(attn)};
+      n.proto.flags |= bf16_flags(part_o, attn);
       n.units = Hq;
-      n.bytes_per_unit = double(S) * M * (D + 1) * act_bytes;
+      n.bytes_per_unit = double(S) * M * (D + 1) * act_bytes(part_o);
       n.reads = {part_o, part_lse};
       n.writes = {attn};
       g.add_node(std::move(n));
@@ -289,7 +310,7 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
     n.units = V;
     n.max_tiles = kMaxLmTiles;
     n.tile_units = 0;  // spread over the SMs: its tiles keep the CUDA-core path (their argmax follows warps)
-    n.fixed_bytes = double(m_out) * H * act_bytes;
+    n.fixed_bytes = double(m_out) * H * act_bytes(in);
     n.reads = {in};
     n.writes = {logits, lm_partial};
     g.add_node(std::move(n));

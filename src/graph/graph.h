@@ -44,6 +44,8 @@ struct OpNode {
   uint32_t unit_align = 1;   // tile sizes are multiples of this (but the last)
   uint32_t max_tiles = 0xFFFFFFFFu;
   uint32_t tile_units = 0;   // tiles of exactly this many units (the last one shorter); 0: spread over the SMs
+  uint32_t token_blocks = 1; // the units are this many equal blocks of tokens (TokenSegments): tiles go out
+                             // in the order of their units within a block, then by block
   double fixed_bytes = 0;    // bytes every tile reads regardless of its size (its input vector)
   double bytes_per_unit = 0; // bytes read per unit (weights, KV)
   std::vector<int> reads, writes;  // buffer ids
@@ -79,6 +81,11 @@ struct GraphOptions {
   uint32_t max_ctx = 2048;    // KV cache capacity
   bool all_logits = false;    // logits for every row, not only the last
   bool fuse_norms = true;     // fold each norm into the matvec tiles that consume it
+  // Prefill programs (M >= 16 tokens) keep the activations between ops (the normalized input,
+  // attention's output, the MLP's) in bf16, with the block norms as their own Norm instructions;
+  // the residual stream stays fp32. The GPU's tensor cores take bf16 operands, so its prefill
+  // tiles then copy them straight into shared memory (kFlagBf16In / kFlagBf16Out in isa.h).
+  bool bf16_activations = false;
   uint32_t weight_bytes = 2;  // bytes per weight element assumed by the cost model (bf16)
   uint32_t kv_splits = 0;     // attention KV splits; 0 chooses from the context and the SM count
   uint32_t kv_span = 0;       // the context (position + n_tokens) the program runs at; 0: max_ctx

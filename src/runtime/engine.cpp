@@ -160,6 +160,8 @@ Engine::Rank::~Rank() = default;
 GraphOptions Engine::graph_options(uint32_t n_tokens, bool all_logits, uint32_t pos) const {
   GraphOptions o = graph_options_for(options_, max_ctx_, n_tokens, all_logits, pos);
   o.kv_splits = choose_kv_splits(config_, o);
+  // The GPU's prefill tiles take bf16 operands; the CPU mirrors that with --bf16.
+  o.bf16_activations = device_ == Device::Cuda || options_.bf16;
   return o;
 }
 

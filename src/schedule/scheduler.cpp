@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cassert>
 #include <cmath>
+#include <numeric>
+#include <utility>
+#include <vector>
 
 #include "model/error.h"
 #include "schedule/program.h"
@@ -23,6 +26,24 @@ Tiling choose_tiling(const OpNode& n, uint32_t num_sms) {
   uint32_t size = (aligned_units + tiles - 1) / tiles * align;
   tiles = (n.units + size - 1) / size;
   return {tiles, size};
+}
+
+// The order in which an op's tiles are placed (and so run: each SM's queue keeps it). Tiles of a
+// token-blocked op go out by their units within a block first: the tiles of every token block that
+// read the same weight rows are placed together, run in the same wave, and the rows come from
+// memory once while L2 serves the other blocks. (Block-major, a 512-token prefill's gate/up stage,
+// 512 tiles in 4 waves of 132 SMs, streamed its 64 MB of weights once per wave.)
+std::vector<uint32_t> placement_order(const OpNode& n, const Tiling& t) {
+  std::vector<uint32_t> order(t.tiles);
+  std::iota(order.begin(), order.end(), 0u);
+  if (n.token_blocks > 1) {
+    const uint32_t per_block = n.units / n.token_blocks;
+    std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+      const uint32_t ua = a * t.size, ub = b * t.size;
+      return std::pair(ua % per_block, ua / per_block) < std::pair(ub % per_block, ub / per_block);
+    });
+  }
+  return order;
 }
 
 class ListScheduler {
@@ -122,7 +143,7 @@ Program schedule(const OpGraph& g, const ScheduleOptions& o) {
 
     const Tiling t = choose_tiling(n, o.num_sms);
     tiles_of[i] = t.tiles;
-    for (uint32_t k = 0; k < t.tiles; ++k) {
+    for (uint32_t k : placement_order(n, t)) {
       Instruction ins = n.proto;
       ins.n_waits = static_cast<uint16_t>(waits.size());
       for (size_t w = 0; w < waits.size(); ++w) ins.waits[w] = waits[w].w;

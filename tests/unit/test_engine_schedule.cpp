@@ -105,6 +105,69 @@ TEST(Graph, KvSplitsFollowTheContext) {
   EXPECT_EQ(choose_kv_splits(llama_1b(), go), 200u);
 }
 
+// bf16 activations (the GPU's prefill): the block norms become Norm instructions writing bf16, which
+// the products read; attention and gate/up write bf16 for o_proj and down. Decode keeps fp32.
+TEST(Graph, Bf16ActivationsMarkPrefillOperands) {
+  GraphOptions go;
+  go.max_ctx = 4096;
+  go.n_tokens = 512;
+  go.bf16_activations = true;
+  const OpGraph g = build_graph(llama_1b(), go);
+  auto flags = [&](const std::string& name) {
+    for (const OpNode& n : g.nodes)
+      if (n.name == name) return int(n.proto.flags & (kFlagBf16In | kFlagBf16Out));
+    ADD_FAILURE() << "no node " << name;
+    return -1;
+  };
+  EXPECT_EQ(flags("L3.attn_norm"), kFlagBf16Out);
+  EXPECT_EQ(flags("L3.qkv_rope"), kFlagBf16In);
+  EXPECT_EQ(flags("L3.attn_partial"), kFlagBf16Out);
+  EXPECT_EQ(flags("L3.o_proj"), kFlagBf16In);
+  EXPECT_EQ(flags("L3.mlp_norm"), kFlagBf16Out);
+  EXPECT_EQ(flags("L3.gate_up"), kFlagBf16In | kFlagBf16Out);
+  EXPECT_EQ(flags("L3.down"), kFlagBf16In);
+  EXPECT_EQ(flags("lm_head"), 0) << "the final norm stays fused: the LM head reads the fp32 stream";
+  for (const OpNode& n : g.nodes)
+    if (n.proto.opcode == uint16_t(Opcode::Norm)) EXPECT_EQ(n.units, 512u) << "Norm tiles are rows";
+  ScheduleOptions so;
+  so.num_sms = 132;
+  check_invariants(g, schedule(g, so));
+
+  go.n_tokens = 1;  // decode: fp32 throughout, norms fused
+  for (const OpNode& n : build_graph(llama_1b(), go).nodes) {
+    EXPECT_EQ(n.proto.flags & (kFlagBf16In | kFlagBf16Out), 0) << n.name;
+    EXPECT_NE(n.proto.opcode, uint16_t(Opcode::Norm)) << n.name;
+  }
+}
+
+// A 512-token prefill's gate/up tiles (4 token blocks) run in 4 waves; each wave must take whole
+// columns of blocks (the same weight rows for every block) so that the rows are read from memory
+// once, not once per wave.
+TEST(Schedule, TokenBlockedTilesShareTheirWeightRowsInAWave) {
+  GraphOptions go;
+  go.max_ctx = 4096;
+  go.n_tokens = 512;
+  go.bf16_activations = true;
+  const OpGraph g = build_graph(llama_1b(), go);
+  ScheduleOptions so;
+  so.num_sms = 132;
+  const Program p = schedule(g, so);
+  uint32_t node = 0;
+  while (g.nodes[node].name != "L5.gate_up") ++node;
+  ASSERT_EQ(g.nodes[node].token_blocks, 4u);
+  const uint32_t per_block = g.nodes[node].units / 4;
+  std::set<uint32_t> rows, blocks;  // of every SM's first gate/up tile: the first wave
+  for (uint32_t s = 0; s < p.num_sms; ++s)
+    for (uint32_t k = 0; k < p.queue_size(s); ++k)
+      if (p.queue(s)[k].node == node) {
+        rows.insert(p.queue(s)[k].tile_begin % per_block);
+        blocks.insert(p.queue(s)[k].tile_begin / per_block);
+        break;
+      }
+  EXPECT_EQ(blocks.size(), 4u);
+  EXPECT_LE(rows.size(), 132u / 4 + 1) << "the first wave should cover few weight rows, every block of each";
+}
+
 TEST(Schedule, EveryArchitectureAndSmCountKeepsInvariants) {
   for (Arch a : {Arch::Llama, Arch::Mistral, Arch::Qwen2, Arch::Qwen3, Arch::Gpt2})
     for (uint32_t sms : {1u, 7u, 132u})

@@ -17,7 +17,9 @@ void run_attn_partial(const Instruction& ins, const OpContext& ctx) {
   // The KV range every row of this run may see is [0, pos + M); each split takes an equal chunk.
   const uint32_t ctx_end = ctx.step.pos + M;
   const uint32_t chunk = (ctx_end + S - 1) / S;
-  thread_local std::vector<float> scores;
+  thread_local std::vector<float> scores, out_row;
+  const bool bf16 = ins.flags & kFlagBf16Out;  // then o is summed in out_row and rounded once
+  out_row.resize(D);
   for (uint32_t u = ins.tile_begin; u < ins.tile_end; ++u) {
     const uint32_t kvh = u / B / S, s = u / B % S, m_begin = (u % B) * R;
     const uint32_t k0 = s * chunk, k1 = std::min(ctx_end, k0 + chunk);
@@ -28,11 +30,14 @@ void run_attn_partial(const Instruction& ins, const OpContext& ctx) {
       for (uint32_t g = 0; g < group; ++g) {
         const uint32_t hq = kvh * group + g;
         const float* q = ctx.arena + a.q + (size_t(m) * Hq + hq) * D;
-        float* o = ctx.arena + a.part_o + ((size_t(s) * M + m) * Hq + hq) * D;
+        const size_t o_index = ((size_t(s) * M + m) * Hq + hq) * D;
+        float* o = bf16 ? out_row.data() : ctx.arena + a.part_o + o_index;
         float* lse = ctx.arena + a.part_lse + (size_t(s) * M + m) * Hq + hq;
         for (uint32_t i = 0; i < D; ++i) o[i] = 0;
         if (lo >= hi) {
           *lse = -std::numeric_limits<float>::infinity();
+          if (bf16)
+            for (uint32_t i = 0; i < D; ++i) store_act(ctx, a.part_o, o_index + i, 0.0f, true);
           continue;
         }
         scores.resize(hi - lo);
@@ -49,6 +54,8 @@ void run_attn_partial(const Instruction& ins, const OpContext& ctx) {
           for (uint32_t i = 0; i < D; ++i) o[i] += w * v[i];
         }
         for (uint32_t i = 0; i < D; ++i) o[i] /= sum;
+        if (bf16)
+          for (uint32_t i = 0; i < D; ++i) store_act(ctx, a.part_o, o_index + i, o[i], true);
         *lse = mx + std::log(sum);
       }
     }
@@ -59,11 +66,15 @@ void run_attn_reduce(const Instruction& ins, const OpContext& ctx) {
   const AttnReduceArgs& a = ins.a.reduce;
   const ModelDims& d = *ctx.dims;
   const uint32_t D = d.head_dim, Hq = d.n_heads, M = d.n_tokens, S = a.num_splits;
+  thread_local std::vector<float> out_row;
+  const bool bf16 = ins.flags & kFlagBf16Out;  // then out is summed in out_row and rounded once
+  out_row.resize(D);
   for (uint32_t h = ins.tile_begin; h < ins.tile_end; ++h) {
     for (uint32_t m = 0; m < M; ++m) {
       float mx = -std::numeric_limits<float>::infinity();
       for (uint32_t s = 0; s < S; ++s) mx = std::max(mx, ctx.arena[a.part_lse + (size_t(s) * M + m) * Hq + h]);
-      float* out = ctx.arena + a.out + (size_t(m) * Hq + h) * D;
+      const size_t out_index = (size_t(m) * Hq + h) * D;
+      float* out = bf16 ? out_row.data() : ctx.arena + a.out + out_index;
       for (uint32_t i = 0; i < D; ++i) out[i] = 0;
       float total = 0;
       for (uint32_t s = 0; s < S; ++s) {
@@ -76,6 +87,8 @@ void run_attn_reduce(const Instruction& ins, const OpContext& ctx) {
       }
       if (total > 0)
         for (uint32_t i = 0; i < D; ++i) out[i] /= total;
+      if (bf16)
+        for (uint32_t i = 0; i < D; ++i) store_act(ctx, a.out, out_index + i, out[i], true);
     }
   }
 }

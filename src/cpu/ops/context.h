@@ -52,9 +52,14 @@ float activate(float x, Activation act);
 // A part of a head passes v and table_row offset by its first pair.
 void apply_rope(float* v, const float* table_row, size_t head_dim, size_t pairs);
 
-// The input rows [row0, row0 + rows) of a matvec, normalized by `norm` when it names a weight.
-// Returns a pointer to `rows` consecutive rows of `dim` floats (the arena itself, or `scratch`).
+// Element i of the activation buffer at arena offset `buf`: written as fp32, or rounded to bf16 and
+// stored at half the stride when `bf16` (kFlagBf16Out in isa.h).
+void store_act(const OpContext& ctx, uint32_t buf, size_t i, float v, bool bf16);
+
+// The input rows [row0, row0 + rows) of a matvec (`bf16`: stored as bf16, kFlagBf16In), normalized
+// by `norm` when it names a weight. Returns a pointer to `rows` consecutive rows of `dim` floats
+// (the arena itself, or `scratch`).
 const float* input_rows(const OpContext& ctx, uint32_t in, InNorm norm, uint32_t row0, uint32_t rows,
-                        uint32_t dim, std::vector<float>& scratch);
+                        uint32_t dim, bool bf16, std::vector<float>& scratch);
 
 }  // namespace mk::cpu

@@ -1,6 +1,7 @@
 // Row-wise ops of the CPU executor: Embed (token + learned position rows into the residual
 // stream) and the standalone Norm (used when norms are not fused into the following matvec).
 #include <cstring>
+#include <vector>
 
 #include "cpu/ops/context.h"
 
@@ -25,10 +26,16 @@ void run_embed(const Instruction& ins, const OpContext& ctx) {
 void run_norm(const Instruction& ins, const OpContext& ctx) {
   const NormArgs& a = ins.a.norm;
   const uint32_t H = ctx.dims->hidden;
-  for (uint32_t m = 0; m < ctx.dims->n_tokens; ++m)
-    normalize(ctx.arena + a.in + size_t(m) * H, ctx.arena + a.out + size_t(m) * H, H,
-              static_cast<NormKind>(ctx.dims->norm_kind), ctx.dims->norm_eps, ctx.weight(a.norm.weight),
-              ctx.weight(a.norm.bias));
+  const bool bf16 = ins.flags & kFlagBf16Out;
+  thread_local std::vector<float> row;
+  row.resize(H);
+  for (uint32_t m = ins.tile_begin; m < ins.tile_end; ++m) {  // a tile of rows
+    float* out = bf16 ? row.data() : ctx.arena + a.out + size_t(m) * H;
+    normalize(ctx.arena + a.in + size_t(m) * H, out, H, static_cast<NormKind>(ctx.dims->norm_kind),
+              ctx.dims->norm_eps, ctx.weight(a.norm.weight), ctx.weight(a.norm.bias));
+    if (bf16)
+      for (uint32_t i = 0; i < H; ++i) store_act(ctx, a.out, size_t(m) * H + i, out[i], true);
+  }
 }
 
 }  // namespace mk::cpu

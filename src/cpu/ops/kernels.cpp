@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "cpu/ops/context.h"
+#include "model/tensor_source.h"
 
 namespace mk::cpu {
 
@@ -52,11 +53,26 @@ void apply_rope(float* v, const float* row, size_t D, size_t pairs) {
   }
 }
 
+void store_act(const OpContext& ctx, uint32_t buf, size_t i, float v, bool bf16) {
+  if (bf16)
+    reinterpret_cast<uint16_t*>(ctx.arena + buf)[i] = f32_to_bf16(v);
+  else
+    ctx.arena[buf + i] = v;
+}
+
 const float* input_rows(const OpContext& ctx, uint32_t in, InNorm norm, uint32_t row0, uint32_t rows,
-                        uint32_t dim, std::vector<float>& scratch) {
+                        uint32_t dim, bool bf16, std::vector<float>& scratch) {
+  const size_t n = size_t(rows) * dim;
   const float* src = ctx.arena + in + size_t(row0) * dim;
+  if (bf16) {
+    // Widened into the scratch; a norm (if any) then works in place there.
+    const uint16_t* b = reinterpret_cast<const uint16_t*>(ctx.arena + in) + size_t(row0) * dim;
+    scratch.resize(n);
+    for (size_t i = 0; i < n; ++i) scratch[i] = bf16_to_f32(b[i]);
+    src = scratch.data();
+  }
   if (norm.weight == kNone) return src;
-  scratch.resize(size_t(rows) * dim);
+  scratch.resize(n);
   for (uint32_t m = 0; m < rows; ++m)
     normalize(src + size_t(m) * dim, scratch.data() + size_t(m) * dim, dim,
               static_cast<NormKind>(ctx.dims->norm_kind), ctx.dims->norm_eps, ctx.weight(norm.weight),

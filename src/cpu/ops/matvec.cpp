@@ -18,7 +18,8 @@ void run_matvec(const Instruction& ins, const OpContext& ctx) {
   const float* gate_bias = ctx.weight(a.gate_bias);
   const Activation act = static_cast<Activation>(ctx.dims->activation);
   for (TokenSegments s(ins.tile_begin, ins.tile_end, a.out_dim, a.token_block, a.rows); s.next();) {
-    const float* x = input_rows(ctx, a.in, a.norm, a.in_row0 + s.m_begin, s.m_end - s.m_begin, a.in_dim, scratch);
+    const float* x = input_rows(ctx, a.in, a.norm, a.in_row0 + s.m_begin, s.m_end - s.m_begin, a.in_dim,
+                                ins.flags & kFlagBf16In, scratch);
     for (uint32_t m = s.m_begin; m < s.m_end; ++m) {
       const float* xm = x + size_t(m - s.m_begin) * a.in_dim;
       float* out = ctx.arena + a.out + size_t(m) * a.out_dim;
@@ -34,8 +35,10 @@ void run_matvec(const Instruction& ins, const OpContext& ctx) {
               out[r] += y;
             break;
           case Opcode::MatvecAct:
-            out[r] = G ? activate(dot(G + size_t(r) * a.in_dim, xm, a.in_dim) + (gate_bias ? gate_bias[r] : 0.0f), act) * y
-                       : activate(y, act);
+            store_act(ctx, a.out, size_t(m) * a.out_dim + r,
+                      G ? activate(dot(G + size_t(r) * a.in_dim, xm, a.in_dim) + (gate_bias ? gate_bias[r] : 0.0f), act) * y
+                        : activate(y, act),
+                      ins.flags & kFlagBf16Out);
             break;
           default:  // LmHead: the first maximum wins ties, as torch.argmax does
             out[r] = y;

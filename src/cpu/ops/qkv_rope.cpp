@@ -17,7 +17,7 @@ void run_qkv_rope(const Instruction& ins, const OpContext& ctx) {
   const float* rope = ctx.weight(a.rope);
   const uint32_t P = a.head_parts, pw = D / 2 / P;
   for (TokenSegments s(ins.tile_begin, ins.tile_end, (Hq + 2 * Hkv) * P, a.token_block, M); s.next();) {
-    const float* x = input_rows(ctx, a.in, a.norm, s.m_begin, s.m_end - s.m_begin, H, scratch);
+    const float* x = input_rows(ctx, a.in, a.norm, s.m_begin, s.m_end - s.m_begin, H, ins.flags & kFlagBf16In, scratch);
     for (uint32_t u = s.u_begin; u < s.u_end; ++u) {
       const uint32_t hd = u / P, part = u % P;
       const bool is_q = hd < Hq, is_k = !is_q && hd < Hq + Hkv;

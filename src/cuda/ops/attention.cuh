@@ -101,11 +101,11 @@ __device__ void run_attn_partial(const Instruction& ins, const KernelParams& p, 
       mx = mnew;
       __syncwarp();
     }
-    float* po = p.arena + a.part_o + ((size_t(s) * M + m) * Hq + hq) * D;
+    const size_t po = ((size_t(s) * M + m) * Hq + hq) * D;
 #pragma unroll
     for (int j = 0; j < J; ++j) {
       const uint32_t i = lane + 32 * j;
-      if (i < D) po[i] = l > 0 ? o[j] / l : 0.0f;
+      if (i < D) store_act(p, a.part_o, po + i, l > 0 ? o[j] / l : 0.0f, ins.flags & kFlagBf16Out);
     }
     if (lane == 0) p.arena[a.part_lse + (size_t(s) * M + m) * Hq + hq] = l > 0 ? mx + logf(l) : -INFINITY;
     __syncwarp();
@@ -153,10 +153,10 @@ __device__ void run_attn_reduce(const Instruction& ins, const KernelParams& p, f
           if (lane + 32 * j < D) acc[j] += w * ld_act(po + lane + 32 * j);
       }
     }
-    float* out = p.arena + a.out + (size_t(m) * Hq + h) * D;
+    const size_t out = (size_t(m) * Hq + h) * D;
 #pragma unroll
     for (int j = 0; j < J; ++j)
-      if (lane + 32 * j < D) out[lane + 32 * j] = total > 0 ? acc[j] : 0.0f;
+      if (lane + 32 * j < D) store_act(p, a.out, out + lane + 32 * j, total > 0 ? acc[j] : 0.0f, ins.flags & kFlagBf16Out);
   }
 }
 

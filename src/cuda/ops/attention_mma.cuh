@@ -169,11 +169,12 @@ __device__ __noinline__ void attn_partial_mma(const Instruction& ins, const Kern
         l += __shfl_xor_sync(0xFFFFFFFFu, l, 2);
         const uint32_t m = m0 + lane / 4 + h * 8;
         if (m >= m_end) continue;
-        float* out = p.arena + a.part_o + ((size_t(s) * M + m) * Hq + hq) * D;
+        const size_t out = ((size_t(s) * M + m) * Hq + hq) * D;
         const float inv = l > 0 ? 1.0f / l : 0.0f;
 #pragma unroll
         for (uint32_t nb = 0; nb < D / 8; ++nb)
-          *reinterpret_cast<float2*>(out + nb * 8 + quad * 2) = make_float2(o[nb][2 * h] * inv, o[nb][2 * h + 1] * inv);
+          store_act2(p, a.part_o, out + nb * 8 + quad * 2, o[nb][2 * h] * inv, o[nb][2 * h + 1] * inv,
+                     ins.flags & kFlagBf16Out);
         if (quad == 0) p.arena[a.part_lse + (size_t(s) * M + m) * Hq + hq] = l > 0 ? mrow[h] + logf(l) : -INFINITY;
       }
     }

@@ -40,13 +40,59 @@ __device__ void run_embed(const Instruction& ins, const KernelParams& p, float* 
   }
 }
 
+// The tile's rows are copied into shared memory with batched loads (one L2 round trip for all of
+// them); a warp per row takes its mean and 1/rms; then each thread loads the norm weight of its
+// columns once, all loads at once, and writes those columns of every row: fp32, or bf16 for a
+// prefill's matrix products (kFlagBf16Out). (A warp per row, reading x and the weight element by
+// element beside its stores, paid an L2 round trip per element: 26 us for a tile of 4 rows, 0.8 ms
+// of a 9.8 ms prefill of 512 tokens, H200.)
 __device__ void run_norm(const Instruction& ins, const KernelParams& p, float* smem) {
   const NormArgs& a = ins.a.norm;
   const uint32_t H = p.dims.hidden;
-  for (uint32_t m = 0; m < p.dims.n_tokens; ++m) {
-    load_rows(p, smem + 64, p.arena + a.in + size_t(m) * H, 1, H, a.norm, smem);
-    for (uint32_t i = threadIdx.x; i < H; i += kThreads) p.arena[a.out + size_t(m) * H + i] = smem[64 + i];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const bool layer = p.dims.norm_kind == uint8_t(NormKind::Layer), to_bf16 = ins.flags & kFlagBf16Out;
+  const __nv_bfloat16* w = weight(p, a.norm.weight);
+  const __nv_bfloat16* b = weight(p, a.norm.bias);
+  constexpr uint32_t kMaxRows = 64, kCols = 8;  // rows per pass (their stats fit the head); columns per thread
+  float* stats = smem + kSmemHead - 2 * kMaxRows;  // (mean, 1/rms) per row, past load_rows' scratch
+  float* x = smem + kSmemHead;
+  uint32_t fit = (p.smem_floats - kSmemHead) / H;  // >= 1: checked on the host
+  fit = fit < kMaxRows ? fit : kMaxRows;
+  for (uint32_t m0 = ins.tile_begin; m0 < ins.tile_end; m0 += fit) {
+    const uint32_t mc = ins.tile_end - m0 < fit ? ins.tile_end - m0 : fit;
+    load_rows(p, x, p.arena + a.in + size_t(m0) * H, mc, H, InNorm{kNone, kNone}, smem);
+    for (uint32_t m = warp; m < mc; m += kWarps) {
+      const float* row = x + size_t(m) * H;
+      float mean = 0;
+      if (layer) {
+        float s = 0;
+        for (uint32_t i = lane; i < H; i += 32) s += row[i];
+        mean = warp_sum(s) / H;
+      }
+      float ss = 0;
+      for (uint32_t i = lane; i < H; i += 32) ss += (row[i] - mean) * (row[i] - mean);
+      const float inv = rsqrtf(warp_sum(ss) / H + p.dims.norm_eps);
+      if (lane == 0) stats[2 * m] = mean, stats[2 * m + 1] = inv;
+    }
     sync_consumers();
+    for (uint32_t i0 = threadIdx.x; i0 < H; i0 += kThreads * kCols) {
+      float wv[kCols], bv[kCols];
+#pragma unroll
+      for (uint32_t j = 0; j < kCols; ++j) {
+        const uint32_t i = i0 + j * kThreads;
+        wv[j] = w && i < H ? bf(w[i]) : 1.0f;
+        bv[j] = b && i < H ? bf(b[i]) : 0.0f;
+      }
+      for (uint32_t m = 0; m < mc; ++m) {
+        const float mean = stats[2 * m], inv = stats[2 * m + 1];
+#pragma unroll
+        for (uint32_t j = 0; j < kCols; ++j) {
+          const uint32_t i = i0 + j * kThreads;
+          if (i < H) store_act(p, a.out, size_t(m0 + m) * H + i, (x[m * H + i] - mean) * inv * wv[j] + bv[j], to_bf16);
+        }
+      }
+    }
+    sync_consumers();  // x and the stats are overwritten by the next rows
   }
 }
 

@@ -38,7 +38,7 @@ __device__ __forceinline__ void matvec_store(const Instruction& ins, const Kerne
     const Activation act = static_cast<Activation>(p.dims.activation);
     const __nv_bfloat16* gate_bias = weight(p, a.gate_bias);
     const float v = a.gate != kNone ? activate(gate + (gate_bias ? bf(gate_bias[r]) : 0.0f), act) * y : activate(y, act);
-    if (lead) *out = v;
+    if (lead) store_act(p, a.out, size_t(m) * a.out_dim + r, v, ins.flags & kFlagBf16Out);
   } else {
     if (lead) *out = y;
     if (y > best) best = y, best_idx = r;  // rows rise within a warp: first max wins
@@ -89,7 +89,6 @@ __device__ void matvec_gemm(const Instruction& ins, const KernelParams& p, float
   const uint32_t K = a.in_dim;
   const __nv_bfloat16* W = weight(p, a.weight);
   const __nv_bfloat16* G = weight(p, a.gate);
-  const __nv_bfloat16* g = weight(p, a.norm.weight);
   float* work = smem + kSmemHead;
   float* C = work;  // [kGemmM][kN], over the pass's stages
   const uint32_t per = G ? kN / 2 : kN;
@@ -97,7 +96,7 @@ __device__ void matvec_gemm(const Instruction& ins, const KernelParams& p, float
     const uint32_t mc = s.m_end - m0 < kGemmM ? s.m_end - m0 : kGemmM;
     for (uint32_t r0 = s.u_begin; r0 < s.u_end; r0 += per) {
       const uint32_t nr = s.u_end - r0 < per ? s.u_end - r0 : per;
-      gemm_pass<kN>(p, p.arena + a.in + size_t(a.in_row0 + m0) * K, mc, K, g,
+      gemm_pass<kN>(bf16_act(p, a.in) + size_t(a.in_row0 + m0) * K, mc, K,
                     [&](uint32_t n) { return n < nr ? paged_row(W, r0 + n, K) : paged_row(G, r0 + n - nr, K); },
                     G ? 2 * nr : nr, C, kN, work);
       float best = 0;  // unused: not LmHead
@@ -120,7 +119,7 @@ __device__ void matvec_segment(const Instruction& ins, const KernelParams& p, fl
   // Only decode programs pipe (one token), and only the decode build runs them: the prefill build
   // carries no pipe code.
   const bool piped = !kMma && pipe_span(ins, p, &span);  // then a.rows == 1: one pass
-  if (kMma && static_cast<Opcode>(ins.opcode) != Opcode::LmHead && gemm_fits(p, s.m_end - s.m_begin, a.in_dim, a.norm)) {
+  if (kMma && static_cast<Opcode>(ins.opcode) != Opcode::LmHead && gemm_fits(ins, s.m_end - s.m_begin, a.in_dim, a.norm)) {
     // Gated tiles (up and gate rows) take the wide pass where it fits; C lies over the stages.
     if (a.gate != kNone && p.smem_floats >= kSmemHead + gemm_work_floats(kGemmWideN)) {
       matvec_gemm<kGemmWideN>(ins, p, smem, s);
@@ -141,14 +140,13 @@ __device__ void matvec_segment(const Instruction& ins, const KernelParams& p, fl
   const uint32_t chunk = fit < kMC ? fit : kMC;  // >= 1: checked on the host
   for (uint32_t m0 = s.m_begin; m0 < s.m_end; m0 += chunk) {
     const uint32_t mc = s.m_end - m0 < chunk ? s.m_end - m0 : chunk;
-    const float* src = p.arena + a.in + size_t(a.in_row0 + m0) * K;
     float best[kMC];
     uint32_t best_idx[kMC];
 #pragma unroll
     for (int m = 0; m < kMC; ++m) best[m] = -INFINITY, best_idx[m] = s.u_begin;
-    if (piped) {
+    if (piped) {  // decode: fp32 input
       with_width<Spec>(K, [&](auto kK) {
-        load_rows<kK(), true>(p, x, src, mc, K, a.norm, scratch);
+        load_rows<kK(), true>(p, x, p.arena + a.in + size_t(a.in_row0 + m0) * K, mc, K, a.norm, scratch);
         trace_phase(pipe, kPhaseInput);
         pipe_rows<kK()>(pipe, span, x, smem, [&](uint32_t g, float up, float gate) {
           matvec_store(ins, p, m0, s.u_begin + g * kPageRows + warp, up, gate, best[0], best_idx[0]);
@@ -156,7 +154,7 @@ __device__ void matvec_segment(const Instruction& ins, const KernelParams& p, fl
         trace_phase(pipe, kPhaseWeights);
       });
     } else {
-      load_rows(p, x, src, mc, K, a.norm, scratch);
+      load_act_rows(p, x, a.in, a.in_row0 + m0, mc, K, a.norm, kMma && (ins.flags & kFlagBf16In), scratch);
       if (mc == 1)  // a single-row instantiation keeps the accumulators few
         matvec_pass<1>(ins, p, s.u_begin, s.u_end, x, m0, mc, best, best_idx);
       else

@@ -54,29 +54,28 @@ __device__ void qkv_segment(const Instruction& ins, const KernelParams& p, float
   PipeSpan span;
   const bool piped = !kMma && pipe_span(ins, p, &span);  // decode build only; then M == 1: one pass
   // Prefill on the tensor cores when y (kGemmM tokens by the tile's rows) fits beside their stages.
-  const bool gemm =
-      kMma && gemm_fits(p, s.m_end - s.m_begin, H, a.norm) && p.smem_floats >= kSmemHead + gemm_work_floats(kGemmN) + kGemmM * rows;
+  const bool gemm = kMma && gemm_fits(ins, s.m_end - s.m_begin, H, a.norm) &&
+                    p.smem_floats >= kSmemHead + gemm_work_floats(kGemmQkvN) + kGemmM * rows;
   const uint32_t fit = (p.smem_floats - kSmemHead) / (H + rows);
   const uint32_t chunk = gemm ? kGemmM : fit < kMC ? fit : kMC;  // >= 1: checked on the host
   auto row_of = [&](uint32_t t) { return qkv_unit_row(u0 + t / unit_rows, t % unit_rows, D, P); };
   for (uint32_t m0 = s.m_begin; m0 < s.m_end; m0 += chunk) {
     const uint32_t mc = s.m_end - m0 < chunk ? s.m_end - m0 : chunk;
-    float* y = gemm ? x + gemm_work_floats(kGemmN) : x + mc * H;  // [mc][rows]
-    const float* src = p.arena + a.in + size_t(m0) * H;
-    if (!gemm && !piped) load_rows(p, x, src, mc, H, a.norm, scratch);
+    float* y = gemm ? x + gemm_work_floats(kGemmQkvN) : x + mc * H;  // [mc][rows]
+    if (!gemm && !piped) load_act_rows(p, x, a.in, m0, mc, H, a.norm, kMma && (ins.flags & kFlagBf16In), scratch);
     if (gemm) {
       const __nv_bfloat16* W = weight(p, a.weight);
-      for (uint32_t n0 = 0; n0 < rows; n0 += kGemmN) {
-        const uint32_t nr = rows - n0 < kGemmN ? rows - n0 : kGemmN;
-        gemm_pass<kGemmN>(p, p.arena + a.in + size_t(m0) * H, mc, H, weight(p, a.norm.weight),
-                  [&](uint32_t n) { return paged_row(W, row_of(n0 + n), H); }, nr, y + n0, rows, x);
+      for (uint32_t n0 = 0; n0 < rows; n0 += kGemmQkvN) {
+        const uint32_t nr = rows - n0 < kGemmQkvN ? rows - n0 : kGemmQkvN;
+        gemm_pass<kGemmQkvN>(bf16_act(p, a.in) + size_t(m0) * H, mc, H,
+                          [&](uint32_t n) { return paged_row(W, row_of(n0 + n), H); }, nr, y + n0, rows, x);
       }
       if (bias)
         for (uint32_t e = threadIdx.x; e < mc * rows; e += kThreads) y[e] += bf(bias[row_of(e % rows)]);
     } else if (piped) {
       // Group g holds 8 pairs: part 0 the first-half rows, part 1 their partners.
       with_width<Spec>(H, [&](auto kK) {
-        load_rows<kK(), true>(p, x, src, mc, H, a.norm, scratch);
+        load_rows<kK(), true>(p, x, p.arena + a.in + size_t(m0) * H, mc, H, a.norm, scratch);
         trace_phase(pipe, kPhaseInput);
         pipe_rows<kK()>(pipe, span, x, smem, [&](uint32_t g, float first, float second) {
           const uint32_t t = g / (pw / kPageRows) * unit_rows + g % (pw / kPageRows) * kPageRows + warp;
