@@ -90,7 +90,8 @@ __device__ void matvec_gemm(const Instruction& ins, const KernelParams& p, float
   const __nv_bfloat16* W = weight(p, a.weight);
   const __nv_bfloat16* G = weight(p, a.gate);
   float* work = smem + kSmemHead;
-  float* C = work;  // [kGemmM][kN], over the pass's stages
+  float* C = work;  // [kGemmM][gemm_ldc(kN)], over the pass's stages
+  constexpr uint32_t ldc = gemm_ldc(kN);
   const uint32_t per = G ? kN / 2 : kN;
   for (uint32_t m0 = s.m_begin; m0 < s.m_end; m0 += kGemmM) {
     const uint32_t mc = s.m_end - m0 < kGemmM ? s.m_end - m0 : kGemmM;
@@ -98,12 +99,12 @@ __device__ void matvec_gemm(const Instruction& ins, const KernelParams& p, float
       const uint32_t nr = s.u_end - r0 < per ? s.u_end - r0 : per;
       gemm_pass<kN>(bf16_act(p, a.in) + size_t(a.in_row0 + m0) * K, mc, K,
                     [&](uint32_t n) { return n < nr ? paged_row(W, r0 + n, K) : paged_row(G, r0 + n - nr, K); },
-                    G ? 2 * nr : nr, C, kN, work);
+                    G ? 2 * nr : nr, C, ldc, work);
       float best = 0;  // unused: not LmHead
       uint32_t best_idx = 0;
       for (uint32_t e = threadIdx.x; e < mc * nr; e += kThreads) {
         const uint32_t m = e / nr, n = e % nr;
-        matvec_store(ins, p, m0 + m, r0 + n, C[m * kN + n], G ? C[m * kN + nr + n] : 0.0f, best, best_idx, true);
+        matvec_store(ins, p, m0 + m, r0 + n, C[m * ldc + n], G ? C[m * ldc + nr + n] : 0.0f, best, best_idx, true);
       }
       sync_consumers();  // C is overwritten by the next pass
     }

@@ -37,7 +37,10 @@ __host__ __device__ constexpr uint32_t gemm_stage_floats(uint32_t kN) { return (
 // The shared memory of a pass: its stages. They are free again once the pass's products are done:
 // C may lie over them (matvec_gemm puts it there).
 __host__ __device__ constexpr uint32_t gemm_work_floats(uint32_t kN) { return kGemmStages * gemm_stage_floats(kN); }
-static_assert(kGemmM * kGemmWideN <= gemm_work_floats(kGemmWideN), "C fits over the stages");
+// C's row stride over the stages: 8 floats of padding (kN = 0 mod 32) keep its stores conflict-free.
+__host__ __device__ constexpr uint32_t gemm_ldc(uint32_t kN) { return kN + 8; }
+static_assert(kGemmM * gemm_ldc(kGemmWideN) <= gemm_work_floats(kGemmWideN), "C fits over the stages");
+static_assert(kGemmM * gemm_ldc(kGemmN) <= gemm_work_floats(kGemmN), "C fits over the stages");
 // Prefill tiles at least this tall (tokens) use the tensor cores; fewer would waste most of a pass.
 constexpr uint32_t kGemmMinTokens = 16;
 
@@ -49,7 +52,8 @@ __device__ __forceinline__ bool gemm_fits(const Instruction& ins, uint32_t token
 
 // One pass: tokens [0, mc) of X (bf16, row stride K, mc <= kGemmM) against weight rows
 // row_ptr(0 .. nrows) (PagedRows, nrows <= kN, each K bf16). Writes C[m * ldc + n] for m < mc,
-// n < nrows. `work`: gemm_work_floats(kN) of shared memory; C may be `work` itself (it is written
+// n < nrows, in pairs (ldc even, C 8-byte aligned; ldc = 8 mod 32 makes the stores conflict-free:
+// a half-warp's 16 pairs cover 4 rows by 4 pairs). `work`: gemm_work_floats(kN) of shared memory; C may be `work` itself (it is written
 // once the stages are no longer read). Ends with a barrier: C is ready for every consumer thread.
 template <uint32_t kN, class RowPtr>
 __device__ __noinline__ void gemm_pass(const __nv_bfloat16* X, uint32_t mc, uint32_t K, RowPtr row_ptr, uint32_t nrows,
@@ -146,12 +150,13 @@ __device__ __noinline__ void gemm_pass(const __nv_bfloat16* X, uint32_t mc, uint
       const uint32_t m = wm * 32 + i * 16 + lane / 4 + h * 8;
       if (m >= mc) continue;
 #pragma unroll
-      for (uint32_t j = 0; j < kJ; ++j)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const uint32_t n = wn * kWarpN + j * 8 + (lane % 4) * 2 + e;
-          if (n < nrows) C[m * ldc + n] = acc[i][j][2 * h + e];
-        }
+      for (uint32_t j = 0; j < kJ; ++j) {
+        const uint32_t n = wn * kWarpN + j * 8 + (lane % 4) * 2;  // even: ldc and C are too
+        if (n + 1 < nrows)
+          *reinterpret_cast<float2*>(C + m * ldc + n) = make_float2(acc[i][j][2 * h], acc[i][j][2 * h + 1]);
+        else if (n < nrows)
+          C[m * ldc + n] = acc[i][j][2 * h];
+      }
     }
   sync_consumers();
 }
