@@ -28,6 +28,8 @@ for model in qwen3 llama; do
     echo "$model $tool rc=$? $(tail -1 $OUT/sanitizer_${model}_$tool.log)"
   done
 done
+# One archive instead of six logs: the device tool brings back only a few files from $OUT.
+tar czf $OUT/sanitizer_logs.tgz -C $OUT $(cd $OUT && ls sanitizer_*.log) && rm -f $OUT/sanitizer_*.log
 if [ -n "${BENCH_SHAPES:-}" ]; then
   for shape in $BENCH_SHAPES; do
     echo "== bench $shape"
