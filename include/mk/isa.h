@@ -41,7 +41,7 @@ inline constexpr uint16_t kFlagWaitAllRanks = 2;  // every wait must hold on eve
 // Activations in bf16 (prefill programs on the GPU: half the bytes per tensor-core stage, and the
 // operand already in the tensor cores' type). The buffer holds bf16 values at half the float
 // stride: element i of buffer b is ((bf16*)(arena + b))[i]. The residual stream stays fp32.
-inline constexpr uint16_t kFlagBf16In = 4;   // QkvRope, MatvecResidual, MatvecAct: `in` is bf16
+inline constexpr uint16_t kFlagBf16In = 4;   // QkvRope, MatvecResidual, MatvecAct, LmHead: `in` is bf16
 inline constexpr uint16_t kFlagBf16Out = 8;  // Norm, AttnPartial, AttnReduce, MatvecAct: the output is bf16
 
 enum class NormKind : uint8_t { Rms = 0, Layer = 1 };

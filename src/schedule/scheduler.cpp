@@ -30,9 +30,10 @@ Tiling choose_tiling(const OpNode& n, uint32_t num_sms) {
 
 // The order in which an op's tiles are placed (and so run: each SM's queue keeps it). Tiles of a
 // token-blocked op go out by their units within a block first: the tiles of every token block that
-// read the same weight rows are placed together, run in the same wave, and the rows come from
-// memory once while L2 serves the other blocks. (Block-major, a 512-token prefill's gate/up stage,
-// 512 tiles in 4 waves of 132 SMs, streamed its 64 MB of weights once per wave.)
+// read the same weight rows are placed together and run in the same wave, so each wave reads a
+// quarter of the weights (at 4 blocks) rather than all of them. Measured on a 512-token prefill
+// (gate/up: 512 tiles in 4 waves of 132 SMs, H200): 2% faster; memory was not the limit there (DRAM
+// throughput 8%, L2 hit rate 91% either way), which this order keeps for larger weights.
 std::vector<uint32_t> placement_order(const OpNode& n, const Tiling& t) {
   std::vector<uint32_t> order(t.tiles);
   std::iota(order.begin(), order.end(), 0u);

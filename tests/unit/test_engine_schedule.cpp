@@ -105,13 +105,19 @@ TEST(Graph, KvSplitsFollowTheContext) {
   EXPECT_EQ(choose_kv_splits(llama_1b(), go), 200u);
 }
 
-// bf16 activations (the GPU's prefill): the block norms become Norm instructions writing bf16, which
-// the products read; attention and gate/up write bf16 for o_proj and down. Decode keeps fp32.
-TEST(Graph, Bf16ActivationsMarkPrefillOperands) {
+// The GPU's graph options for a 512-token prefill of Llama-3.2-1B: bf16 activations, token blocks.
+GraphOptions prefill_512_on_gpu() {
   GraphOptions go;
   go.max_ctx = 4096;
   go.n_tokens = 512;
   go.bf16_activations = true;
+  return go;
+}
+
+// bf16 activations (the GPU's prefill): the block norms become Norm instructions writing bf16, which
+// the products read; attention and gate/up write bf16 for o_proj and down. Decode keeps fp32.
+TEST(Graph, Bf16ActivationsMarkPrefillOperands) {
+  GraphOptions go = prefill_512_on_gpu();
   const OpGraph g = build_graph(llama_1b(), go);
   auto flags = [&](const std::string& name) {
     for (const OpNode& n : g.nodes)
@@ -141,14 +147,10 @@ TEST(Graph, Bf16ActivationsMarkPrefillOperands) {
 }
 
 // A 512-token prefill's gate/up tiles (4 token blocks) run in 4 waves; each wave must take whole
-// columns of blocks (the same weight rows for every block) so that the rows are read from memory
-// once, not once per wave.
+// columns of blocks (the same weight rows for every block), so that a wave reads a quarter of the
+// weights rather than all of them.
 TEST(Schedule, TokenBlockedTilesShareTheirWeightRowsInAWave) {
-  GraphOptions go;
-  go.max_ctx = 4096;
-  go.n_tokens = 512;
-  go.bf16_activations = true;
-  const OpGraph g = build_graph(llama_1b(), go);
+  const OpGraph g = build_graph(llama_1b(), prefill_512_on_gpu());
   ScheduleOptions so;
   so.num_sms = 132;
   const Program p = schedule(g, so);

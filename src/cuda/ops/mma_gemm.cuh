@@ -53,8 +53,9 @@ __device__ __forceinline__ bool gemm_fits(const Instruction& ins, uint32_t token
 // One pass: tokens [0, mc) of X (bf16, row stride K, mc <= kGemmM) against weight rows
 // row_ptr(0 .. nrows) (PagedRows, nrows <= kN, each K bf16). Writes C[m * ldc + n] for m < mc,
 // n < nrows, in pairs (ldc even, C 8-byte aligned; ldc = 8 mod 32 makes the stores conflict-free:
-// a half-warp's 16 pairs cover 4 rows by 4 pairs). `work`: gemm_work_floats(kN) of shared memory; C may be `work` itself (it is written
-// once the stages are no longer read). Ends with a barrier: C is ready for every consumer thread.
+// a half-warp's 16 pairs cover 4 rows by 4 pairs). `work`: gemm_work_floats(kN) of shared memory;
+// C may be `work` itself (it is written once the stages are no longer read). Ends with a barrier:
+// C is ready for every consumer thread.
 template <uint32_t kN, class RowPtr>
 __device__ __noinline__ void gemm_pass(const __nv_bfloat16* X, uint32_t mc, uint32_t K, RowPtr row_ptr, uint32_t nrows,
                                        float* C, uint32_t ldc, float* work) {
