@@ -43,6 +43,27 @@ __device__ __forceinline__ uint64_t globaltimer() {
   return t;
 }
 
+// MK_TRACE_PHASES builds: the current instruction's row of phase stamps (thread 0 sets it before
+// each instruction, megakernel.cuh; nullptr when not tracing), and thread 0's stamps into it.
+#if MK_TRACE_PHASES
+__device__ __forceinline__ uint64_t*& phase_row() {
+  __shared__ uint64_t* row;
+  return row;
+}
+#endif
+// When phase k of the current instruction ended.
+__device__ __forceinline__ void trace_phase(uint32_t k) {
+#if MK_TRACE_PHASES
+  if (threadIdx.x == 0 && phase_row()) phase_row()[k] = globaltimer();
+#endif
+}
+// A count for the current instruction in slot k.
+__device__ __forceinline__ void trace_count(uint32_t k, uint64_t value) {
+#if MK_TRACE_PHASES
+  if (threadIdx.x == 0 && phase_row()) phase_row()[k] = value;
+#endif
+}
+
 // Activations are written by other SMs during the same launch, and L1 is not coherent: read them
 // at L2 (ld.global.cg) so a line cached earlier in the launch is never served stale.
 __device__ __forceinline__ float ld_act(const float* p) { return __ldcg(p); }
@@ -183,6 +204,7 @@ __device__ void load_row_hi_lo(const KernelParams& p, float* dst, const float* s
     for (uint32_t blk = threadIdx.x * 4; blk < blocks; blk += kThreads * 4)
       asm volatile("prefetch.global.L1 [%0];" ::"l"(w + blk * 16));
   asm volatile("cp.async.wait_all;" ::: "memory");
+  trace_phase(kPhaseRowLanded);
   if (!w) {
     for (uint32_t blk = threadIdx.x; blk < blocks; blk += kThreads) {
       float v[16];
@@ -256,47 +278,60 @@ __device__ void normalize_rows(const KernelParams& p, float* dst, uint32_t rows,
   sync_consumers();
 }
 
-// Loads `rows` activation rows of `dim` floats into shared memory, normalized by `norm` when it
-// names a weight (normalize_rows).
+// 16 bytes of activations (4 floats, or 8 bf16 widened) as floats at dst (16-byte aligned).
+__device__ __forceinline__ void store_widened(float* dst, const uint4 v, const float*) {
+  *reinterpret_cast<uint4*>(dst) = v;
+}
+__device__ __forceinline__ void store_widened(float* dst, const uint4 v, const __nv_bfloat16*) {
+  float f[8];
+  unpack8(v, f);
+  reinterpret_cast<float4*>(dst)[0] = make_float4(f[0], f[1], f[2], f[3]);
+  reinterpret_cast<float4*>(dst)[1] = make_float4(f[4], f[5], f[6], f[7]);
+}
+__device__ __forceinline__ float ld_act_widened(const float* p) { return ld_act(p); }
+__device__ __forceinline__ float ld_act_widened(const __nv_bfloat16* p) {
+  return __uint_as_float(uint32_t(__ldcg(reinterpret_cast<const unsigned short*>(p))) << 16);
+}
+
+// n activations (fp32 or bf16) from global to shared memory as floats, by all consumer threads.
+// All of a thread's loads are issued before its stores: a plain load-store loop would pay one L2
+// round trip per element, since the compiler cannot tell that dst and src never alias.
+template <class T>
+__device__ void copy_act(float* dst, const T* src, uint32_t n) {
+  constexpr uint32_t E = 16 / sizeof(T);  // elements per 16-byte load
+  constexpr uint32_t kBatch = 8;
+  if (n % E == 0 && reinterpret_cast<uintptr_t>(src) % 16 == 0 && reinterpret_cast<uintptr_t>(dst) % 16 == 0) {
+    const uint4* s = reinterpret_cast<const uint4*>(src);
+    for (uint32_t i0 = threadIdx.x; i0 < n / E; i0 += kThreads * kBatch) {
+      uint4 v[kBatch];
+#pragma unroll
+      for (uint32_t j = 0; j < kBatch; ++j)
+        if (i0 + j * kThreads < n / E) v[j] = __ldcg(s + i0 + j * kThreads);
+#pragma unroll
+      for (uint32_t j = 0; j < kBatch; ++j)
+        if (i0 + j * kThreads < n / E) store_widened(dst + (i0 + j * kThreads) * E, v[j], src);
+    }
+  } else {
+    for (uint32_t i = threadIdx.x; i < n; i += kThreads) dst[i] = ld_act_widened(src + i);
+  }
+}
+
+// Loads `rows` activation rows of `dim` values (fp32, or bf16 under kFlagBf16In) into shared memory
+// as floats, normalized by `norm` when it names a weight (normalize_rows).
 // kDim: the row length at compile time (a specialized build, cuda/spec.h), or 0 to use `dim`.
-// kHiLo: one row (dim % 16 == 0) left as the weight pipe's A fragments instead (load_row_hi_lo).
-template <uint32_t kDim = 0, bool kHiLo = false>
-__device__ void load_rows(const KernelParams& p, float* dst, const float* src, uint32_t rows, uint32_t dim_,
+// kHiLo: one fp32 row (dim % 16 == 0) left as the weight pipe's A fragments instead (load_row_hi_lo).
+template <uint32_t kDim = 0, bool kHiLo = false, class T>
+__device__ void load_rows(const KernelParams& p, float* dst, const T* src, uint32_t rows, uint32_t dim_,
                           InNorm norm, float* scratch) {
   const uint32_t dim = kDim ? kDim : dim_;
   if constexpr (kHiLo) {
+    static_assert(sizeof(T) == sizeof(float), "the pipe's input rows are fp32");
     load_row_hi_lo<kDim>(p, dst, src, dim, norm, scratch);
     return;
-  }
-  // All of a thread's loads are issued before its stores: a plain load-store loop would pay one L2
-  // round trip per element, since the compiler cannot tell that dst and src never alias.
-  const uint32_t n = rows * dim;
-  constexpr uint32_t kBatch = 8;
-  if (n % 4 == 0 && reinterpret_cast<uintptr_t>(src) % 16 == 0 && reinterpret_cast<uintptr_t>(dst) % 16 == 0) {
-    const float4* s4 = reinterpret_cast<const float4*>(src);
-    float4* d4 = reinterpret_cast<float4*>(dst);
-    for (uint32_t i0 = threadIdx.x; i0 < n / 4; i0 += kThreads * kBatch) {
-      float4 v[kBatch];
-#pragma unroll
-      for (uint32_t j = 0; j < kBatch; ++j)
-        if (i0 + j * kThreads < n / 4) v[j] = __ldcg(s4 + i0 + j * kThreads);
-#pragma unroll
-      for (uint32_t j = 0; j < kBatch; ++j)
-        if (i0 + j * kThreads < n / 4) d4[i0 + j * kThreads] = v[j];
-    }
   } else {
-    for (uint32_t i = threadIdx.x; i < n; i += kThreads) dst[i] = ld_act(src + i);
+    copy_act(dst, src, rows * dim);
+    normalize_rows(p, dst, rows, dim, norm, scratch);
   }
-  normalize_rows(p, dst, rows, dim, norm, scratch);
-}
-
-// The same from bf16 activations (kFlagBf16In), widened to fp32 in shared memory.
-__device__ void load_rows(const KernelParams& p, float* dst, const __nv_bfloat16* src, uint32_t rows, uint32_t dim,
-                          InNorm norm, float* scratch) {
-  const uint32_t n = rows * dim;
-  const unsigned short* s = reinterpret_cast<const unsigned short*>(src);
-  for (uint32_t i = threadIdx.x; i < n; i += kThreads) dst[i] = __uint_as_float(uint32_t(__ldcg(s + i)) << 16);
-  normalize_rows(p, dst, rows, dim, norm, scratch);
 }
 
 // A matvec's input rows [row0, row0 + rows) of arena buffer `in`, fp32 or (bf16) bf16.

@@ -116,7 +116,7 @@ __global__ void __launch_bounds__(kBlockThreads, 1) megakernel(const KernelParam
       if (!wait_for(ins, p, sm, idx - begin)) abort_run = 1;
       if (p.trace) p.trace[2 * idx] = globaltimer();
 #if MK_TRACE_PHASES
-      pipe.phase_row = p.phases ? p.phases + size_t(idx) * kTracePhases : nullptr;
+      phase_row() = p.phases ? p.phases + size_t(idx) * kTracePhases : nullptr;
 #endif
     }
     sync_consumers();
@@ -126,7 +126,7 @@ __global__ void __launch_bounds__(kBlockThreads, 1) megakernel(const KernelParam
     const uint32_t signal = ins.signal;
     sync_consumers();
     if (threadIdx.x == 0) {
-      trace_phase(pipe, kPhaseSignal);
+      trace_phase(kPhaseSignal);
       // Every thread's writes are ordered before the signal by the barrier above; the fence makes
       // them visible device-wide before the counter moves (the pattern of a grid sync).
       // One fence: a release fetch_add would add a second one.

@@ -72,12 +72,12 @@ std::string format_trace_summary(const TraceSummary& s) {
 std::vector<PhaseTime> summarize_phases(const Program& p, const std::vector<uint64_t>& t,
                                         const std::vector<uint64_t>& ph) {
   struct Samples {
-    std::vector<double> input, weights, finish, signal, total;
+    std::vector<double> input, row, weights, finish, signal, total, stalls, stall_us;
   };
   std::map<std::string, Samples> by_node;
   std::vector<std::string> order;
   auto us = [](uint64_t a, uint64_t b) { return b > a ? (b - a) / 1e3 : 0.0; };
-  for (size_t i = 0; i < p.instructions.size() && kTracePhases * i + 2 < ph.size(); ++i) {
+  for (size_t i = 0; i < p.instructions.size() && kTracePhases * (i + 1) <= ph.size(); ++i) {
     const uint64_t start = t[2 * i], end = t[2 * i + 1], input = ph[kTracePhases * i + kPhaseInput],
                    weights = ph[kTracePhases * i + kPhaseWeights], signal = ph[kTracePhases * i + kPhaseSignal];
     if (signal == 0) continue;  // not stamped (a build without phases, or the instruction did not run)
@@ -87,7 +87,12 @@ std::vector<PhaseTime> summarize_phases(const Program& p, const std::vector<uint
     if (first) order.push_back(node);
     Samples& s = it->second;
     if (input) s.input.push_back(us(start, input));
-    if (input && weights) s.weights.push_back(us(input, weights));
+    if (const uint64_t row = ph[kTracePhases * i + kPhaseRowLanded]) s.row.push_back(us(start, row));
+    if (input && weights) {
+      s.weights.push_back(us(input, weights));
+      s.stalls.push_back(double(ph[kTracePhases * i + kPhasePageStalls]));
+      s.stall_us.push_back(ph[kTracePhases * i + kPhasePageStallNs] / 1e3);
+    }
     s.finish.push_back(us(weights ? weights : start, signal));
     s.signal.push_back(us(signal, end));
     s.total.push_back(us(start, end));
@@ -100,8 +105,8 @@ std::vector<PhaseTime> summarize_phases(const Program& p, const std::vector<uint
   std::vector<PhaseTime> rows;
   for (const std::string& node : order) {
     const Samples& s = by_node[node];
-    rows.push_back({node, s.total.size(), median(s.input), median(s.weights), median(s.finish), median(s.signal),
-                    median(s.total)});
+    rows.push_back({node, s.total.size(), median(s.input), median(s.row), median(s.weights), median(s.finish), median(s.signal),
+                    median(s.total), median(s.stalls), median(s.stall_us)});
   }
   return rows;
 }
@@ -110,7 +115,9 @@ std::string format_phase_summary(const std::vector<PhaseTime>& rows) {
   std::ostringstream os;
   char buf[256];
   os << "inside the instructions (medians, us; - where a kind has no such phase):\n"
-     << "| node | instructions | input load | weights | finish | signal | total |\n|---|---|---|---|---|---|---|\n";
+     << "| node | instructions | input load | of which row landed | weights | finish | signal | total | pages waited for | "
+        "page wait |\n"
+     << "|---|---|---|---|---|---|---|---|---|---|\n";
   auto cell = [](double v) {
     char b[32];
     if (std::isnan(v)) return std::string("-");
@@ -118,9 +125,10 @@ std::string format_phase_summary(const std::vector<PhaseTime>& rows) {
     return std::string(b);
   };
   for (const PhaseTime& r : rows) {
-    std::snprintf(buf, sizeof buf, "| %s | %zu | %s | %s | %s | %s | %s |\n", r.node.c_str(), r.instructions,
-                  cell(r.input_us).c_str(), cell(r.weights_us).c_str(), cell(r.finish_us).c_str(),
-                  cell(r.signal_us).c_str(), cell(r.total_us).c_str());
+    std::snprintf(buf, sizeof buf, "| %s | %zu | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.node.c_str(),
+                  r.instructions, cell(r.input_us).c_str(), cell(r.row_us).c_str(), cell(r.weights_us).c_str(), cell(r.finish_us).c_str(),
+                  cell(r.signal_us).c_str(), cell(r.total_us).c_str(), cell(r.page_stalls).c_str(),
+                  cell(r.stall_us).c_str());
     os << buf;
   }
   return os.str();

@@ -33,7 +33,13 @@ std::string format_trace_summary(const TraceSummary& summary);
 // TracePhase), 0 where it has no such phase. A decode matvec or QKV tile loads its input row
 // (kPhaseInput), then takes its weight pages (kPhaseWeights); every instruction then finishes
 // (RoPE and the KV append, say) and begins to signal (kPhaseSignal: the fence and the counter).
+// Two more slots are counts, not times: the pages warp 0 found not yet landed (kPhasePageStalls)
+// and the ns it waited on them (kPhasePageStallNs); and when thread 0's part of a decode input row
+// landed (kPhaseRowLanded), which splits the input phase into the load and the norm.
 using cuda::kPhaseInput;
+using cuda::kPhasePageStallNs;
+using cuda::kPhasePageStalls;
+using cuda::kPhaseRowLanded;
 using cuda::kPhaseSignal;
 using cuda::kPhaseWeights;
 using cuda::kTracePhases;
@@ -44,10 +50,13 @@ struct PhaseTime {
   std::string node;
   size_t instructions = 0;
   double input_us = 0;    // start (dependencies met) to the input row loaded
+  double row_us = 0;      // start to the input row landed in shared memory, before its norm
   double weights_us = 0;  // input loaded to the last weight page done
   double finish_us = 0;   // weights done (else start) to the signal begun
   double signal_us = 0;   // signal begun to end
   double total_us = 0;
+  double page_stalls = 0;  // pages not yet landed when warp 0 first looked (NaN: no weight pages)
+  double stall_us = 0;     // warp 0's time waiting on them
 };
 std::vector<PhaseTime> summarize_phases(const Program& program, const std::vector<uint64_t>& stamps,
                                         const std::vector<uint64_t>& phases);

@@ -148,11 +148,11 @@ __device__ void matvec_segment(const Instruction& ins, const KernelParams& p, fl
     if (piped) {  // decode: fp32 input
       with_width<Spec>(K, [&](auto kK) {
         load_rows<kK(), true>(p, x, p.arena + a.in + size_t(a.in_row0 + m0) * K, mc, K, a.norm, scratch);
-        trace_phase(pipe, kPhaseInput);
+        trace_phase(kPhaseInput);
         pipe_rows<kK()>(pipe, span, x, smem, [&](uint32_t g, float up, float gate) {
           matvec_store(ins, p, m0, s.u_begin + g * kPageRows + warp, up, gate, best[0], best_idx[0]);
         });
-        trace_phase(pipe, kPhaseWeights);
+        trace_phase(kPhaseWeights);
       });
     } else {
       load_act_rows(p, x, a.in, a.in_row0 + m0, mc, K, a.norm, kMma && (ins.flags & kFlagBf16In), scratch);

@@ -76,7 +76,7 @@ __device__ void qkv_segment(const Instruction& ins, const KernelParams& p, float
       // Group g holds 8 pairs: part 0 the first-half rows, part 1 their partners.
       with_width<Spec>(H, [&](auto kK) {
         load_rows<kK(), true>(p, x, p.arena + a.in + size_t(m0) * H, mc, H, a.norm, scratch);
-        trace_phase(pipe, kPhaseInput);
+        trace_phase(kPhaseInput);
         pipe_rows<kK()>(pipe, span, x, smem, [&](uint32_t g, float first, float second) {
           const uint32_t t = g / (pw / kPageRows) * unit_rows + g % (pw / kPageRows) * kPageRows + warp;
           const uint32_t u = u0 + t / unit_rows;
@@ -85,7 +85,7 @@ __device__ void qkv_segment(const Instruction& ins, const KernelParams& p, float
             y[t + pw] = second + (bias ? bf(bias[qkv_unit_row(u, t % unit_rows + pw, D, P)]) : 0.0f);
           }
         });
-        trace_phase(pipe, kPhaseWeights);
+        trace_phase(kPhaseWeights);
       });
     } else if (mc == 1) {
       qkv_rows<1>(a, p, u0, rows, x, mc, y);

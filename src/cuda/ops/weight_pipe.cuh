@@ -59,6 +59,18 @@ __device__ __forceinline__ bool mbar_test(uint64_t* bar, uint32_t parity) {
   return done != 0;
 }
 
+// Whether that phase has completed, without waiting at all (try_wait may sleep in the barrier for a
+// while first): the trace's count of pages not there when the consumers came for them.
+__device__ __forceinline__ bool mbar_done_now(uint64_t* bar, uint32_t parity) {
+  uint32_t done;
+  asm volatile(
+      "{ .reg .pred p; mbarrier.test_wait.parity.shared.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+      : "=r"(done)
+      : "r"(smem_addr(bar)), "r"(parity)
+      : "memory");
+  return done != 0;
+}
+
 // Waits until the phase of `bar` with this parity has completed. A page that never lands means the
 // producer and consumers disagree on the page sequence, a bug: trap rather than hang the GPU.
 __device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity, const volatile int* abort_flag = nullptr) {
@@ -155,22 +167,12 @@ struct Pipe {
   uint32_t n_pages;
   uint32_t slot = 0, phase = 0;
   bool bulk;        // cp.async.bulk, else 16-byte cp.async
-#if MK_TRACE_PHASES
-  uint64_t* phase_row = nullptr;  // thread 0: the current instruction's phase stamps, when tracing
-#endif
   __device__ uint32_t parity() const { return phase; }
   __device__ char* page() const { return pages + size_t(slot) * kPageBytes; }
   __device__ void advance() {
     if (++slot == n_pages) slot = 0, phase ^= 1;
   }
 };
-
-// Stamps the end of phase k of the current instruction (thread 0, MK_TRACE_PHASES builds only).
-__device__ __forceinline__ void trace_phase(const Pipe& pipe, uint32_t k) {
-#if MK_TRACE_PHASES
-  if (threadIdx.x == 0 && pipe.phase_row) pipe.phase_row[k] = globaltimer();
-#endif
-}
 
 // Thread 0, before the block's first barrier.
 __device__ __forceinline__ void pipe_init(Pipe& pipe) {
@@ -247,6 +249,10 @@ __device__ void pipe_rows(Pipe& pipe, const PipeSpan& s, const float* x, float* 
   const uint32_t K = kK ? kK : s.K;
   const uint4* xa = reinterpret_cast<const uint4*>(x) + lane;  // lanes 0-3: rows 0 and 8 of each step
   const uint32_t chunks = (K + kPageCols - 1) / kPageCols;
+#if MK_TRACE_PHASES
+  uint32_t stalls = 0;
+  uint64_t stall_ns = 0;
+#endif
   for (uint32_t g = 0; g < s.groups; ++g) {
     const uint32_t rows = s.rows_in(g);
     // The warps' sums meet in red, double-buffered by group so that one barrier per group suffices.
@@ -261,7 +267,16 @@ __device__ void pipe_rows(Pipe& pipe, const PipeSpan& s, const float* x, float* 
         const uint32_t col0 = c * kPageCols + warp * 128;  // this warp's slice
         const uint32_t cols = K - c * kPageCols < kPageCols ? K - c * kPageCols : kPageCols;
         const uint32_t steps = cols > warp * 128 ? min(8u, (cols - warp * 128) / 16) : 0u;
+#if MK_TRACE_PHASES
+        if (!mbar_done_now(&pipe.full[pipe.slot], pipe.parity())) {
+          const uint64_t t0 = globaltimer();
+          mbar_wait(&pipe.full[pipe.slot], pipe.parity());
+          ++stalls;
+          stall_ns += globaltimer() - t0;
+        }
+#else
         mbar_wait(&pipe.full[pipe.slot], pipe.parity());
+#endif
         // Lane l points matrix l / 8 of an ldmatrix at row l % 8 of block 4j + l / 8 of the slice.
         const char* b = pipe.page() + warp * 2048 + lane * 16;
         const uint4* xs = xa + col0 / 16 * 4;
@@ -306,6 +321,10 @@ __device__ void pipe_rows(Pipe& pipe, const PipeSpan& s, const float* x, float* 
       dot[m] = warp_sum(lane < kWarps && m < s.parts ? buf[lane * 2 * kPageRows + m * kPageRows + warp] : 0.0f);
     if (warp < rows) epilogue(g, dot[0], dot[1]);
   }
+#if MK_TRACE_PHASES
+  trace_count(kPhasePageStalls, stalls);
+  trace_count(kPhasePageStallNs, stall_ns);
+#endif
   sync_consumers();  // every warp is done with red before the caller reuses it
 }
 
