@@ -21,6 +21,8 @@
 #include <cstdio>
 #include <vector>
 
+#include "bulk_copy.cuh"
+
 namespace {
 
 constexpr int kThreads = 256;             // consumer threads, as the megakernel's
@@ -30,34 +32,12 @@ constexpr uint32_t kPages = 12;
 
 enum Protocol : int { kNone = 0, kCounter = 1, kFlags = 2 };
 
-__device__ __forceinline__ uint32_t smem_addr(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
 __device__ __forceinline__ uint64_t globaltimer() {
   uint64_t t;
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
   return t;
 }
 __device__ __forceinline__ void sync_consumers() { asm volatile("bar.sync 1, %0;" ::"n"(kThreads) : "memory"); }
-
-__device__ __forceinline__ void mbar_init(uint64_t* bar, uint32_t count) {
-  asm volatile("mbarrier.init.shared.b64 [%0], %1;" ::"r"(smem_addr(bar)), "r"(count) : "memory");
-}
-__device__ __forceinline__ bool mbar_test(uint64_t* bar, uint32_t parity) {
-  uint32_t done;
-  asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
-               : "=r"(done)
-               : "r"(smem_addr(bar)), "r"(parity)
-               : "memory");
-  return done != 0;
-}
-__device__ __forceinline__ void mbar_expect_tx(uint64_t* bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
-                   smem_addr(dst)),
-               "l"(src), "r"(bytes), "r"(smem_addr(bar))
-               : "memory");
-}
 
 struct Params {
   int protocol, stages, stream;
@@ -91,7 +71,7 @@ __device__ void stream_pages(const Params& p, char* ring, uint64_t* full, volati
     page = page + 1 == n ? 0 : page + 1;
   }
   while (!*stop) {
-    while (!mbar_test(&full[slot], phase)) {
+    while (!mbar_try_wait(&full[slot], phase)) {
     }
     moved += kPageBytes;
     if (threadIdx.x % 32 == 0) {
@@ -103,7 +83,7 @@ __device__ void stream_pages(const Params& p, char* ring, uint64_t* full, volati
   }
   // Drain what is in flight before the block exits.
   for (uint32_t i = 0; i < pages; ++i) {
-    while (!mbar_test(&full[slot], phase)) {
+    while (!mbar_try_wait(&full[slot], phase)) {
     }
     if (++slot == pages) slot = 0, phase ^= 1;
   }
