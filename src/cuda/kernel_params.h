@@ -17,13 +17,12 @@ struct HangReport {
   uint32_t sm, index, counter, value, target;
 };
 
-// Phases inside an instruction that builds configured with -DMK_TRACE_PHASES=ON stamp when tracing
-// (runtime/trace.h reads them): the input row loaded, the weight pages done, the signal begun.
-// Per instruction, MK_TRACE_PHASES builds: when three phases ended (%globaltimer); two counts of
-// warp 0's waits on weight pages: how many pages had not landed when it first looked, and the ns it
-// waited for them (a consumer that never waits is the pace; one that always waits, the memory);
-// and when thread 0's part of a decode input row landed in shared memory (the rest of the input
-// phase is its norm and conversion).
+// What builds configured with -DMK_TRACE_PHASES=ON record per instruction when tracing
+// (runtime/trace.h reads them): when three phases ended (%globaltimer: the input row loaded, the
+// weight pages done, the signal begun); two counts of warp 0's waits on weight pages (how many
+// pages had not landed when it first looked, and the ns it waited for them: a consumer that never
+// waits sets the pace, one that always waits is waiting on memory); and when thread 0's part of a
+// decode input row landed in shared memory (the rest of the input phase is its norm and conversion).
 enum TracePhase : uint32_t {
   kPhaseInput = 0,
   kPhaseWeights = 1,

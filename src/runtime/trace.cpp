@@ -105,8 +105,8 @@ std::vector<PhaseTime> summarize_phases(const Program& p, const std::vector<uint
   std::vector<PhaseTime> rows;
   for (const std::string& node : order) {
     const Samples& s = by_node[node];
-    rows.push_back({node, s.total.size(), median(s.input), median(s.row), median(s.weights), median(s.finish), median(s.signal),
-                    median(s.total), median(s.stalls), median(s.stall_us)});
+    rows.push_back({node, s.total.size(), median(s.input), median(s.row), median(s.weights), median(s.finish),
+                    median(s.signal), median(s.total), median(s.stalls), median(s.stall_us)});
   }
   return rows;
 }
@@ -115,8 +115,8 @@ std::string format_phase_summary(const std::vector<PhaseTime>& rows) {
   std::ostringstream os;
   char buf[256];
   os << "inside the instructions (medians, us; - where a kind has no such phase):\n"
-     << "| node | instructions | input load | of which row landed | weights | finish | signal | total | pages waited for | "
-        "page wait |\n"
+     << "| node | instructions | input load | of which row landed | weights | finish | signal | total | "
+        "pages waited for | page wait |\n"
      << "|---|---|---|---|---|---|---|---|---|---|\n";
   auto cell = [](double v) {
     char b[32];
@@ -126,9 +126,9 @@ std::string format_phase_summary(const std::vector<PhaseTime>& rows) {
   };
   for (const PhaseTime& r : rows) {
     std::snprintf(buf, sizeof buf, "| %s | %zu | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.node.c_str(),
-                  r.instructions, cell(r.input_us).c_str(), cell(r.row_us).c_str(), cell(r.weights_us).c_str(), cell(r.finish_us).c_str(),
-                  cell(r.signal_us).c_str(), cell(r.total_us).c_str(), cell(r.page_stalls).c_str(),
-                  cell(r.stall_us).c_str());
+                  r.instructions, cell(r.input_us).c_str(), cell(r.row_us).c_str(), cell(r.weights_us).c_str(),
+                  cell(r.finish_us).c_str(), cell(r.signal_us).c_str(), cell(r.total_us).c_str(),
+                  cell(r.page_stalls).c_str(), cell(r.stall_us).c_str());
     os << buf;
   }
   return os.str();

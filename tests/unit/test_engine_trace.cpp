@@ -52,7 +52,8 @@ TEST(Trace, PhasesAreSummarizedByKindOfNode) {
   EXPECT_TRUE(std::isnan(rows[1].page_stalls)) << "no weight pages, no page waits";
 
   const std::string table = format_phase_summary(rows);
-  EXPECT_NE(table.find("| o_proj | 2 | 2.00 | 1.50 | 4.00 | 2.00 | 1.00 | 8.00 | 4.00 | 1.50 |"), std::string::npos) << table;
+  EXPECT_NE(table.find("| o_proj | 2 | 2.00 | 1.50 | 4.00 | 2.00 | 1.00 | 8.00 | 4.00 | 1.50 |"), std::string::npos)
+      << table;
   EXPECT_NE(table.find("| attn_partial | 1 | - | - | - | 5.00 | 1.00 | 6.00 | - | - |"), std::string::npos) << table;
 }
 
@@ -60,7 +61,8 @@ TEST(Trace, NoPhaseStampsGiveNoRows) {
   const Program p = three_instructions();
   const std::vector<uint64_t> stamps = {1000, 9000, 10000, 16000, 20000, 26000};
   EXPECT_TRUE(summarize_phases(p, stamps, {}).empty());
-  EXPECT_TRUE(summarize_phases(p, stamps, std::vector<uint64_t>(3 * kTracePhases, 0)).empty()) << "a run that stamped nothing";
+  EXPECT_TRUE(summarize_phases(p, stamps, std::vector<uint64_t>(3 * kTracePhases, 0)).empty())
+      << "a run that stamped nothing";
 }
 
 }  // namespace
