@@ -38,29 +38,7 @@ __device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
   asm volatile("{ .reg .b64 state; mbarrier.arrive.shared.b64 state, [%0]; }" ::"r"(smem_addr(bar)) : "memory");
 }
 
-// Whether the phase of `bar` with this parity has completed. On sm_90 try_wait: the thread sleeps
-// in the barrier until the phase completes (or a hardware time limit passes) instead of spinning,
-// so waiting warps leave the issue slots to the warps that work; before sm_90, test_wait.
-__device__ __forceinline__ bool mbar_test(uint64_t* bar, uint32_t parity) {
-  uint32_t done;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile(
-      "{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
-      : "=r"(done)
-      : "r"(smem_addr(bar)), "r"(parity)
-      : "memory");
-#else
-  asm volatile(
-      "{ .reg .pred p; mbarrier.test_wait.parity.shared.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
-      : "=r"(done)
-      : "r"(smem_addr(bar)), "r"(parity)
-      : "memory");
-#endif
-  return done != 0;
-}
-
-// Whether that phase has completed, without waiting at all (try_wait may sleep in the barrier for a
-// while first): the trace's count of pages not there when the consumers came for them.
+// Whether the phase of `bar` with this parity has completed, without waiting at all (test_wait).
 __device__ __forceinline__ bool mbar_done_now(uint64_t* bar, uint32_t parity) {
   uint32_t done;
   asm volatile(
@@ -69,6 +47,24 @@ __device__ __forceinline__ bool mbar_done_now(uint64_t* bar, uint32_t parity) {
       : "r"(smem_addr(bar)), "r"(parity)
       : "memory");
   return done != 0;
+}
+
+// The same, but on sm_90 by try_wait: the thread sleeps in the barrier until the phase completes (or
+// a hardware time limit passes) instead of spinning, so waiting warps leave the issue slots to the
+// warps that work. (So a false answer comes late, and a true one may have waited: the trace counts
+// pages not yet landed with mbar_done_now.)
+__device__ __forceinline__ bool mbar_test(uint64_t* bar, uint32_t parity) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  uint32_t done;
+  asm volatile(
+      "{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+      : "=r"(done)
+      : "r"(smem_addr(bar)), "r"(parity)
+      : "memory");
+  return done != 0;
+#else
+  return mbar_done_now(bar, parity);
+#endif
 }
 
 // Waits until the phase of `bar` with this parity has completed. A page that never lands means the
