@@ -40,8 +40,8 @@ __device__ __forceinline__ uint64_t globaltimer() {
 __device__ __forceinline__ void sync_consumers() { asm volatile("bar.sync 1, %0;" ::"n"(kThreads) : "memory"); }
 
 struct Params {
-  int protocol, stages, stream;
-  uint32_t inflight;          // stream: pages in flight per SM (the ring's depth here)
+  int protocol, stages;
+  uint32_t inflight;          // pages in flight per SM of the weight stream (the ring's depth here); 0: no stream
   int release;                // counter: one red.release instead of __threadfence + relaxed add
   float* rows;                // counter / none: [2][kDim] floats
   uint2* flagged;             // flags: [2][kDim] {value bits, flag}
@@ -105,7 +105,7 @@ __global__ void __launch_bounds__(kThreads + 32, 1) handoff(const Params p) {
   }
   __syncthreads();
   if (threadIdx.x >= kThreads) {
-    if (p.stream) stream_pages(p, smem, full, &stop);
+    if (p.inflight) stream_pages(p, smem, full, &stop);
     return;
   }
   const uint64_t t0 = globaltimer();
@@ -235,7 +235,6 @@ int main() {
     for (const Run& r : runs) {
       p.protocol = r.protocol;
       p.release = r.release;
-      p.stream = r.inflight > 0;
       p.inflight = r.inflight;
       // The counter only grows, and flags never repeat, across launches: no reset between them.
       p.epoch = r.protocol == kCounter ? counter_base : flag_base;

@@ -327,7 +327,6 @@ __device__ void load_rows(const KernelParams& p, float* dst, const T* src, uint3
   if constexpr (kHiLo) {
     static_assert(sizeof(T) == sizeof(float), "the pipe's input rows are fp32");
     load_row_hi_lo<kDim>(p, dst, src, dim, norm, scratch);
-    return;
   } else {
     copy_act(dst, src, rows * dim);
     normalize_rows(p, dst, rows, dim, norm, scratch);
