@@ -150,6 +150,16 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
+// The largest v over the warp and its index i, the lowest index among equals, in every lane.
+__device__ __forceinline__ void warp_argmax(float& v, uint32_t& i) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const float vo = __shfl_xor_sync(0xFFFFFFFFu, v, o);
+    const uint32_t io = __shfl_xor_sync(0xFFFFFFFFu, i, o);
+    if (vo > v || (vo == v && io < i)) v = vo, i = io;
+  }
+}
+
 // Sum over the block; `scratch` holds kWarps floats. Every thread gets the result.
 __device__ __forceinline__ float block_sum(float v, float* scratch) {
   v = warp_sum(v);

@@ -25,7 +25,7 @@
 
 namespace mk::cuda {
 
-inline constexpr uint32_t kPageRows = 8;     // rows of a group: one per consumer warp
+inline constexpr uint32_t kPageRows = 8;     // rows of a group: the n of the decode consumers' mma
 inline constexpr uint32_t kPageCols = 1024;  // bf16 columns of a chunk
 
 // Elements a [rows, K] matrix takes: rows rounded up to a whole group (its padding is zero).

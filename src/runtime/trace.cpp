@@ -72,7 +72,7 @@ std::string format_trace_summary(const TraceSummary& s) {
 std::vector<PhaseTime> summarize_phases(const Program& p, const std::vector<uint64_t>& t,
                                         const std::vector<uint64_t>& ph) {
   struct Samples {
-    std::vector<double> input, row, weights, finish, signal, total, stalls, stall_us;
+    std::vector<double> input, row, weights, finish, signal, total, stalls, stall_us, ready;
   };
   std::map<std::string, Samples> by_node;
   std::vector<std::string> order;
@@ -92,6 +92,7 @@ std::vector<PhaseTime> summarize_phases(const Program& p, const std::vector<uint
       s.weights.push_back(us(input, weights));
       s.stalls.push_back(double(ph[kTracePhases * i + kPhasePageStalls]));
       s.stall_us.push_back(ph[kTracePhases * i + kPhasePageStallNs] / 1e3);
+      s.ready.push_back(double(ph[kTracePhases * i + kPhaseRingReady]));
     }
     s.finish.push_back(us(weights ? weights : start, signal));
     s.signal.push_back(us(signal, end));
@@ -106,7 +107,7 @@ std::vector<PhaseTime> summarize_phases(const Program& p, const std::vector<uint
   for (const std::string& node : order) {
     const Samples& s = by_node[node];
     rows.push_back({node, s.total.size(), median(s.input), median(s.row), median(s.weights), median(s.finish),
-                    median(s.signal), median(s.total), median(s.stalls), median(s.stall_us)});
+                    median(s.signal), median(s.total), median(s.stalls), median(s.stall_us), median(s.ready)});
   }
   return rows;
 }
@@ -116,8 +117,8 @@ std::string format_phase_summary(const std::vector<PhaseTime>& rows) {
   char buf[256];
   os << "inside the instructions (medians, us; - where a kind has no such phase):\n"
      << "| node | instructions | input load | of which row landed | weights | finish | signal | total | "
-        "pages waited for | page wait |\n"
-     << "|---|---|---|---|---|---|---|---|---|---|\n";
+        "pages waited for | page wait | pages ready |\n"
+     << "|---|---|---|---|---|---|---|---|---|---|---|\n";
   auto cell = [](double v) {
     char b[32];
     if (std::isnan(v)) return std::string("-");
@@ -125,10 +126,10 @@ std::string format_phase_summary(const std::vector<PhaseTime>& rows) {
     return std::string(b);
   };
   for (const PhaseTime& r : rows) {
-    std::snprintf(buf, sizeof buf, "| %s | %zu | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.node.c_str(),
+    std::snprintf(buf, sizeof buf, "| %s | %zu | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.node.c_str(),
                   r.instructions, cell(r.input_us).c_str(), cell(r.row_us).c_str(), cell(r.weights_us).c_str(),
                   cell(r.finish_us).c_str(), cell(r.signal_us).c_str(), cell(r.total_us).c_str(),
-                  cell(r.page_stalls).c_str(), cell(r.stall_us).c_str());
+                  cell(r.page_stalls).c_str(), cell(r.stall_us).c_str(), cell(r.ring_ready).c_str());
     os << buf;
   }
   return os.str();

@@ -35,10 +35,12 @@ std::string format_trace_summary(const TraceSummary& summary);
 // (RoPE and the KV append, say) and begins to signal (kPhaseSignal: the fence and the counter).
 // Two more slots are counts, not times: the pages warp 0 found not yet landed (kPhasePageStalls)
 // and the ns it waited on them (kPhasePageStallNs); and when thread 0's part of a decode input row
-// landed (kPhaseRowLanded), which splits the input phase into the load and the norm.
+// landed (kPhaseRowLanded), which splits the input phase into the load and the norm; and how many of
+// its weight pages were in the ring when the consumers came for them (kPhaseRingReady).
 using cuda::kPhaseInput;
 using cuda::kPhasePageStallNs;
 using cuda::kPhasePageStalls;
+using cuda::kPhaseRingReady;
 using cuda::kPhaseRowLanded;
 using cuda::kPhaseSignal;
 using cuda::kPhaseWeights;
@@ -57,6 +59,7 @@ struct PhaseTime {
   double total_us = 0;
   double page_stalls = 0;  // pages not yet landed when warp 0 first looked (NaN: no weight pages)
   double stall_us = 0;     // warp 0's time waiting on them
+  double ring_ready = 0;   // of its pages, those in the ring when the weights phase began
 };
 std::vector<PhaseTime> summarize_phases(const Program& program, const std::vector<uint64_t>& stamps,
                                         const std::vector<uint64_t>& phases);

@@ -25,11 +25,11 @@ TEST(Trace, PhasesAreSummarizedByKindOfNode) {
   const Program p = three_instructions();
   // start, end (ns) of each instruction.
   const std::vector<uint64_t> stamps = {1000, 9000, 10000, 16000, 20000, 26000};
-  // input loaded, weights done, signal begun; pages waited for, ns waited; row landed.
-  const std::vector<uint64_t> phases = {3000,  7000,  8000,  2, 1500, 2500,   // o_proj L0: 2, 4, 1, 1 us
-                                        11000, 13000, 15000, 4, 500,  10500,  // o_proj L1: 1, 2, 2, 1 us
-                                        0,     0,     25000, 0, 0,    0};     // attention: finish 5 us from its start
-  static_assert(kTracePhases == 6);
+  // input loaded, weights done, signal begun; pages waited for, ns waited; row landed; pages ready.
+  const std::vector<uint64_t> phases = {3000,  7000,  8000,  2, 1500, 2500,  6,   // o_proj L0: 2, 4, 1, 1 us
+                                        11000, 13000, 15000, 4, 500,  10500, 9,   // o_proj L1: 1, 2, 2, 1 us
+                                        0,     0,     25000, 0, 0,    0,     0};  // attention: finish 5 us from its start
+  static_assert(kTracePhases == 7);
   const std::vector<PhaseTime> rows = summarize_phases(p, stamps, phases);
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_EQ(rows[0].node, "o_proj");
@@ -43,6 +43,7 @@ TEST(Trace, PhasesAreSummarizedByKindOfNode) {
   EXPECT_DOUBLE_EQ(rows[0].total_us, 8.0);
   EXPECT_DOUBLE_EQ(rows[0].page_stalls, 4.0);
   EXPECT_DOUBLE_EQ(rows[0].stall_us, 1.5);
+  EXPECT_DOUBLE_EQ(rows[0].ring_ready, 9.0);
   EXPECT_EQ(rows[1].node, "attn_partial");
   EXPECT_TRUE(std::isnan(rows[1].input_us));
   EXPECT_TRUE(std::isnan(rows[1].row_us));
@@ -50,11 +51,13 @@ TEST(Trace, PhasesAreSummarizedByKindOfNode) {
   EXPECT_DOUBLE_EQ(rows[1].finish_us, 5.0);
   EXPECT_DOUBLE_EQ(rows[1].signal_us, 1.0);
   EXPECT_TRUE(std::isnan(rows[1].page_stalls)) << "no weight pages, no page waits";
+  EXPECT_TRUE(std::isnan(rows[1].ring_ready));
 
   const std::string table = format_phase_summary(rows);
-  EXPECT_NE(table.find("| o_proj | 2 | 2.00 | 1.50 | 4.00 | 2.00 | 1.00 | 8.00 | 4.00 | 1.50 |"), std::string::npos)
+  EXPECT_NE(table.find("| o_proj | 2 | 2.00 | 1.50 | 4.00 | 2.00 | 1.00 | 8.00 | 4.00 | 1.50 | 9.00 |"),
+            std::string::npos)
       << table;
-  EXPECT_NE(table.find("| attn_partial | 1 | - | - | - | 5.00 | 1.00 | 6.00 | - | - |"), std::string::npos) << table;
+  EXPECT_NE(table.find("| attn_partial | 1 | - | - | - | 5.00 | 1.00 | 6.00 | - | - | - |"), std::string::npos) << table;
 }
 
 TEST(Trace, NoPhaseStampsGiveNoRows) {

@@ -149,8 +149,9 @@ __device__ void matvec_segment(const Instruction& ins, const KernelParams& p, fl
       with_width<Spec>(K, [&](auto kK) {
         load_rows<kK(), true>(p, x, p.arena + a.in + size_t(a.in_row0 + m0) * K, mc, K, a.norm, scratch);
         trace_phase(kPhaseInput);
-        pipe_rows<kK()>(pipe, span, x, smem, [&](uint32_t g, float up, float gate) {
-          matvec_store(ins, p, m0, s.u_begin + g * kPageRows + warp, up, gate, best[0], best_idx[0]);
+        const RedSpace red = pipe_red_space(smem, p, kSmemHead + K);
+        pipe_rows<kK()>(pipe, span, x, red.at, red.floats, [&](uint32_t g, uint32_t r, float up, float gate) {
+          matvec_store(ins, p, m0, s.u_begin + g * kPageRows + r, up, gate, best[0], best_idx[0], true);
         });
         trace_phase(kPhaseWeights);
       });
@@ -162,6 +163,10 @@ __device__ void matvec_segment(const Instruction& ins, const KernelParams& p, fl
         matvec_pass<kMC>(ins, p, s.u_begin, s.u_end, x, m0, mc, best, best_idx);
     }
     if (static_cast<Opcode>(ins.opcode) == Opcode::LmHead) {
+      // The pipe's epilogue runs a row per thread: each lane has its own best (the plain passes'
+      // lanes agree on theirs).
+#pragma unroll
+      for (int m = 0; m < kMC; ++m) warp_argmax(best[m], best_idx[m]);
       if (lane == 0)
         for (int m = 0; m < kMC; ++m) best_v[warp * kMC + m] = best[m], best_i[warp * kMC + m] = best_idx[m];
       sync_consumers();

@@ -77,13 +77,12 @@ __device__ void qkv_segment(const Instruction& ins, const KernelParams& p, float
       with_width<Spec>(H, [&](auto kK) {
         load_rows<kK(), true>(p, x, p.arena + a.in + size_t(m0) * H, mc, H, a.norm, scratch);
         trace_phase(kPhaseInput);
-        pipe_rows<kK()>(pipe, span, x, smem, [&](uint32_t g, float first, float second) {
-          const uint32_t t = g / (pw / kPageRows) * unit_rows + g % (pw / kPageRows) * kPageRows + warp;
+        const RedSpace red = pipe_red_space(smem, p, kSmemHead + H + rows);
+        pipe_rows<kK()>(pipe, span, x, red.at, red.floats, [&](uint32_t g, uint32_t r, float first, float second) {
+          const uint32_t t = g / (pw / kPageRows) * unit_rows + g % (pw / kPageRows) * kPageRows + r;
           const uint32_t u = u0 + t / unit_rows;
-          if (lane == 0) {
-            y[t] = first + (bias ? bf(bias[qkv_unit_row(u, t % unit_rows, D, P)]) : 0.0f);
-            y[t + pw] = second + (bias ? bf(bias[qkv_unit_row(u, t % unit_rows + pw, D, P)]) : 0.0f);
-          }
+          y[t] = first + (bias ? bf(bias[qkv_unit_row(u, t % unit_rows, D, P)]) : 0.0f);
+          y[t + pw] = second + (bias ? bf(bias[qkv_unit_row(u, t % unit_rows + pw, D, P)]) : 0.0f);
         });
         trace_phase(kPhaseWeights);
       });

@@ -20,7 +20,7 @@
 
 namespace mk::cuda {
 
-static_assert(kPageRows == kWarps, "a group's row per consumer warp in the epilogue");
+static_assert(kPageRows == 8, "a page's rows are the n = 8 of the consumers' mma.m16n8k16");
 constexpr uint32_t kPageBytes = kPageRows * kPageCols * 2;  // 16 KB
 constexpr uint32_t kMaxPages = 16;
 
@@ -220,11 +220,16 @@ __device__ void pipe_produce(Pipe& pipe, const KernelParams& p, uint32_t begin, 
 
 // The consumer side of one instruction: the dot products of every row of the span with x, on the
 // tensor cores. Each warp takes a slice of 128 columns of every page (8 steps of 16 columns: 4
-// ldmatrix of 4 blocks, 8 mma), so x is read once per page per warp; the rows' partial sums meet at
-// the end of each group through `red` (kSmemHead floats of shared memory that nothing else uses
-// meanwhile) and one barrier. The B operand of a step is the page's 8 rows by 16 columns (one
-// block pair, n = row), the A operand x split in two (store_hi_lo): D[0][n] + D[8][n] is row n's
-// dot product, in fp32, and lanes 0-3 hold both.
+// ldmatrix of 4 blocks, 8 mma), so x is read once per page per warp. The B operand of a step is the
+// page's 8 rows by 16 columns (one block pair, n = row), the A operand x split in two
+// (store_hi_lo): D[0][n] + D[8][n] is row n's dot product over the slice, in fp32, and lanes 0-3
+// hold both.
+//
+// The warps' partial sums meet in shared memory (`red`), a batch of groups at a time: each warp
+// leaves its sums of a group there, and after every batch one barrier lets thread t add up the
+// kWarps partials of one (group, row) and run the epilogue for it: one barrier and a few loads per
+// batch. A barrier and a 5-step shuffle reduction per group drew 15% of Nsight Compute's stall
+// samples of a decode step; batched, the 1B shape's step went from 1.099 to 1.081 ms (H200, A/B).
 //
 // Why the tensor cores: with fp32 FMAs a page cost each warp ~150 instructions (unpacking bf16,
 // 32 FMAs, addresses) at 8.5 cycles each, and the consumers, not the memory system, set the pace
@@ -234,25 +239,55 @@ __device__ void pipe_produce(Pipe& pipe, const KernelParams& p, uint32_t begin, 
 // below, 133 us.
 //
 // x: the input row as load_rows<kK, true> leaves it (A fragments, store_hi_lo), 16-byte aligned.
-// Calls epilogue(g, dot[0], dot[1]) in every lane of warp w for row w of group g, when the group
-// has that row.
-static_assert(2 * kWarps * 2 * kPageRows <= kSmemHead, "red: two groups of every warp's sums");
+// red: `red_floats` floats of shared memory that nothing else uses meanwhile, at least
+// 2 * kRedGroupFloats (one group a batch); batches hold up to kThreads / kPageRows groups.
+// Calls epilogue(g, r, dot[0], dot[1]) once, in one thread, for each row r of each group g.
+constexpr uint32_t kRedGroupFloats = kWarps * 2 * kPageRows;  // every warp's sums of one group, both parts
+static_assert(2 * kRedGroupFloats <= kSmemHead, "the ops' head holds a batch of one group, double-buffered");
+
+// Where pipe_rows may keep its sums: the ops' shared memory past the first `used` floats (what the op
+// keeps meanwhile) when that holds batches of two groups or more, else the ops' head.
+struct RedSpace {
+  float* at;
+  uint32_t floats;
+};
+__device__ __forceinline__ RedSpace pipe_red_space(float* smem, const KernelParams& p, uint32_t used) {
+  const uint32_t free = p.smem_floats > used ? p.smem_floats - used : 0;
+  if (free >= 4 * kRedGroupFloats) return {smem + used, free};
+  return {smem, kSmemHead};
+}
+
+// How many of the ring's next `n` pages have landed, from the consumers' place in it (MK_TRACE_PHASES).
+__device__ __forceinline__ uint32_t pipe_pages_landed(const Pipe& pipe, uint32_t n) {
+  uint32_t slot = pipe.slot, phase = pipe.phase, k = 0;
+  for (; k < n && mbar_done_now(&pipe.full[slot], phase); ++k)
+    if (++slot == pipe.n_pages) slot = 0, phase ^= 1;
+  return k;
+}
 
 // kK: the span's width at compile time (a specialized build, cuda/spec.h), or 0 for s.K.
 template <uint32_t kK = 0, class Epilogue>
-__device__ void pipe_rows(Pipe& pipe, const PipeSpan& s, const float* x, float* red, Epilogue&& epilogue) {
+__device__ void pipe_rows(Pipe& pipe, const PipeSpan& s, const float* x, float* red, uint32_t red_floats,
+                          Epilogue&& epilogue) {
   const uint32_t warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const uint32_t K = kK ? kK : s.K;
   const uint4* xa = reinterpret_cast<const uint4*>(x) + lane;  // lanes 0-3: rows 0 and 8 of each step
   const uint32_t chunks = (K + kPageCols - 1) / kPageCols;
+  // Groups per batch: as many as red holds twice (a batch's sums are read while the next one's are
+  // written), and as the threads can finish in one go.
+  const uint32_t fit = red_floats / (2 * kRedGroupFloats);
+  const uint32_t batch = min(min(fit, uint32_t(kThreads / kPageRows)), s.groups);
+  // The sums of group g (the gi-th of its batch), part m, row r, warp w: red[w][m][r][gi] in the
+  // batch's buffer, so that in the epilogue thread t = r * batch + gi reads consecutive words.
+  const uint32_t per_batch = batch * kRedGroupFloats;
 #if MK_TRACE_PHASES
   uint32_t stalls = 0;
   uint64_t stall_ns = 0;
+  if (threadIdx.x == 0) trace_count(kPhaseRingReady, pipe_pages_landed(pipe, min(pipe.n_pages, s.groups * s.parts * chunks)));
 #endif
+  uint32_t gi = 0, b = 0;  // the group's place in its batch; the batch
   for (uint32_t g = 0; g < s.groups; ++g) {
-    const uint32_t rows = s.rows_in(g);
-    // The warps' sums meet in red, double-buffered by group so that one barrier per group suffices.
-    float* buf = red + (g % 2) * kWarps * 2 * kPageRows;
+    float* buf = red + (b % 2) * per_batch;
 #pragma unroll 1
     for (uint32_t m = 0; m < s.parts; ++m) {
       // Four mma chains, so that a page's 8 steps are 2 deep; lanes 4-31 keep xv zero (the A rows
@@ -274,14 +309,14 @@ __device__ void pipe_rows(Pipe& pipe, const PipeSpan& s, const float* x, float* 
         mbar_wait(&pipe.full[pipe.slot], pipe.parity());
 #endif
         // Lane l points matrix l / 8 of an ldmatrix at row l % 8 of block 4j + l / 8 of the slice.
-        const char* b = pipe.page() + warp * 2048 + lane * 16;
+        const char* bp = pipe.page() + warp * 2048 + lane * 16;
         const uint4* xs = xa + col0 / 16 * 4;
         if (steps == 8) {
           // A whole slice: every load first, then the mma, so that the page costs one load latency
           // and two mma latencies rather than eight of each.
           uint32_t w[4][4];
 #pragma unroll
-          for (uint32_t j = 0; j < 4; ++j) ldmatrix_x4(w[j], b + j * 512);
+          for (uint32_t j = 0; j < 4; ++j) ldmatrix_x4(w[j], bp + j * 512);
           if (lane < 4)
 #pragma unroll
             for (uint32_t i = 0; i < 8; ++i) xv[i] = xs[i * 4];
@@ -294,7 +329,7 @@ __device__ void pipe_rows(Pipe& pipe, const PipeSpan& s, const float* x, float* 
           for (uint32_t i = 0; i < 8; ++i) {
             if (i >= steps) break;
             uint32_t w[4];
-            ldmatrix_x4(w, b + i / 2 * 512);
+            ldmatrix_x4(w, bp + i / 2 * 512);
             if (lane < 4) xv[i] = xs[i * 4];
             mma_bf16(d[i % 4], reinterpret_cast<const uint32_t*>(&xv[i]), w[2 * (i % 2)], w[2 * (i % 2) + 1]);
           }
@@ -306,22 +341,34 @@ __device__ void pipe_rows(Pipe& pipe, const PipeSpan& s, const float* x, float* 
       for (uint32_t e = 0; e < 4; ++e) d[0][e] += d[1][e] + d[2][e] + d[3][e];
       // Lane t (< 4) holds rows 2t and 2t + 1: their hi parts in D[0] (d[0][0], d[0][1]), their lo
       // parts in D[8] (d[0][2], d[0][3]).
-      const float s0 = d[0][0] + d[0][2], s1 = d[0][1] + d[0][3];
-      if (lane < 4)
-        *reinterpret_cast<float2*>(buf + warp * 2 * kPageRows + m * kPageRows + 2 * lane) = make_float2(s0, s1);
+      if (lane < 4) {
+        float* sums = buf + (warp * 2 + m) * kPageRows * batch + gi;
+        sums[2 * lane * batch] = d[0][0] + d[0][2];
+        sums[(2 * lane + 1) * batch] = d[0][1] + d[0][3];
+      }
     }
+    if (++gi < batch && g + 1 < s.groups) continue;
+    // The batch's groups g + 1 - gi .. g are complete: thread t finishes row t / batch of its
+    // (t % batch)-th group.
     sync_consumers();
-    float dot[2];
+    const uint32_t t_gi = threadIdx.x % batch, r = threadIdx.x / batch, tg = g + 1 - gi + t_gi;
+    if (t_gi < gi && r < kPageRows && r < s.rows_in(tg)) {
+      float dot[2] = {0.0f, 0.0f};
 #pragma unroll
-    for (uint32_t m = 0; m < 2; ++m)
-      dot[m] = warp_sum(lane < kWarps && m < s.parts ? buf[lane * 2 * kPageRows + m * kPageRows + warp] : 0.0f);
-    if (warp < rows) epilogue(g, dot[0], dot[1]);
+      for (uint32_t w = 0; w < kWarps; ++w)
+#pragma unroll
+        for (uint32_t m = 0; m < 2; ++m)
+          if (m < s.parts) dot[m] += buf[((w * 2 + m) * kPageRows + r) * batch + t_gi];
+      epilogue(tg, r, dot[0], dot[1]);
+    }
+    gi = 0;
+    ++b;
   }
 #if MK_TRACE_PHASES
   trace_count(kPhasePageStalls, stalls);
   trace_count(kPhasePageStallNs, stall_ns);
 #endif
-  sync_consumers();  // every warp is done with red before the caller reuses it
+  sync_consumers();  // every thread is done with red before the caller reuses it
 }
 
 }  // namespace mk::cuda
