@@ -19,13 +19,7 @@ namespace {
 
 // The watchdog style of ops/weight_pipe.cuh before try_wait: test_wait in a loop with a clock read.
 __device__ __forceinline__ void mbar_spin(uint64_t* bar, uint32_t parity) {
-  uint32_t done = 0;
-  while (!done) {
-    asm volatile(
-        "{ .reg .pred p; mbarrier.test_wait.parity.shared.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
-        : "=r"(done)
-        : "r"(smem_addr(bar)), "r"(parity)
-        : "memory");
+  while (!mbar_done_now(bar, parity)) {
     uint64_t now;
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
     if (now == 1) break;

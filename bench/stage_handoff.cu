@@ -71,7 +71,7 @@ __device__ void stream_pages(const Params& p, char* ring, uint64_t* full, volati
     page = page + 1 == n ? 0 : page + 1;
   }
   while (!*stop) {
-    while (!mbar_try_wait(&full[slot], phase)) {
+    while (!mbar_test(&full[slot], phase)) {
     }
     moved += kPageBytes;
     if (threadIdx.x % 32 == 0) {
@@ -83,7 +83,7 @@ __device__ void stream_pages(const Params& p, char* ring, uint64_t* full, volati
   }
   // Drain what is in flight before the block exits.
   for (uint32_t i = 0; i < pages; ++i) {
-    while (!mbar_try_wait(&full[slot], phase)) {
+    while (!mbar_test(&full[slot], phase)) {
     }
     if (++slot == pages) slot = 0, phase ^= 1;
   }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "cuda/kernel_params.h"
+#include "cuda/mbarrier.cuh"
 #include "cuda/paged_weights.h"
 #include "cuda/spec.h"
 
@@ -81,10 +82,6 @@ __device__ __forceinline__ uint4 ld_weights16(const void* p) {
   return v;
 }
 
-// The shared-memory address of a generic pointer into shared memory, as PTX's .shared operands take it.
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
 
 __device__ __forceinline__ float bf(const __nv_bfloat16 v) { return __bfloat162float(v); }
 

@@ -16,6 +16,7 @@
 // cp.async with cp.async.mbarrier.arrive (sm_80+).
 #pragma once
 
+#include "cuda/mbarrier.cuh"
 #include "cuda/tensor_core.cuh"
 
 namespace mk::cuda {
@@ -30,43 +31,6 @@ constexpr bool kHasBulkCopy = true;
 constexpr bool kHasBulkCopy = false;
 #endif
 
-__device__ __forceinline__ void mbar_init(uint64_t* bar, uint32_t count) {
-  asm volatile("mbarrier.init.shared.b64 [%0], %1;" ::"r"(smem_addr(bar)), "r"(count) : "memory");
-}
-
-__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
-  asm volatile("{ .reg .b64 state; mbarrier.arrive.shared.b64 state, [%0]; }" ::"r"(smem_addr(bar)) : "memory");
-}
-
-// Whether the phase of `bar` with this parity has completed, without waiting at all (test_wait).
-__device__ __forceinline__ bool mbar_done_now(uint64_t* bar, uint32_t parity) {
-  uint32_t done;
-  asm volatile(
-      "{ .reg .pred p; mbarrier.test_wait.parity.shared.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
-      : "=r"(done)
-      : "r"(smem_addr(bar)), "r"(parity)
-      : "memory");
-  return done != 0;
-}
-
-// The same, but on sm_90 by try_wait: the thread sleeps in the barrier until the phase completes (or
-// a hardware time limit passes) instead of spinning, so waiting warps leave the issue slots to the
-// warps that work. (So a false answer comes late, and a true one may have waited: the trace counts
-// pages not yet landed with mbar_done_now.)
-__device__ __forceinline__ bool mbar_test(uint64_t* bar, uint32_t parity) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  uint32_t done;
-  asm volatile(
-      "{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
-      : "=r"(done)
-      : "r"(smem_addr(bar)), "r"(parity)
-      : "memory");
-  return done != 0;
-#else
-  return mbar_done_now(bar, parity);
-#endif
-}
-
 // Waits until the phase of `bar` with this parity has completed. A page that never lands means the
 // producer and consumers disagree on the page sequence, a bug: trap rather than hang the GPU.
 __device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity, const volatile int* abort_flag = nullptr) {
@@ -76,26 +40,6 @@ __device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity, const 
     if (abort_flag && *abort_flag) return;
     if (globaltimer() - start > 20'000'000'000ull) __trap();
   }
-}
-
-__device__ __forceinline__ void mbar_expect_tx(uint64_t* bar, uint32_t bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
-#endif
-}
-
-__device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
-                   smem_addr(dst)),
-               "l"(src), "r"(bytes), "r"(smem_addr(bar))
-               : "memory");
-#endif
-}
-
-// Arrives on `bar` once this thread's earlier cp.asyncs have landed (counted in the init count).
-__device__ __forceinline__ void cp_async_arrive(uint64_t* bar) {
-  asm volatile("cp.async.mbarrier.arrive.noinc.shared.b64 [%0];" ::"r"(smem_addr(bar)) : "memory");
 }
 
 // The weights one instruction streams, as groups of up to kPageRows output rows with one or two

@@ -1,0 +1,74 @@
+// The PTX of shared-memory mbarriers and of cp.async.bulk (sm_90+), which the weight pipe
+// (ops/weight_pipe.cuh) builds on. It depends on nothing else of the engine, so that the
+// microbenchmarks (bench/pipe_stream.cu, bench/stage_handoff.cu) build from the same instructions
+// with nvcc alone. Below sm_90 the waits test without sleeping, and the bulk copies and their
+// byte counts compile to nothing: the pipe then copies with cp.async.
+#pragma once
+
+#include <cstdint>
+
+namespace mk::cuda {
+
+// The shared-memory address of a generic pointer into shared memory, as PTX's .shared operands take it.
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void mbar_init(uint64_t* bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared.b64 [%0], %1;" ::"r"(smem_addr(bar)), "r"(count) : "memory");
+}
+
+__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
+  asm volatile("{ .reg .b64 state; mbarrier.arrive.shared.b64 state, [%0]; }" ::"r"(smem_addr(bar)) : "memory");
+}
+
+// Whether the phase of `bar` with this parity has completed, without waiting at all (test_wait).
+__device__ __forceinline__ bool mbar_done_now(uint64_t* bar, uint32_t parity) {
+  uint32_t done;
+  asm volatile(
+      "{ .reg .pred p; mbarrier.test_wait.parity.shared.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+      : "=r"(done)
+      : "r"(smem_addr(bar)), "r"(parity)
+      : "memory");
+  return done != 0;
+}
+
+// The same, but on sm_90 by try_wait: the thread sleeps in the barrier until the phase completes (or
+// a hardware time limit passes) instead of spinning, so waiting warps leave the issue slots to the
+// warps that work. (So a false answer comes late, and a true one may have waited: the trace counts
+// pages not yet landed with mbar_done_now.)
+__device__ __forceinline__ bool mbar_test(uint64_t* bar, uint32_t parity) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  uint32_t done;
+  asm volatile(
+      "{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+      : "=r"(done)
+      : "r"(smem_addr(bar)), "r"(parity)
+      : "memory");
+  return done != 0;
+#else
+  return mbar_done_now(bar, parity);
+#endif
+}
+
+__device__ __forceinline__ void mbar_expect_tx(uint64_t* bar, uint32_t bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
+#endif
+}
+
+__device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
+                   smem_addr(dst)),
+               "l"(src), "r"(bytes), "r"(smem_addr(bar))
+               : "memory");
+#endif
+}
+
+// Arrives on `bar` once this thread's earlier cp.asyncs have landed (counted in the init count).
+__device__ __forceinline__ void cp_async_arrive(uint64_t* bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared.b64 [%0];" ::"r"(smem_addr(bar)) : "memory");
+}
+
+}  // namespace mk::cuda
