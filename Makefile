@@ -27,7 +27,8 @@ asan-test:
 	ctest --preset asan -j$(JOBS)
 
 # libFuzzer targets of every parser (fuzz/): a separate clang build in build-fuzz/, each target run
-# for FUZZ_SECONDS, then every saved crasher in fuzz/crashers/ replayed (they must all pass).
+# for FUZZ_SECONDS (JOBS targets at a time: each fuzzer runs on one core), then every saved crasher
+# in fuzz/crashers/ replayed (they must all pass).
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS = fuzz_config_json fuzz_safetensors fuzz_gguf fuzz_tokenizer_json fuzz_chat_template fuzz_prompt
 fuzz:
@@ -36,7 +37,7 @@ fuzz:
 	  -DMK_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build build-fuzz --target mk_fuzz_all -j$(JOBS)
 	@fail=0; \
-	for t in $(FUZZ_TARGETS); do fuzz/run.sh $$t $(FUZZ_SECONDS) || fail=1; done; \
+	printf '%s\n' $(FUZZ_TARGETS) | xargs -P $(JOBS) -I{} fuzz/run.sh {} $(FUZZ_SECONDS) || fail=1; \
 	for t in $(FUZZ_TARGETS); do fuzz/run.sh --replay $$t || fail=1; done; \
 	exit $$fail
 
