@@ -119,20 +119,24 @@ __device__ __forceinline__ void store_act2(const KernelParams& p, uint32_t off, 
     *reinterpret_cast<float2*>(p.arena + off + i) = make_float2(v0, v1);
 }
 
-// 16 consecutive values of x as the decode matvecs' tensor-core A fragments (ops/weight_pipe.cuh):
-// x = hi + lo with hi = bf16(x) and lo = bf16(x - hi), rows 0 and 8 of a 16 x 16 A operand whose
-// other rows are zero, so that a step's dot products keep about 16 bits of x at no extra cost (the
-// mma computes 16 rows whatever their number). Rows 0 and 8 are both held by lanes 0-3, so lane t's
-// whole fragment is the 16 bytes out[t] = {A[0][2t, 2t + 1], A[8][2t, 2t + 1], A[0][2t + 8, 2t + 9],
-// A[8][2t + 8, 2t + 9]}: one 16-byte load per step, straight into the mma's registers.
-__device__ __forceinline__ void store_hi_lo(const float v[16], uint4* out) {
+// 16 consecutive values of x as the decode matvecs' tensor-core B fragments (ops/weight_pipe.cuh):
+// x = hi + lo with hi = bf16(x) and lo = bf16(x - hi), so that a step's dot products keep about 16
+// bits of x at no extra cost. A pipe step multiplies a 16 x 16 A operand of weights (rows 0-7: the
+// page's 8 rows at the step's first 16 columns, rows 8-15: the same rows at its next 16) by a
+// 16 x 8 B operand whose columns 0 and 1 are hi and lo of the first 16 values of x and columns 2
+// and 3 those of the next 16 (columns 4-7 zero). Lane l < 16 holds B[2t, 2t + 1][n] and B[2t + 8,
+// 2t + 9][n] for n = l / 4, t = l % 4: so each block of 16 values fills 8 lanes' fragments,
+// out[t] (hi) and out[4 + t] (lo), 8 bytes each, in the block's own 64 bytes; a step is one 8-byte
+// load per lane, straight into the mma's registers.
+__device__ __forceinline__ void store_hi_lo(const float v[16], uint2* out) {
   float lo[16];
 #pragma unroll
   for (int i = 0; i < 16; ++i) lo[i] = v[i] - __bfloat162float(__float2bfloat16(v[i]));
 #pragma unroll
-  for (int t = 0; t < 4; ++t)
-    out[t] = make_uint4(pack_bf16(v[2 * t], v[2 * t + 1]), pack_bf16(lo[2 * t], lo[2 * t + 1]),
-                        pack_bf16(v[2 * t + 8], v[2 * t + 9]), pack_bf16(lo[2 * t + 8], lo[2 * t + 9]));
+  for (int t = 0; t < 4; ++t) {
+    out[t] = make_uint2(pack_bf16(v[2 * t], v[2 * t + 1]), pack_bf16(v[2 * t + 8], v[2 * t + 9]));
+    out[4 + t] = make_uint2(pack_bf16(lo[2 * t], lo[2 * t + 1]), pack_bf16(lo[2 * t + 8], lo[2 * t + 9]));
+  }
 }
 
 __device__ __forceinline__ float warp_sum(float v) {
@@ -189,7 +193,7 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool vali
                : "memory");
 }
 
-// One activation row of `dim` (a multiple of 16) floats into shared memory as the weight pipe's A
+// One activation row of `dim` (a multiple of 16) floats into shared memory as the weight pipe's B
 // fragments (store_hi_lo), normalized by `norm` when it names a weight, in one round trip to
 // memory: the row is copied with cp.async while the norm weight is prefetched. On a decode step
 // this load is on the critical path of every matvec, and under the weight stream an L2 round trip
@@ -217,7 +221,7 @@ __device__ void load_row_hi_lo(const KernelParams& p, float* dst, const float* s
       float v[16];
 #pragma unroll
       for (uint32_t i = 0; i < 16; ++i) v[i] = dst[blk * 16 + i];
-      store_hi_lo(v, reinterpret_cast<uint4*>(dst + blk * 16));
+      store_hi_lo(v, reinterpret_cast<uint2*>(dst + blk * 16));
     }
     sync_consumers();
     return;
@@ -250,7 +254,7 @@ __device__ void load_row_hi_lo(const KernelParams& p, float* dst, const float* s
       v[2 * i] = (dst[e] - mean) * inv * g.x + (bias ? bf(bias[e]) : 0.0f);
       v[2 * i + 1] = (dst[e + 1] - mean) * inv * g.y + (bias ? bf(bias[e + 1]) : 0.0f);
     }
-    store_hi_lo(v, reinterpret_cast<uint4*>(dst + blk * 16));
+    store_hi_lo(v, reinterpret_cast<uint2*>(dst + blk * 16));
   }
   sync_consumers();
 }
@@ -326,7 +330,7 @@ __device__ void copy_act(float* dst, const T* src, uint32_t n) {
 // Loads `rows` activation rows of `dim` values (fp32, or bf16 under kFlagBf16In) into shared memory
 // as floats, normalized by `norm` when it names a weight (normalize_rows).
 // kDim: the row length at compile time (a specialized build, cuda/spec.h), or 0 to use `dim`.
-// kHiLo: one fp32 row (dim % 16 == 0) left as the weight pipe's A fragments instead (load_row_hi_lo).
+// kHiLo: one fp32 row (dim % 16 == 0) left as the weight pipe's B fragments instead (load_row_hi_lo).
 template <uint32_t kDim = 0, bool kHiLo = false, class T>
 __device__ void load_rows(const KernelParams& p, float* dst, const T* src, uint32_t rows, uint32_t dim_,
                           InNorm norm, float* scratch) {

@@ -93,7 +93,7 @@ __device__ __forceinline__ bool pipe_span(const Instruction& ins, const KernelPa
   } else {
     return false;
   }
-  return s->K % 16 == 0;  // the consumers' tensor-core steps take 16 columns
+  return s->K % 32 == 0;  // the consumers' tensor-core steps take 32 columns
 }
 
 // The ring as one thread sees it: the slot of the page this thread is at, and the parity of the
@@ -163,11 +163,13 @@ __device__ void pipe_produce(Pipe& pipe, const KernelParams& p, uint32_t begin, 
 }
 
 // The consumer side of one instruction: the dot products of every row of the span with x, on the
-// tensor cores. Each warp takes a slice of 128 columns of every page (8 steps of 16 columns: 4
-// ldmatrix of 4 blocks, 8 mma), so x is read once per page per warp. The B operand of a step is the
-// page's 8 rows by 16 columns (one block pair, n = row), the A operand x split in two
-// (store_hi_lo): D[0][n] + D[8][n] is row n's dot product over the slice, in fp32, and lanes 0-3
-// hold both.
+// tensor cores. Each warp takes a slice of 128 columns of every page (4 steps of 32 columns: 4
+// ldmatrix, 4 mma), so x is read once per page per warp. A step's A operand is the page's 8 rows
+// twice, at the step's first 16 columns (A rows 0-7) and at its next 16 (rows 8-15), its B operand
+// x's hi and lo parts of those columns (store_hi_lo): D[r][0] + D[r][1] + D[8 + r][2] + D[8 + r][3]
+// is row r's dot product over the step, in fp32, which lanes 4r and 4r + 1 hold between them. Every
+// mma thus takes 256 weights; with the weights as B (8 rows by 16 columns) and x as A it took 128,
+// and each lane kept 16 bytes of x per mma where it now keeps 8.
 //
 // The warps' partial sums meet in shared memory (`red`), a batch of groups at a time: each warp
 // leaves its sums of a group there, and after every batch one barrier lets thread t add up the
@@ -182,7 +184,7 @@ __device__ void pipe_produce(Pipe& pipe, const KernelParams& p, uint32_t begin, 
 // and mma interleaved the chain was serial, and the LM head took 171 us against 147 with FMAs; as
 // below, 133 us.
 //
-// x: the input row as load_rows<kK, true> leaves it (A fragments, store_hi_lo), 16-byte aligned.
+// x: the input row as load_rows<kK, true> leaves it (B fragments, store_hi_lo), 16-byte aligned.
 // red: `red_floats` floats of shared memory that nothing else uses meanwhile, at least
 // 2 * kRedGroupFloats (one group a batch); batches hold up to kThreads / kPageRows groups.
 // Calls epilogue(g, r, dot[0], dot[1]) once, in one thread, for each row r of each group g.
@@ -215,7 +217,10 @@ __device__ void pipe_rows(Pipe& pipe, const PipeSpan& s, const float* x, float* 
                           Epilogue&& epilogue) {
   const uint32_t warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const uint32_t K = kK ? kK : s.K;
-  const uint4* xa = reinterpret_cast<const uint4*>(x) + lane;  // lanes 0-3: rows 0 and 8 of each step
+  const uint2* xa = reinterpret_cast<const uint2*>(x) + lane;  // lanes 0-15: B's columns 0-3
+  // Lane l points matrix l / 8 of an ldmatrix at row l % 8 of block {0, 2, 1, 3}[l / 8] of a step's
+  // four: the matrices are A's rows 0-7 then 8-15 at k 0-7, then the same at k 8-15.
+  const uint32_t a_lane = (lane / 8 == 1 ? 2 : lane / 8 == 2 ? 1 : lane / 8) * 128 + lane % 8 * 16;
   const uint32_t chunks = (K + kPageCols - 1) / kPageCols;
   // Groups per batch: as many as red holds twice (a batch's sums are read while the next one's are
   // written), and as the threads can finish in one go.
@@ -234,14 +239,13 @@ __device__ void pipe_rows(Pipe& pipe, const PipeSpan& s, const float* x, float* 
     float* buf = red + (b % 2) * per_batch;
 #pragma unroll 1
     for (uint32_t m = 0; m < s.parts; ++m) {
-      // Four mma chains, so that a page's 8 steps are 2 deep; lanes 4-31 keep xv zero (the A rows
-      // other than 0 and 8).
+      // Four mma chains, one mma of each per page; lanes 16-31 keep xv zero (B's columns 4-7).
       float d[4][4] = {};
-      uint4 xv[8] = {};
+      uint2 xv[4] = {};
       for (uint32_t c = 0; c < chunks; ++c, pipe.advance()) {
         const uint32_t col0 = c * kPageCols + warp * 128;  // this warp's slice
         const uint32_t cols = K - c * kPageCols < kPageCols ? K - c * kPageCols : kPageCols;
-        const uint32_t steps = cols > warp * 128 ? min(8u, (cols - warp * 128) / 16) : 0u;
+        const uint32_t steps = cols > warp * 128 ? min(4u, (cols - warp * 128) / 32) : 0u;
 #if MK_TRACE_PHASES
         if (!mbar_done_now(&pipe.full[pipe.slot], pipe.parity())) {
           const uint64_t t0 = globaltimer();
@@ -252,30 +256,28 @@ __device__ void pipe_rows(Pipe& pipe, const PipeSpan& s, const float* x, float* 
 #else
         mbar_wait(&pipe.full[pipe.slot], pipe.parity());
 #endif
-        // Lane l points matrix l / 8 of an ldmatrix at row l % 8 of block 4j + l / 8 of the slice.
-        const char* bp = pipe.page() + warp * 2048 + lane * 16;
-        const uint4* xs = xa + col0 / 16 * 4;
-        if (steps == 8) {
+        const char* bp = pipe.page() + warp * 2048 + a_lane;
+        const uint2* xs = xa + col0 / 32 * 16;
+        if (steps == 4) {
           // A whole slice: every load first, then the mma, so that the page costs one load latency
-          // and two mma latencies rather than eight of each.
+          // and one mma latency rather than four of each.
           uint32_t w[4][4];
 #pragma unroll
-          for (uint32_t j = 0; j < 4; ++j) ldmatrix_x4(w[j], bp + j * 512);
-          if (lane < 4)
+          for (uint32_t i = 0; i < 4; ++i) ldmatrix_x4(w[i], bp + i * 512);
+          if (lane < 16)
 #pragma unroll
-            for (uint32_t i = 0; i < 8; ++i) xv[i] = xs[i * 4];
+            for (uint32_t i = 0; i < 4; ++i) xv[i] = xs[i * 16];
 #pragma unroll
-          for (uint32_t i = 0; i < 8; ++i)
-            mma_bf16(d[i % 4], reinterpret_cast<const uint32_t*>(&xv[i]), w[i / 2][2 * (i % 2)], w[i / 2][2 * (i % 2) + 1]);
+          for (uint32_t i = 0; i < 4; ++i) mma_bf16(d[i], w[i], xv[i].x, xv[i].y);
         } else {
           // The narrower last chunk of a width that is not a multiple of 1024.
 #pragma unroll
-          for (uint32_t i = 0; i < 8; ++i) {
+          for (uint32_t i = 0; i < 4; ++i) {
             if (i >= steps) break;
             uint32_t w[4];
-            ldmatrix_x4(w, bp + i / 2 * 512);
-            if (lane < 4) xv[i] = xs[i * 4];
-            mma_bf16(d[i % 4], reinterpret_cast<const uint32_t*>(&xv[i]), w[2 * (i % 2)], w[2 * (i % 2) + 1]);
+            ldmatrix_x4(w, bp + i * 512);
+            if (lane < 16) xv[i] = xs[i * 16];
+            mma_bf16(d[i], w, xv[i].x, xv[i].y);
           }
         }
         __syncwarp();
@@ -283,13 +285,11 @@ __device__ void pipe_rows(Pipe& pipe, const PipeSpan& s, const float* x, float* 
       }
 #pragma unroll
       for (uint32_t e = 0; e < 4; ++e) d[0][e] += d[1][e] + d[2][e] + d[3][e];
-      // Lane t (< 4) holds rows 2t and 2t + 1: their hi parts in D[0] (d[0][0], d[0][1]), their lo
-      // parts in D[8] (d[0][2], d[0][3]).
-      if (lane < 4) {
-        float* sums = buf + (warp * 2 + m) * kPageRows * batch + gi;
-        sums[2 * lane * batch] = d[0][0] + d[0][2];
-        sums[(2 * lane + 1) * batch] = d[0][1] + d[0][3];
-      }
+      // Lane 4r holds row r's sum over the steps' first halves (D[r][0] + D[r][1]), lane 4r + 1 over
+      // their second halves (D[8 + r][2] + D[8 + r][3]).
+      float v = lane % 4 == 0 ? d[0][0] + d[0][1] : d[0][2] + d[0][3];
+      v += __shfl_xor_sync(0xFFFFFFFFu, v, 1);
+      if (lane % 4 == 0) buf[((warp * 2 + m) * kPageRows + lane / 4) * batch + gi] = v;
     }
     if (++gi < batch && g + 1 < s.groups) continue;
     // The batch's groups g + 1 - gi .. g are complete: thread t finishes row t / batch of its
