@@ -163,8 +163,8 @@ __device__ void pipe_produce(Pipe& pipe, const KernelParams& p, uint32_t begin, 
 }
 
 // The consumer side of one instruction: the dot products of every row of the span with x, on the
-// tensor cores. Each warp takes a slice of 128 columns of every page (4 steps of 32 columns: 4
-// ldmatrix, 4 mma), so x is read once per page per warp. A step's A operand is the page's 8 rows
+// tensor cores. Each warp takes a slice of kSliceCols columns of every page (with 1024-column
+// pages, 4 steps of 32 columns: 4 ldmatrix, 4 mma), so x is read once per page per warp. A step's A operand is the page's 8 rows
 // twice, at the step's first 16 columns (A rows 0-7) and at its next 16 (rows 8-15), its B operand
 // x's hi and lo parts of those columns (store_hi_lo): D[r][0] + D[r][1] + D[8 + r][2] + D[8 + r][3]
 // is row r's dot product over the step, in fp32, which lanes 4r and 4r + 1 hold between them. Every
@@ -188,6 +188,9 @@ __device__ void pipe_produce(Pipe& pipe, const KernelParams& p, uint32_t begin, 
 // red: `red_floats` floats of shared memory that nothing else uses meanwhile, at least
 // 2 * kRedGroupFloats (one group a batch); batches hold up to kThreads / kPageRows groups.
 // Calls epilogue(g, r, dot[0], dot[1]) once, in one thread, for each row r of each group g.
+constexpr uint32_t kSliceCols = kPageCols / kWarps;  // a warp's columns of each page
+constexpr uint32_t kSliceSteps = kSliceCols / 32;    // its mma steps
+static_assert(kSliceCols % 32 == 0, "a warp's slice is whole steps");
 constexpr uint32_t kRedGroupFloats = kWarps * 2 * kPageRows;  // every warp's sums of one group, both parts
 static_assert(2 * kRedGroupFloats <= kSmemHead, "the ops' head holds a batch of one group, double-buffered");
 
@@ -239,13 +242,13 @@ __device__ void pipe_rows(Pipe& pipe, const PipeSpan& s, const float* x, float* 
     float* buf = red + (b % 2) * per_batch;
 #pragma unroll 1
     for (uint32_t m = 0; m < s.parts; ++m) {
-      // Four mma chains, one mma of each per page; lanes 16-31 keep xv zero (B's columns 4-7).
+      // Four mma chains; lanes 16-31 keep xv zero (B's columns 4-7).
       float d[4][4] = {};
-      uint2 xv[4] = {};
+      uint2 xv[kSliceSteps] = {};
       for (uint32_t c = 0; c < chunks; ++c, pipe.advance()) {
-        const uint32_t col0 = c * kPageCols + warp * 128;  // this warp's slice
+        const uint32_t col0 = c * kPageCols + warp * kSliceCols;  // this warp's slice
         const uint32_t cols = K - c * kPageCols < kPageCols ? K - c * kPageCols : kPageCols;
-        const uint32_t steps = cols > warp * 128 ? min(4u, (cols - warp * 128) / 32) : 0u;
+        const uint32_t steps = cols > warp * kSliceCols ? min(kSliceSteps, (cols - warp * kSliceCols) / 32) : 0u;
 #if MK_TRACE_PHASES
         if (!mbar_done_now(&pipe.full[pipe.slot], pipe.parity())) {
           const uint64_t t0 = globaltimer();
@@ -256,28 +259,28 @@ __device__ void pipe_rows(Pipe& pipe, const PipeSpan& s, const float* x, float* 
 #else
         mbar_wait(&pipe.full[pipe.slot], pipe.parity());
 #endif
-        const char* bp = pipe.page() + warp * 2048 + a_lane;
+        const char* bp = pipe.page() + warp * kSliceCols * kPageRows * 2 + a_lane;
         const uint2* xs = xa + col0 / 32 * 16;
-        if (steps == 4) {
+        if (steps == kSliceSteps) {
           // A whole slice: every load first, then the mma, so that the page costs one load latency
-          // and one mma latency rather than four of each.
-          uint32_t w[4][4];
+          // and a few mma latencies rather than one of each per step.
+          uint32_t w[kSliceSteps][4];
 #pragma unroll
-          for (uint32_t i = 0; i < 4; ++i) ldmatrix_x4(w[i], bp + i * 512);
+          for (uint32_t i = 0; i < kSliceSteps; ++i) ldmatrix_x4(w[i], bp + i * 512);
           if (lane < 16)
 #pragma unroll
-            for (uint32_t i = 0; i < 4; ++i) xv[i] = xs[i * 16];
+            for (uint32_t i = 0; i < kSliceSteps; ++i) xv[i] = xs[i * 16];
 #pragma unroll
-          for (uint32_t i = 0; i < 4; ++i) mma_bf16(d[i], w[i], xv[i].x, xv[i].y);
+          for (uint32_t i = 0; i < kSliceSteps; ++i) mma_bf16(d[i % 4], w[i], xv[i].x, xv[i].y);
         } else {
-          // The narrower last chunk of a width that is not a multiple of 1024.
+          // The narrower last chunk of a width that is not a multiple of kPageCols.
 #pragma unroll
-          for (uint32_t i = 0; i < 4; ++i) {
+          for (uint32_t i = 0; i < kSliceSteps; ++i) {
             if (i >= steps) break;
             uint32_t w[4];
             ldmatrix_x4(w, bp + i * 512);
             if (lane < 16) xv[i] = xs[i * 16];
-            mma_bf16(d[i], w, xv[i].x, xv[i].y);
+            mma_bf16(d[i % 4], w, xv[i].x, xv[i].y);
           }
         }
         __syncwarp();
