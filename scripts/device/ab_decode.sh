@@ -1,4 +1,10 @@
-# A/B decode: binaries named in BINS (.devbin/mk-<name>), ROUNDS rounds interleaved; then parity for PARITY.
+#!/usr/bin/env bash
+# Runs on the lent GPU machine: an A/B of decode speed between mk binaries built here
+# (scripts/device/build_devbin.sh, then copied to .devbin/mk-<name>; carry ".devbin"), on a
+# random-weight Llama-3.2-1B-shaped model. BINS: the names, run in turn ROUNDS times (interleaved,
+# so that drifts of the card hit every binary alike); CTXS: the contexts. Then GPU parity
+# (test_gpu_parity.py, test_greedy_loop.py) for each name in PARITY. Logs go to $OUT.
+# Example: BINS="head new" ROUNDS=2 PARITY=new bash scripts/device/ab_decode.sh
 set -uo pipefail
 M=/tmp/mk-bench-llama-3.2-1b
 [ -d $M ] || python3 bench/make_model.py --shape llama-3.2-1b --out $M > /dev/null
