@@ -164,12 +164,17 @@ __device__ void pipe_produce(Pipe& pipe, const KernelParams& p, uint32_t begin, 
 
 // The consumer side of one instruction: the dot products of every row of the span with x, on the
 // tensor cores. Each warp takes a slice of kSliceCols columns of every page (with 1024-column
-// pages, 4 steps of 32 columns: 4 ldmatrix, 4 mma), so x is read once per page per warp. A step's A operand is the page's 8 rows
-// twice, at the step's first 16 columns (A rows 0-7) and at its next 16 (rows 8-15), its B operand
-// x's hi and lo parts of those columns (store_hi_lo): D[r][0] + D[r][1] + D[8 + r][2] + D[8 + r][3]
-// is row r's dot product over the step, in fp32, which lanes 4r and 4r + 1 hold between them. Every
-// mma thus takes 256 weights; with the weights as B (8 rows by 16 columns) and x as A it took 128,
-// and each lane kept 16 bytes of x per mma where it now keeps 8.
+// pages, 4 steps of 32 columns: 4 ldmatrix, 4 mma), so x is read once per page per warp. A step's
+// A operand is the page's 8 rows twice, at the step's first 16 columns (A rows 0-7) and at its next
+// 16 (rows 8-15), its B operand x's hi and lo parts of those columns (store_hi_lo):
+// D[r][0] + D[r][1] + D[8 + r][2] + D[8 + r][3] is row r's dot product over the step, in fp32,
+// which lanes 4r and 4r + 1 hold between them. Every mma thus takes 256 weights; with the weights
+// as B (8 rows by 16 columns) and x as A it took 128, and each lane kept 16 bytes of x per mma where
+// it now keeps 8 (decode 2-4% faster, H200, 1B shape).
+//
+// A 16 KB page costs the consumers ~0.3-0.5 us whatever they compute: with no ldmatrix, mma or x
+// loads at all still 0.22-0.39 (bench/consumer_rate.cu). That is the page loop's per-iteration
+// latency, not its barriers (releasing slots two pages at a time changed nothing).
 //
 // The warps' partial sums meet in shared memory (`red`), a batch of groups at a time: each warp
 // leaves its sums of a group there, and after every batch one barrier lets thread t add up the
