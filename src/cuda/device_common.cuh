@@ -16,7 +16,20 @@ namespace mk::cuda {
 // producer warp that streams weights into shared memory ahead of them (ops/weight_pipe.cuh).
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
-constexpr int kBlockThreads = kThreads + 32;
+// With 9 warps a block, one of the SM's 4 schedulers holds 3, and ptxas caps every thread at 168
+// registers (16384 a scheduler / 96 threads), where the decode consumers spill. MK_SETMAXNREG
+// builds (an experiment, docs/PERFORMANCE.md) make the producer a whole warpgroup (one warp
+// streams, three exit at once) that on sm_90a and sm_100a gives registers back to the consumers
+// (setmaxnreg, megakernel.cuh): 2 consumer warps at kConsumerRegs and one producer-group warp at
+// kProducerRegs per scheduler.
+#if MK_SETMAXNREG
+constexpr int kProducerThreads = 128;
+#else
+constexpr int kProducerThreads = 32;
+#endif
+constexpr int kBlockThreads = kThreads + kProducerThreads;
+constexpr int kProducerRegs = 40, kConsumerRegs = 232;
+static_assert((2 * kConsumerRegs + kProducerRegs) * 32 <= 16384, "a scheduler's register file");
 // Floats at the start of the ops' shared memory kept for reductions and scratch; an op's own
 // buffers start after them.
 constexpr uint32_t kSmemHead = 256;
