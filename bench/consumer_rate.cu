@@ -29,6 +29,9 @@ constexpr uint32_t kRingPages = (192 << 10) / kPageBytes;  // 192 KB, as the 1B 
 struct Shape {
   const char* name;
   uint32_t groups, parts, K;
+  __host__ __device__ uint32_t pages() const { return groups * parts * ((K + kPageCols - 1) / kPageCols); }
+  // The ops' part of shared memory: x (K floats) then the sums, 1 KB aligned (the ring follows).
+  __host__ __device__ uint32_t ops_floats() const { return (K + 4 * kRedGroupFloats + 255) / 256 * 256; }
 };
 
 // One block per SM: warps [0, kWarps) consume `reps` spans of `shape` each, warp kWarps produces
@@ -39,10 +42,8 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
   extern __shared__ __align__(1024) float4 dynamic_smem[];
   float* smem = reinterpret_cast<float*>(dynamic_smem);
   __shared__ uint64_t full[kMaxPages], empty[kMaxPages];
-  // The ops' part: x (K floats) then the sums; the ring after it, 1 KB aligned.
-  const uint32_t ops_floats = (shape.K + 4 * kRedGroupFloats + 255) / 256 * 256;
   Pipe pipe;
-  pipe.pages = reinterpret_cast<char*>(smem + ops_floats);
+  pipe.pages = reinterpret_cast<char*>(smem + shape.ops_floats());
   pipe.full = full;
   pipe.empty = empty;
   pipe.n_pages = kRingPages;
@@ -51,11 +52,10 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
   for (uint32_t i = threadIdx.x; i < shape.K; i += blockDim.x) x[i] = 1.0f / float(i + 1);
   if (threadIdx.x == 0) pipe_init(pipe);
   __syncthreads();
-  const uint32_t pages_per_span = shape.groups * shape.parts * ((shape.K + kPageCols - 1) / kPageCols);
   const char* base = src + blockIdx.x * region_bytes;
   if (threadIdx.x >= kThreads) {
     const uint32_t lane = threadIdx.x % 32;
-    for (uint32_t k = 0; k < reps * pages_per_span; ++k, pipe.advance()) {
+    for (uint32_t k = 0; k < reps * shape.pages(); ++k, pipe.advance()) {
       mbar_wait(&pipe.empty[pipe.slot], pipe.parity() ^ 1);
       if (lane == 0 && no_copy) {
         mbar_arrive(&pipe.full[pipe.slot]);  // the page as it was: the consumers' cost alone
@@ -103,12 +103,12 @@ int main() {
   for (const Shape& shape : shapes) {
     for (int source = 2; source >= 0; --source) {  // 2: no copies (pages as they were), 1: L2, 0: HBM
       const bool from_l2 = source == 1;
-      const uint32_t pages = shape.groups * shape.parts * ((shape.K + kPageCols - 1) / kPageCols);
+      const uint32_t pages = shape.pages();
       const uint32_t reps = std::max(1u, 4096 / pages);
       // L2: every SM reads the same 16 pages (256 KB); HBM: its own 4 MB.
       const size_t region_bytes = from_l2 ? 0 : region;
       const uint32_t src_pages = from_l2 ? 16 : uint32_t(region / kPageBytes);
-      const size_t smem = (size_t((shape.K + 4 * kRedGroupFloats + 255) / 256 * 256) * 4) + kRingPages * kPageBytes;
+      const size_t smem = size_t(shape.ops_floats()) * 4 + kRingPages * kPageBytes;
       cudaFuncSetAttribute(consumer_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
       std::vector<float> t;
       for (int rep = 0; rep < 7; ++rep) {
