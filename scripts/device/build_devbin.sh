@@ -3,14 +3,12 @@
 # small and quick to carry to the lent GPU machine with the device tool (`carry: [".devbin"]`).
 # The full fat binary is what CI and `make` build; this is for iterating on kernels.
 # ARCH: the -gencode value (default: H100/H200). PHASES=1: stamp the phases inside each instruction
-# for mk trace (-DMK_TRACE_PHASES=ON; docs/PERFORMANCE.md). SETMAXNREG=1: the producer warpgroup
-# hands registers to the consumers (-DMK_SETMAXNREG=ON, an experiment).
+# for mk trace (-DMK_TRACE_PHASES=ON; docs/PERFORMANCE.md).
 set -euo pipefail
 ARCH=${ARCH:-arch=compute_90a,code=sm_90a}
 PHASES=$([ "${PHASES:-0}" = 1 ] && echo ON || echo OFF)
-SETMAXNREG=$([ "${SETMAXNREG:-0}" = 1 ] && echo ON || echo OFF)
 cmake -S . -B build-devbin -G Ninja -DCMAKE_BUILD_TYPE=Release -DMK_BUILD_TESTS=OFF "-DMK_CUDA_GENCODE=$ARCH" \
-  -DMK_TRACE_PHASES=$PHASES -DMK_SETMAXNREG=$SETMAXNREG >/dev/null
+  -DMK_TRACE_PHASES=$PHASES >/dev/null
 cmake --build build-devbin --target mk
 mkdir -p .devbin
 strip -o .devbin/mk build-devbin/src/cli/mk

@@ -12,21 +12,19 @@
 
 namespace mk::cuda {
 
-// A block is kThreads consumer threads (kWarps warps) that run the instructions, plus one
-// producer warp that streams weights into shared memory ahead of them (ops/weight_pipe.cuh).
+// A block is kThreads consumer threads (kWarps warps) that run the instructions, plus a producer
+// warpgroup whose first warp streams weights into shared memory ahead of them (ops/weight_pipe.cuh)
+// and whose other three exit at once.
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
-// With 9 warps a block, one of the SM's 4 schedulers holds 3, and ptxas caps every thread at 168
-// registers (16384 a scheduler / 96 threads), where the decode consumers spill. MK_SETMAXNREG
-// builds (an experiment, docs/PERFORMANCE.md) make the producer a whole warpgroup (one warp
-// streams, three exit at once) that on sm_90a and sm_100a gives registers back to the consumers
-// (setmaxnreg, megakernel.cuh): 2 consumer warps at kConsumerRegs and one producer-group warp at
-// kProducerRegs per scheduler.
-#if MK_SETMAXNREG
+// Why a whole warpgroup for one producer warp: with 9 warps a block (or 12), one of the SM's 4
+// schedulers holds 3, and ptxas caps every thread at 168 registers (16384 a scheduler / 96
+// threads), where the decode consumers spilled (108 / 136 bytes, sm_90a). On sm_90a and sm_100a
+// the producer warpgroup gives registers back and the consumers take them (setmaxnreg,
+// megakernel.cuh): per scheduler 2 consumer warps at kConsumerRegs and one producer-group warp at
+// kProducerRegs, and the spills fall to 24 / 56 bytes. Decode 3-5% faster (H200, 1B shape, A/B).
+// setmaxnreg works on warpgroups, hence 128 producer threads; elsewhere the 3 idle warps cost nothing.
 constexpr int kProducerThreads = 128;
-#else
-constexpr int kProducerThreads = 32;
-#endif
 constexpr int kBlockThreads = kThreads + kProducerThreads;
 constexpr int kProducerRegs = 40, kConsumerRegs = 232;
 static_assert((2 * kConsumerRegs + kProducerRegs) * 32 <= 16384, "a scheduler's register file");

@@ -102,7 +102,7 @@ __global__ void __launch_bounds__(kBlockThreads, 1) megakernel(const KernelParam
     pipe_init(pipe);
   }
   __syncthreads();  // the only barrier of the whole block: afterwards the producer warp goes its own way
-#if MK_SETMAXNREG && (defined(__CUDA_ARCH_FEAT_SM90_ALL) || defined(__CUDA_ARCH_FEAT_SM100_ALL))
+#if (defined(__CUDA_ARCH_FEAT_SM90_ALL) || defined(__CUDA_ARCH_FEAT_SM100_ALL))
   // Every warp of a warpgroup executes its setmaxnreg (.aligned); the consumers' one waits until the
   // producer group's registers are free.
   if (threadIdx.x >= kThreads)
