@@ -240,38 +240,6 @@ __device__ __forceinline__ void pipe_wait_page(const Pipe& pipe, PageStalls& sta
 #endif
 }
 
-// kN whole pages of one part, from the pipe's place on (it moves past them): this warp's slice of
-// each (`slice`: its byte offset in a page, a_lane included) against x from `xs` on. Every load is
-// issued before the first mma, so that the kN pages cost one load latency and a few mma latencies.
-// The page loop's cost is per iteration (above), so pipe_rows takes two pages an iteration where it
-// can: the consumers ~10-15% quicker per page (bench/consumer_rate.cu).
-template <uint32_t kN>
-__device__ __forceinline__ void pipe_whole_pages(Pipe& pipe, uint32_t slice, const uint2* xs, uint32_t lane,
-                                                 float (&d)[4][4], PageStalls& stalls) {
-  constexpr uint32_t kSteps = kN * kSliceSteps;
-  const char* page[kN];
-  uint32_t slot[kN];
-#pragma unroll
-  for (uint32_t n = 0; n < kN; ++n, pipe.advance()) {
-    pipe_wait_page(pipe, stalls);
-    page[n] = pipe.page() + slice;
-    slot[n] = pipe.slot;
-  }
-  uint32_t w[kSteps][4];
-  uint2 xv[kSteps] = {};  // lanes 16-31 keep it zero: B's columns 4-7
-#pragma unroll
-  for (uint32_t i = 0; i < kSteps; ++i) ldmatrix_x4(w[i], page[i / kSliceSteps] + i % kSliceSteps * 512);
-  if (lane < 16)
-#pragma unroll
-    for (uint32_t i = 0; i < kSteps; ++i) xv[i] = xs[(i / kSliceSteps * kPageCols + i % kSliceSteps * 32) / 2];
-#pragma unroll
-  for (uint32_t i = 0; i < kSteps; ++i) mma_bf16(d[i % 4], w[i], xv[i].x, xv[i].y);
-  __syncwarp();
-  if (lane == 0)
-#pragma unroll
-    for (uint32_t n = 0; n < kN; ++n) mbar_arrive(&pipe.empty[slot[n]]);
-}
-
 // kK: the span's width at compile time (a specialized build, cuda/spec.h), or 0 for s.K.
 template <uint32_t kK = 0, class Epilogue>
 __device__ void pipe_rows(Pipe& pipe, const PipeSpan& s, const float* x, float* red, uint32_t red_floats,
@@ -294,38 +262,75 @@ __device__ void pipe_rows(Pipe& pipe, const PipeSpan& s, const float* x, float* 
 #if MK_TRACE_PHASES
   if (threadIdx.x == 0) trace_count(kPhaseRingReady, pipe_pages_landed(pipe, min(pipe.n_pages, s.groups * s.parts * chunks)));
 #endif
-  const uint32_t whole = K / kPageCols;  // chunks of a whole page
-  const uint32_t slice = warp * kSliceCols * kPageRows * 2 + a_lane;
   uint32_t gi = 0, b = 0;  // the group's place in its batch; the batch
   for (uint32_t g = 0; g < s.groups; ++g) {
     float* buf = red + (b % 2) * per_batch;
 #pragma unroll 1
     for (uint32_t m = 0; m < s.parts; ++m) {
-      float d[4][4] = {};  // four mma chains
+      // Four mma chains; lanes 16-31 keep xv zero (B's columns 4-7).
+      float d[4][4] = {};
+      uint2 xv[kSliceSteps] = {};
       uint32_t c = 0;
-      for (; c + 2 <= whole; c += 2) pipe_whole_pages<2>(pipe, slice, xa + (c * kPageCols + warp * kSliceCols) / 2, lane, d, stalls);
-      if (c < whole) {
-        pipe_whole_pages<1>(pipe, slice, xa + (c * kPageCols + warp * kSliceCols) / 2, lane, d, stalls);
-        ++c;
+      // Two whole pages per iteration while they last: the page loop's cost is per iteration
+      // (consumers 10-15% quicker per page, bench/consumer_rate.cu; decode 1-3%, H200 A/B). The loads
+      // and mma repeat the single page's below on purpose: this exact form measured 2-3% faster a
+      // step than the same work as one template for both (waiting for and moving past one page at
+      // a time) with the same registers and spills; ptxas schedules the two differently.
+      for (; c + 1 < chunks && K - (c + 1) * kPageCols >= kPageCols; c += 2) {
+        Pipe second = pipe;
+        second.advance();
+        pipe_wait_page(pipe, stalls);
+        pipe_wait_page(second, stalls);
+        const char* bp0 = pipe.page() + warp * kSliceCols * kPageRows * 2 + a_lane;
+        const char* bp1 = second.page() + warp * kSliceCols * kPageRows * 2 + a_lane;
+        const uint2* xs = xa + (c * kPageCols + warp * kSliceCols) / 32 * 16;
+        uint32_t w[2 * kSliceSteps][4];
+        uint2 xp[2 * kSliceSteps] = {};
+#pragma unroll
+        for (uint32_t i = 0; i < kSliceSteps; ++i) ldmatrix_x4(w[i], bp0 + i * 512);
+#pragma unroll
+        for (uint32_t i = 0; i < kSliceSteps; ++i) ldmatrix_x4(w[kSliceSteps + i], bp1 + i * 512);
+        if (lane < 16)
+#pragma unroll
+          for (uint32_t i = 0; i < 2 * kSliceSteps; ++i) xp[i] = xs[i % kSliceSteps * 16 + i / kSliceSteps * (kPageCols / 32 * 16)];
+#pragma unroll
+        for (uint32_t i = 0; i < 2 * kSliceSteps; ++i) mma_bf16(d[i % 4], w[i], xp[i].x, xp[i].y);
+        __syncwarp();
+        if (lane == 0) mbar_arrive(&pipe.empty[pipe.slot]), mbar_arrive(&second.empty[second.slot]);
+        pipe = second;
+        pipe.advance();
       }
-      if (c < chunks) {
-        // The narrower last chunk of a width that is not a multiple of kPageCols.
-        const uint32_t cols = K - c * kPageCols;
+      for (; c < chunks; ++c, pipe.advance()) {
+        const uint32_t col0 = c * kPageCols + warp * kSliceCols;  // this warp's slice
+        const uint32_t cols = K - c * kPageCols < kPageCols ? K - c * kPageCols : kPageCols;
         const uint32_t steps = cols > warp * kSliceCols ? min(kSliceSteps, (cols - warp * kSliceCols) / 32) : 0u;
         pipe_wait_page(pipe, stalls);
-        const uint2* xs = xa + (c * kPageCols + warp * kSliceCols) / 2;
+        const char* bp = pipe.page() + warp * kSliceCols * kPageRows * 2 + a_lane;
+        const uint2* xs = xa + col0 / 32 * 16;
+        if (steps == kSliceSteps) {
+          // A whole slice: every load first, then the mma, so that the page costs one load latency
+          // and a few mma latencies rather than one of each per step.
+          uint32_t w[kSliceSteps][4];
 #pragma unroll
-        for (uint32_t i = 0; i < kSliceSteps; ++i) {
-          if (i >= steps) break;
-          uint32_t w[4];
-          uint2 xv = {};
-          ldmatrix_x4(w, pipe.page() + slice + i * 512);
-          if (lane < 16) xv = xs[i * 16];
-          mma_bf16(d[i % 4], w, xv.x, xv.y);
+          for (uint32_t i = 0; i < kSliceSteps; ++i) ldmatrix_x4(w[i], bp + i * 512);
+          if (lane < 16)
+#pragma unroll
+            for (uint32_t i = 0; i < kSliceSteps; ++i) xv[i] = xs[i * 16];
+#pragma unroll
+          for (uint32_t i = 0; i < kSliceSteps; ++i) mma_bf16(d[i % 4], w[i], xv[i].x, xv[i].y);
+        } else {
+          // The narrower last chunk of a width that is not a multiple of kPageCols.
+#pragma unroll
+          for (uint32_t i = 0; i < kSliceSteps; ++i) {
+            if (i >= steps) break;
+            uint32_t w[4];
+            ldmatrix_x4(w, bp + i * 512);
+            if (lane < 16) xv[i] = xs[i * 16];
+            mma_bf16(d[i % 4], w, xv[i].x, xv[i].y);
+          }
         }
         __syncwarp();
         if (lane == 0) mbar_arrive(&pipe.empty[pipe.slot]);
-        pipe.advance();
       }
 #pragma unroll
       for (uint32_t e = 0; e < 4; ++e) d[0][e] += d[1][e] + d[2][e] + d[3][e];
