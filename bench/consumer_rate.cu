@@ -36,6 +36,7 @@ struct Shape {
 
 // One block per SM: warps [0, kWarps) consume `reps` spans of `shape` each, warp kWarps produces
 // their pages from src: page k of the block's stream is page (k % src_pages) of its source region.
+// The rest of the producer warpgroup exits at once, as in the megakernel.
 __global__ void __launch_bounds__(kBlockThreads, 1)
     consumer_kernel(const char* src, size_t region_bytes, uint32_t src_pages, Shape shape, uint32_t reps,
                     bool no_copy, float* sink) {
@@ -53,6 +54,8 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
   if (threadIdx.x == 0) pipe_init(pipe);
   __syncthreads();
   const char* base = src + blockIdx.x * region_bytes;
+  hand_registers_to_consumers();  // as the megakernel does
+  if (threadIdx.x >= kThreads + 32) return;  // the producer warpgroup's idle warps
   if (threadIdx.x >= kThreads) {
     const uint32_t lane = threadIdx.x % 32;
     for (uint32_t k = 0; k < reps * shape.pages(); ++k, pipe.advance()) {

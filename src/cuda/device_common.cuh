@@ -28,6 +28,18 @@ constexpr int kProducerThreads = 128;
 constexpr int kBlockThreads = kThreads + kProducerThreads;
 constexpr int kProducerRegs = 40, kConsumerRegs = 232;
 static_assert((2 * kConsumerRegs + kProducerRegs) * 32 <= 16384, "a scheduler's register file");
+// Once, after the block's one __syncthreads(): on sm_90a and sm_100a the producer warpgroup gives
+// registers back and the consumer warpgroups take them. Every warp of a warpgroup executes its
+// setmaxnreg (.aligned); the consumers' one waits until the producer group's registers are free.
+__device__ __forceinline__ void hand_registers_to_consumers() {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL) || defined(__CUDA_ARCH_FEAT_SM100_ALL)
+  if (threadIdx.x >= kThreads)
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegs) : "memory");
+  else
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegs) : "memory");
+#endif
+}
+
 // Floats at the start of the ops' shared memory kept for reductions and scratch; an op's own
 // buffers start after them.
 constexpr uint32_t kSmemHead = 256;

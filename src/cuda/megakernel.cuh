@@ -102,14 +102,7 @@ __global__ void __launch_bounds__(kBlockThreads, 1) megakernel(const KernelParam
     pipe_init(pipe);
   }
   __syncthreads();  // the only barrier of the whole block: afterwards the producer warp goes its own way
-#if (defined(__CUDA_ARCH_FEAT_SM90_ALL) || defined(__CUDA_ARCH_FEAT_SM100_ALL))
-  // Every warp of a warpgroup executes its setmaxnreg (.aligned); the consumers' one waits until the
-  // producer group's registers are free.
-  if (threadIdx.x >= kThreads)
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegs) : "memory");
-  else
-    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegs) : "memory");
-#endif
+  hand_registers_to_consumers();
   if (threadIdx.x >= kThreads) {
     if (threadIdx.x < kThreads + 32) pipe_produce(pipe, p, begin, end, &abort_run);
     return;
