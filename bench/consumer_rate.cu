@@ -54,7 +54,11 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
   if (threadIdx.x == 0) pipe_init(pipe);
   __syncthreads();
   const char* base = src + blockIdx.x * region_bytes;
-  hand_registers_to_consumers();  // as the megakernel does
+  // No setmaxnreg here, unlike the megakernel: this kernel needs 89 registers without it and no
+  // spills, while with it ptxas capped it at 168 and spilled 336 bytes inside the page loop (to
+  // local memory that misses L1 with the ring's shared memory carved out), which made a 16 KB page
+  // cost 1.39 us "from nowhere" against 0.39-0.43 before (session 13). The megakernel's page loop
+  // has no spills either way, so measuring the loop without them is the faithful choice.
   if (threadIdx.x >= kThreads + 32) return;  // the producer warpgroup's idle warps
   if (threadIdx.x >= kThreads) {
     const uint32_t lane = threadIdx.x % 32;
