@@ -21,8 +21,9 @@ constexpr int kWarps = kThreads / 32;
 // schedulers holds 3, and ptxas caps every thread at 168 registers (16384 a scheduler / 96
 // threads), where the decode consumers spilled (108 / 136 bytes, sm_90a). On sm_90a and sm_100a
 // the producer warpgroup gives registers back and the consumers take them (setmaxnreg,
-// hand_registers_to_consumers below): per scheduler 2 consumer warps at kConsumerRegs and one producer-group warp at
-// kProducerRegs, and the spills fall to 24 / 56 bytes. Decode 3-5% faster (H200, 1B shape, A/B).
+// hand_registers_to_consumers below): per scheduler 2 consumer warps at kConsumerRegs and one
+// producer-group warp at kProducerRegs, and the spills fall to 24 / 56 bytes. Decode 3-5% faster
+// (H200, 1B shape, A/B).
 // setmaxnreg works on warpgroups, hence 128 producer threads; elsewhere the 3 idle warps cost nothing.
 constexpr int kProducerThreads = 128;
 constexpr int kBlockThreads = kThreads + kProducerThreads;
