@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs on the lent GPU machine: Nsight Compute on one decode step of a bench shape (the decode
 # build, mk::cuda::megakernel<(bool)0, ...>), clocks as they run (no locking), with warp-state and
-# source-level sampling; prints the speed-of-light summary and the 40 SASS lines with the most stall
-# samples. The report and the per-line CSV go to $OUT/ncu/.
+# source-level sampling; prints the speed-of-light summary, the warp stall reasons and the 40 SASS
+# lines with the most stall samples. The report and the per-line CSV go to $OUT/ncu/.
 set -uo pipefail
 SHAPE=${SHAPE:-llama-3.2-1b} MK_BIN=${MK_BIN:-$PWD/build/src/cli/mk} MODEL=/tmp/mk-bench-$SHAPE
 mkdir -p $OUT/ncu
@@ -14,6 +14,11 @@ timeout 400 ncu --clock-control none --kernel-name-base demangled --kernel-name 
 tail -3 $OUT/ncu/log.txt
 ncu --import $OUT/ncu/decode.ncu-rep --page details > $OUT/ncu/details.txt 2>&1
 grep -E "Frequency|Throughput|Duration|Warp Cycles|Eligible" $OUT/ncu/details.txt | head -20
+# Warp stall reasons, cycles per issued instruction each: "no_instruction" is instruction fetch (the
+# decode kernel's code is 285-470 KB, far more than an SM's instruction caches hold).
+ncu --import $OUT/ncu/decode.ncu-rep --page raw > $OUT/ncu/raw.txt 2>&1
+grep -E "smsp__average_warps_issue_stalled_[a-z_]+_per_issue_active.ratio" $OUT/ncu/raw.txt | sort -k3 -g -r | head -14
+gzip -f $OUT/ncu/raw.txt
 ncu --import $OUT/ncu/decode.ncu-rep --page source --print-source sass --csv > $OUT/ncu/sass.csv 2>&1
 python3 - "$OUT/ncu/sass.csv" <<'PY'
 import csv, sys
