@@ -17,7 +17,7 @@ grep -E "Frequency|Throughput|Duration|Warp Cycles|Eligible" $OUT/ncu/details.tx
 # Warp stall reasons, cycles per issued instruction each: "no_instruction" is instruction fetch (the
 # decode kernel's code is 285-470 KB, far more than an SM's instruction caches hold).
 ncu --import $OUT/ncu/decode.ncu-rep --page raw > $OUT/ncu/raw.txt 2>&1
-grep -E "smsp__average_warps_issue_stalled_[a-z_]+_per_issue_active.ratio" $OUT/ncu/raw.txt | sort -k3 -g -r | head -14
+grep -E "smsp__average_warps_issue_stalled_[a-z_]+_per_issue_active.ratio" $OUT/ncu/raw.txt | awk '{print $NF, $1}' | sort -g -r | head -14
 gzip -f $OUT/ncu/raw.txt
 ncu --import $OUT/ncu/decode.ncu-rep --page source --print-source sass --csv > $OUT/ncu/sass.csv 2>&1
 python3 - "$OUT/ncu/sass.csv" <<'PY'
