@@ -43,6 +43,19 @@ inline constexpr uint16_t kFlagWaitAllRanks = 2;  // every wait must hold on eve
 // stride: element i of buffer b is ((bf16*)(arena + b))[i]. The residual stream stays fp32.
 inline constexpr uint16_t kFlagBf16In = 4;   // QkvRope, MatvecResidual, MatvecAct, LmHead: `in` is bf16
 inline constexpr uint16_t kFlagBf16Out = 8;  // Norm, AttnPartial, AttnReduce, MatvecAct: the output is bf16
+// The fence-free handoff of decode programs on one GPU (graph/handoff_tags.cpp, docs/ISA.md). An
+// fp32 activation buffer whose writers are Embed and the matvecs and whose readers are QkvRope and
+// the matvecs is *tagged*: every write stores each value with its two lowest mantissa bits replaced
+// by the write's tag (its ordinal among the buffer's writes in the program, mod 4). A matvec that
+// writes such a buffer (not its first write) then signals without the fence that would make its
+// stores visible first, and each reader re-reads the words whose tag is not yet the expected one:
+// what it can see instead is only the previous write of the buffer, whose tag differs.
+inline constexpr uint16_t kFlagTagOut = 16;    // Embed, MatvecResidual, MatvecAct: store `out` tagged
+inline constexpr uint16_t kFlagNoFence = 32;   // signal without a fence (the outputs are tagged)
+inline constexpr uint16_t kFlagCheckIn = 64;   // QkvRope and the matvecs: `in` carries tag_in
+inline constexpr uint16_t kFlagCheckRes = 128; // MatvecResidual: `out` (the residual added to) carries tag_res
+inline constexpr int kTagOutShift = 8, kTagInShift = 10, kTagResShift = 12;  // 2-bit tags in flags
+MK_HD inline uint32_t flag_tag(uint16_t flags, int shift) { return (flags >> shift) & 3u; }
 
 enum class NormKind : uint8_t { Rms = 0, Layer = 1 };
 enum class Activation : uint8_t { Silu = 0, GeluTanh = 1 };

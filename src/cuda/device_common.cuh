@@ -93,6 +93,79 @@ __device__ __forceinline__ void trace_count(uint32_t k, uint64_t value) {
 // at L2 (ld.global.cg) so a line cached earlier in the launch is never served stale.
 __device__ __forceinline__ float ld_act(const float* p) { return __ldcg(p); }
 
+// Tagged activations (the fence-free decode handoff, kFlagTagOut in isa.h): a value stored with
+// its two lowest mantissa bits replaced by its write's tag (a relative change below 2^-21).
+constexpr uint32_t kNoTag = ~0u;  // a buffer read or written without tags
+__device__ __forceinline__ float with_tag(float v, uint32_t tag) {
+  return tag == kNoTag ? v : __uint_as_float((__float_as_uint(v) & ~3u) | tag);
+}
+__device__ __forceinline__ bool has_tag(float v, uint32_t tag) { return (__float_as_uint(v) & 3u) == tag; }
+// The tags an instruction's input row and residual carry (kFlagCheckIn, kFlagCheckRes), and the
+// one its outputs take (kFlagTagOut); kNoTag where there are none.
+__device__ __forceinline__ uint32_t input_tag(const Instruction& ins) {
+  return ins.flags & kFlagCheckIn ? flag_tag(ins.flags, kTagInShift) : kNoTag;
+}
+__device__ __forceinline__ uint32_t residual_tag(const Instruction& ins) {
+  return ins.flags & kFlagCheckRes ? flag_tag(ins.flags, kTagResShift) : kNoTag;
+}
+__device__ __forceinline__ uint32_t output_tag(const Instruction& ins) {
+  return ins.flags & kFlagTagOut ? flag_tag(ins.flags, kTagOutShift) : kNoTag;
+}
+// An activation read at L2 until it carries `tag`: its writer signalled without a fence, so its
+// store may still be on the way (what is there meanwhile is the buffer's previous write, whose tag
+// differs). One that never arrives is a bug in the tags: trap rather than hang the GPU.
+__device__ __forceinline__ float ld_act_relaxed(const float* p) {
+  float v;
+  asm volatile("ld.relaxed.gpu.global.f32 %0, [%1];" : "=f"(v) : "l"(p) : "memory");
+  return v;
+}
+// The retry loop out of line: it is rare, and inlined into every epilogue it grew the binary.
+__device__ __noinline__ float ld_act_await_tag(const float* p, uint32_t tag) {
+  float v;
+  const uint64_t start = globaltimer();
+  while (!has_tag(v = ld_act_relaxed(p), tag))
+    if (globaltimer() - start > 20'000'000'000ull) __trap();
+  return v;
+}
+__device__ __forceinline__ float ld_act_tagged(const float* p, uint32_t tag) {
+  const float v = ld_act_relaxed(p);
+  return tag == kNoTag || has_tag(v, tag) ? v : ld_act_await_tag(p, tag);
+}
+// Re-reads the kN floats copied from src to dst (this thread's own, 16-byte aligned) until all
+// carry `tag`: all of them at once, in one round trip a try (word by word, a block written late
+// cost up to kN round trips one after another). Out of line: rare, and inlined into every load of
+// an input row it grew the binary.
+template <uint32_t kN>
+__device__ __noinline__ void await_tags_slow(float* dst, const float* src, uint32_t tag) {
+  const uint64_t start = globaltimer();
+  for (;;) {
+    float4 v[kN / 4];
+#pragma unroll
+    for (uint32_t j = 0; j < kN / 4; ++j)
+      asm volatile("ld.relaxed.gpu.global.v4.f32 {%0,%1,%2,%3}, [%4];"
+                   : "=f"(v[j].x), "=f"(v[j].y), "=f"(v[j].z), "=f"(v[j].w)
+                   : "l"(src + 4 * j)
+                   : "memory");
+    bool ok = true;
+#pragma unroll
+    for (uint32_t j = 0; j < kN / 4; ++j) {
+      reinterpret_cast<float4*>(dst)[j] = v[j];
+      ok &= has_tag(v[j].x, tag) && has_tag(v[j].y, tag) && has_tag(v[j].z, tag) && has_tag(v[j].w, tag);
+    }
+    if (ok) return;
+    if (globaltimer() - start > 20'000'000'000ull) __trap();
+  }
+}
+template <uint32_t kN>
+__device__ __forceinline__ void await_tags(float* dst, const float* src, uint32_t tag) {
+  static_assert(kN % 4 == 0, "whole 16-byte words");
+  if (tag == kNoTag) return;
+  bool ok = true;
+#pragma unroll
+  for (uint32_t i = 0; i < kN; ++i) ok &= has_tag(dst[i], tag);
+  if (!ok) await_tags_slow<kN>(dst, src, tag);
+}
+
 // Weights never change during a launch (the non-coherent path is safe), and in the paged layout a
 // row's 16-byte pieces lie 128 bytes apart with the group's other rows between them: a warp reading
 // consecutive rows touches each 32-byte sector twice, so the loads allocate in L1 and the second
@@ -225,9 +298,10 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool vali
 // tile 3.8 us, together 2.6. Each thread copies, normalizes and rewrites in place its own blocks of
 // 16 (fp32 in, hi/lo bf16 pairs out, the same 64 bytes), so it needs no barrier to read what it
 // copied, and the row takes no registers while in flight.
+// `tag`: the tag the row's values carry (kNoTag: none), awaited word by word once the copy has landed.
 template <uint32_t kDim = 0>
 __device__ void load_row_hi_lo(const KernelParams& p, float* dst, const float* src, uint32_t dim_, InNorm norm,
-                               float* scratch) {
+                               float* scratch, uint32_t tag = kNoTag) {
   const uint32_t blocks = (kDim ? kDim : dim_) / 16;
   for (uint32_t blk = threadIdx.x; blk < blocks; blk += kThreads)
 #pragma unroll
@@ -239,6 +313,8 @@ __device__ void load_row_hi_lo(const KernelParams& p, float* dst, const float* s
     for (uint32_t blk = threadIdx.x * 4; blk < blocks; blk += kThreads * 4)
       asm volatile("prefetch.global.L1 [%0];" ::"l"(w + blk * 16));
   asm volatile("cp.async.wait_all;" ::: "memory");
+  if (tag != kNoTag)
+    for (uint32_t blk = threadIdx.x; blk < blocks; blk += kThreads) await_tags<16>(dst + blk * 16, src + blk * 16, tag);
   trace_phase(kPhaseRowLanded);
   if (!w) {
     for (uint32_t blk = threadIdx.x; blk < blocks; blk += kThreads) {
@@ -331,8 +407,9 @@ __device__ __forceinline__ float ld_act_widened(const __nv_bfloat16* p) {
 // n activations (fp32 or bf16) from global to shared memory as floats, by all consumer threads.
 // All of a thread's loads are issued before its stores: a plain load-store loop would pay one L2
 // round trip per element, since the compiler cannot tell that dst and src never alias.
+// `tag` (fp32 only): the tag the values carry, awaited word by word (kNoTag: none).
 template <class T>
-__device__ void copy_act(float* dst, const T* src, uint32_t n) {
+__device__ void copy_act(float* dst, const T* src, uint32_t n, uint32_t tag = kNoTag) {
   constexpr uint32_t E = 16 / sizeof(T);  // elements per 16-byte load
   constexpr uint32_t kBatch = 8;
   if (n % E == 0 && reinterpret_cast<uintptr_t>(src) % 16 == 0 && reinterpret_cast<uintptr_t>(dst) % 16 == 0) {
@@ -344,10 +421,18 @@ __device__ void copy_act(float* dst, const T* src, uint32_t n) {
         if (i0 + j * kThreads < n / E) v[j] = __ldcg(s + i0 + j * kThreads);
 #pragma unroll
       for (uint32_t j = 0; j < kBatch; ++j)
-        if (i0 + j * kThreads < n / E) store_widened(dst + (i0 + j * kThreads) * E, v[j], src);
+        if (i0 + j * kThreads < n / E) {
+          store_widened(dst + (i0 + j * kThreads) * E, v[j], src);
+          if constexpr (sizeof(T) == sizeof(float)) await_tags<E>(dst + (i0 + j * kThreads) * E, src + (i0 + j * kThreads) * E, tag);
+        }
     }
   } else {
-    for (uint32_t i = threadIdx.x; i < n; i += kThreads) dst[i] = ld_act_widened(src + i);
+    for (uint32_t i = threadIdx.x; i < n; i += kThreads) {
+      if constexpr (sizeof(T) == sizeof(float))
+        dst[i] = tag == kNoTag ? ld_act(src + i) : ld_act_tagged(src + i, tag);
+      else
+        dst[i] = ld_act_widened(src + i);
+    }
   }
 }
 
@@ -355,26 +440,28 @@ __device__ void copy_act(float* dst, const T* src, uint32_t n) {
 // as floats, normalized by `norm` when it names a weight (normalize_rows).
 // kDim: the row length at compile time (a specialized build, cuda/spec.h), or 0 to use `dim`.
 // kHiLo: one fp32 row (dim % 16 == 0) left as the weight pipe's B fragments instead (load_row_hi_lo).
+// tag: the tag the values carry (fp32 decode rows, kFlagCheckIn), or kNoTag.
 template <uint32_t kDim = 0, bool kHiLo = false, class T>
 __device__ void load_rows(const KernelParams& p, float* dst, const T* src, uint32_t rows, uint32_t dim_,
-                          InNorm norm, float* scratch) {
+                          InNorm norm, float* scratch, uint32_t tag = kNoTag) {
   const uint32_t dim = kDim ? kDim : dim_;
   if constexpr (kHiLo) {
     static_assert(sizeof(T) == sizeof(float), "the pipe's input rows are fp32");
-    load_row_hi_lo<kDim>(p, dst, src, dim, norm, scratch);
+    load_row_hi_lo<kDim>(p, dst, src, dim, norm, scratch, tag);
   } else {
-    copy_act(dst, src, rows * dim);
+    copy_act(dst, src, rows * dim, tag);
     normalize_rows(p, dst, rows, dim, norm, scratch);
   }
 }
 
 // A matvec's input rows [row0, row0 + rows) of arena buffer `in`, fp32 or (bf16) bf16.
 __device__ __forceinline__ void load_act_rows(const KernelParams& p, float* dst, uint32_t in, uint32_t row0,
-                                              uint32_t rows, uint32_t dim, InNorm norm, bool bf16, float* scratch) {
+                                              uint32_t rows, uint32_t dim, InNorm norm, bool bf16, float* scratch,
+                                              uint32_t tag = kNoTag) {
   if (bf16)
     load_rows(p, dst, bf16_act(p, in) + size_t(row0) * dim, rows, dim, norm, scratch);
   else
-    load_rows(p, dst, p.arena + in + size_t(row0) * dim, rows, dim, norm, scratch);
+    load_rows(p, dst, p.arena + in + size_t(row0) * dim, rows, dim, norm, scratch, tag);
 }
 
 // Row r of a paged weight matrix (cuda/paged_weights.h) with K columns: at(k) is element k, and the

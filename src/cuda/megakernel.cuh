@@ -125,12 +125,15 @@ __global__ void __launch_bounds__(kBlockThreads, 1) megakernel(const KernelParam
     dispatch<kMma, Spec>(ins, p, smem, pipe);
     // Read before the barrier: once past it, other threads may already fetch the next instruction.
     const uint32_t signal = ins.signal;
+    const bool fence = !(ins.flags & kFlagNoFence);
     sync_consumers();
     if (threadIdx.x == 0) {
       trace_phase(kPhaseSignal);
       // Every thread's writes are ordered before the signal by the barrier above; the fence makes
       // them visible device-wide before the counter moves (the pattern of a grid sync).
-      // One fence: a release fetch_add would add a second one.
+      // One fence: a release fetch_add would add a second one. A decode matvec whose outputs carry
+      // tags (kFlagNoFence) skips it: its readers re-read what is not there yet. The fence waited
+      // behind the SM's bulk copies in flight, 0.4-2.2 us a stage (docs/PERFORMANCE.md, session 14).
       // With tensor parallelism other ranks (other GPUs) read what this block wrote and its counter:
       // fence and count for the whole system then.
       if (p.tp_size > 1) {
@@ -138,7 +141,7 @@ __global__ void __launch_bounds__(kBlockThreads, 1) megakernel(const KernelParam
         ::cuda::atomic_ref<uint32_t, ::cuda::thread_scope_system>(p.counters[signal])
             .fetch_add(1, ::cuda::memory_order_relaxed);
       } else {
-        __threadfence();
+        if (fence) __threadfence();
         ::cuda::atomic_ref<uint32_t, ::cuda::thread_scope_device>(p.counters[signal])
             .fetch_add(1, ::cuda::memory_order_relaxed);
       }

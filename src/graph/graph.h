@@ -93,6 +93,9 @@ struct GraphOptions {
   uint32_t ctx_hint = 1024;   // context length assumed by the cost model for attention
   uint32_t tp_size = 1;       // tensor parallelism: this graph is rank tp_rank's of tp_size
   uint32_t tp_rank = 0;
+  // Decode on one GPU: matvecs hand their outputs to the next stage without a fence (kFlagNoFence
+  // in isa.h, assign_handoff_tags); off only to compare the two.
+  bool tagged_handoff = true;
 };
 
 // How heads, the MLP and the vocabulary split across tensor-parallel ranks (docs/TENSOR_PARALLEL.md).
@@ -111,6 +114,11 @@ TpSplit tp_split(const ModelConfig& config, uint32_t size, uint32_t rank);
 // else enough splits to give every SM a (kv head, split) unit; either way no more than keep the
 // partial outputs to 8M floats.
 uint32_t choose_kv_splits(const ModelConfig& config, const GraphOptions& options);
+
+// Decode programs on one GPU: tags the activation buffers that only Embed and the matvecs write and
+// only QkvRope and the matvecs read, and lets the matvecs that write them signal without a fence
+// (graph/handoff_tags.cpp). Call after finalize; a prefill graph is left as it is.
+void assign_handoff_tags(OpGraph& graph);
 
 // Builds the graph of any supported architecture (a pre-norm decoder: attention, then MLP).
 OpGraph build_graph(const ModelConfig& config, const GraphOptions& options);

@@ -25,9 +25,10 @@ __device__ void run_embed(const Instruction& ins, const KernelParams& p, float* 
 #pragma unroll
         for (int e = 0; e < 8; ++e) v[e] += w[e];
       }
+      const uint32_t tag = output_tag(ins);  // the values' tag, kFlagTagOut (isa.h)
       float4* out = reinterpret_cast<float4*>(p.arena + a.out + size_t(m) * H + h);
-      out[0] = make_float4(v[0], v[1], v[2], v[3]);
-      out[1] = make_float4(v[4], v[5], v[6], v[7]);
+      out[0] = make_float4(with_tag(v[0], tag), with_tag(v[1], tag), with_tag(v[2], tag), with_tag(v[3], tag));
+      out[1] = make_float4(with_tag(v[4], tag), with_tag(v[5], tag), with_tag(v[6], tag), with_tag(v[7], tag));
     }
     return;
   }
@@ -36,7 +37,7 @@ __device__ void run_embed(const Instruction& ins, const KernelParams& p, float* 
     const int32_t token = __ldcg(p.io + a.tokens + m);
     float v = bf(table[paged_index(token, h, H)]);
     if (pos) v += bf(pos[paged_index(p.step.pos + m, h, H)]);
-    p.arena[a.out + size_t(m) * H + h] = v;
+    p.arena[a.out + size_t(m) * H + h] = with_tag(v, output_tag(ins));
   }
 }
 

@@ -13,12 +13,21 @@ constexpr int kMC = 8;             // input rows per pass: the accumulators a la
 
 constexpr int kRows = 4;           // weight rows a warp streams at once
 
+// The residual a decode MatvecResidual tile with tagged outputs adds to (kFlagTagOut), read when
+// the tile starts, beside its input row, rather than at its end: the tile stores x + y whole (a
+// reduction at L2 cannot carry a tag), and a load at the end would put an L2 round trip on the
+// critical path. Rows [first, first + n) are staged in `rows`; others are read when stored.
+struct StagedResidual {
+  const float* rows = nullptr;
+  uint32_t first = 0, n = 0;
+};
+
 // Row r's output for input row m, from its dot products (`gate`: the gate row's, when gated):
 // the residual add, the activation, or the logit (tracked in the caller's running best). Only
 // `lead` threads write (a warp's lane 0 when every lane holds the sums).
 __device__ __forceinline__ void matvec_store(const Instruction& ins, const KernelParams& p, uint32_t m, uint32_t r,
                                              float up, float gate, float& best, uint32_t& best_idx,
-                                             bool lead = threadIdx.x % 32 == 0) {
+                                             bool lead = threadIdx.x % 32 == 0, StagedResidual staged = {}) {
   const MatvecArgs& a = ins.a.mv;
   const Opcode op = static_cast<Opcode>(ins.opcode);
   const __nv_bfloat16* bias = weight(p, a.bias);
@@ -27,18 +36,22 @@ __device__ __forceinline__ void matvec_store(const Instruction& ins, const Kerne
   if (op == Opcode::MatvecResidual) {
     // A reduction (red.global.add) rather than load, add, store: the same single fp32 add (this tile
     // is the element's only writer in the op), without a round trip to memory on the critical path.
-    // A tensor-parallel partial is stored, for AllReduce.
+    // A tensor-parallel partial is stored, for AllReduce. Tagged outputs add to the staged residual.
     if (lead) {
-      if (ins.flags & kFlagStore)
+      if (ins.flags & kFlagStore) {
         *out = y;
-      else
+      } else if (ins.flags & kFlagTagOut) {
+        const float x = r - staged.first < staged.n ? staged.rows[r - staged.first] : ld_act_tagged(out, residual_tag(ins));
+        *out = with_tag(x + y, output_tag(ins));
+      } else {
         atomicAdd(out, y);
+      }
     }
   } else if (op == Opcode::MatvecAct) {
     const Activation act = static_cast<Activation>(p.dims.activation);
     const __nv_bfloat16* gate_bias = weight(p, a.gate_bias);
     const float v = a.gate != kNone ? activate(gate + (gate_bias ? bf(gate_bias[r]) : 0.0f), act) * y : activate(y, act);
-    if (lead) store_act(p, a.out, size_t(m) * a.out_dim + r, v, ins.flags & kFlagBf16Out);
+    if (lead) store_act(p, a.out, size_t(m) * a.out_dim + r, with_tag(v, output_tag(ins)), ins.flags & kFlagBf16Out);
   } else {
     if (lead) *out = y;
     if (y > best) best = y, best_idx = r;  // rows rise within a warp: first max wins
@@ -146,17 +159,32 @@ __device__ void matvec_segment(const Instruction& ins, const KernelParams& p, fl
 #pragma unroll
     for (int m = 0; m < kMC; ++m) best[m] = -INFINITY, best_idx[m] = s.u_begin;
     if (piped) {  // decode: fp32 input
+      // A tagged residual tile's rows, one a thread, asked for before the input row so that both
+      // round trips overlap (StagedResidual); static shared memory, past the ring's reach.
+      __shared__ float residual_rows[kThreads];
+      const bool stage = static_cast<Opcode>(ins.opcode) == Opcode::MatvecResidual && (ins.flags & kFlagTagOut) && !(ins.flags & kFlagStore);
+      const uint32_t n_staged = stage ? min(s.u_end - s.u_begin, uint32_t(kThreads)) : 0u;
+      const float* residual_at = p.arena + a.out + size_t(m0) * a.out_dim + s.u_begin + threadIdx.x;
+      float residual = threadIdx.x < n_staged ? ld_act(residual_at) : 0.0f;
       with_width<Spec>(K, [&](auto kK) {
-        load_rows<kK(), true>(p, x, p.arena + a.in + size_t(a.in_row0 + m0) * K, mc, K, a.norm, scratch);
+        load_rows<kK(), true>(p, x, p.arena + a.in + size_t(a.in_row0 + m0) * K, mc, K, a.norm, scratch, input_tag(ins));
         trace_phase(kPhaseInput);
+        // Seen by the epilogue's threads after pipe_rows' barrier at the end of their batch.
+        if (threadIdx.x < n_staged) {
+          if (residual_tag(ins) != kNoTag && !has_tag(residual, residual_tag(ins)))
+            residual = ld_act_tagged(residual_at, residual_tag(ins));
+          residual_rows[threadIdx.x] = residual;
+        }
         const RedSpace red = pipe_red_space(smem, p, kSmemHead + K);
+        const StagedResidual staged{residual_rows, s.u_begin, n_staged};
         pipe_rows<kK()>(pipe, span, x, red.at, red.floats, [&](uint32_t g, uint32_t r, float up, float gate) {
-          matvec_store(ins, p, m0, s.u_begin + g * kPageRows + r, up, gate, best[0], best_idx[0], true);
+          matvec_store(ins, p, m0, s.u_begin + g * kPageRows + r, up, gate, best[0], best_idx[0], true, staged);
         });
         trace_phase(kPhaseWeights);
       });
     } else {
-      load_act_rows(p, x, a.in, a.in_row0 + m0, mc, K, a.norm, kMma && (ins.flags & kFlagBf16In), scratch);
+      load_act_rows(p, x, a.in, a.in_row0 + m0, mc, K, a.norm, kMma && (ins.flags & kFlagBf16In), scratch,
+                    input_tag(ins));
       if (mc == 1)  // a single-row instantiation keeps the accumulators few
         matvec_pass<1>(ins, p, s.u_begin, s.u_end, x, m0, mc, best, best_idx);
       else

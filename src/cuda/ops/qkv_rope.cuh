@@ -62,7 +62,8 @@ __device__ void qkv_segment(const Instruction& ins, const KernelParams& p, float
   for (uint32_t m0 = s.m_begin; m0 < s.m_end; m0 += chunk) {
     const uint32_t mc = s.m_end - m0 < chunk ? s.m_end - m0 : chunk;
     float* y = gemm ? x + gemm_work_floats(kGemmQkvN) : x + mc * H;  // [mc][rows]
-    if (!gemm && !piped) load_act_rows(p, x, a.in, m0, mc, H, a.norm, kMma && (ins.flags & kFlagBf16In), scratch);
+    if (!gemm && !piped)
+      load_act_rows(p, x, a.in, m0, mc, H, a.norm, kMma && (ins.flags & kFlagBf16In), scratch, input_tag(ins));
     if (gemm) {
       const __nv_bfloat16* W = weight(p, a.weight);
       for (uint32_t n0 = 0; n0 < rows; n0 += kGemmQkvN) {
@@ -75,7 +76,7 @@ __device__ void qkv_segment(const Instruction& ins, const KernelParams& p, float
     } else if (piped) {
       // Group g holds 8 pairs: part 0 the first-half rows, part 1 their partners.
       with_width<Spec>(H, [&](auto kK) {
-        load_rows<kK(), true>(p, x, p.arena + a.in + size_t(m0) * H, mc, H, a.norm, scratch);
+        load_rows<kK(), true>(p, x, p.arena + a.in + size_t(m0) * H, mc, H, a.norm, scratch, input_tag(ins));
         trace_phase(kPhaseInput);
         const RedSpace red = pipe_red_space(smem, p, kSmemHead + H + rows);
         pipe_rows<kK()>(pipe, span, x, red.at, red.floats, [&](uint32_t g, uint32_t r, float first, float second) {
