@@ -68,6 +68,12 @@ __device__ __forceinline__ uint64_t globaltimer() {
   return t;
 }
 
+// The watchdog of the waits that only a bug can make endless (a page or a tagged value that never
+// arrives): past 20 s since `start`, trap rather than hang the GPU.
+__device__ __forceinline__ void trap_if_stuck(uint64_t start) {
+  if (globaltimer() - start > 20'000'000'000ull) __trap();
+}
+
 // MK_TRACE_PHASES builds: the current instruction's row of phase stamps (thread 0 sets it before
 // each instruction, megakernel.cuh; nullptr when not tracing), and thread 0's stamps into it.
 #if MK_TRACE_PHASES
@@ -123,8 +129,7 @@ __device__ __forceinline__ float ld_act_relaxed(const float* p) {
 __device__ __noinline__ float ld_act_await_tag(const float* p, uint32_t tag) {
   float v;
   const uint64_t start = globaltimer();
-  while (!has_tag(v = ld_act_relaxed(p), tag))
-    if (globaltimer() - start > 20'000'000'000ull) __trap();
+  while (!has_tag(v = ld_act_relaxed(p), tag)) trap_if_stuck(start);
   return v;
 }
 __device__ __forceinline__ float ld_act_tagged(const float* p, uint32_t tag) {
@@ -153,7 +158,7 @@ __device__ __noinline__ void await_tags_slow(float* dst, const float* src, uint3
       ok &= has_tag(v[j].x, tag) && has_tag(v[j].y, tag) && has_tag(v[j].z, tag) && has_tag(v[j].w, tag);
     }
     if (ok) return;
-    if (globaltimer() - start > 20'000'000'000ull) __trap();
+    trap_if_stuck(start);
   }
 }
 template <uint32_t kN>

@@ -38,7 +38,7 @@ __device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity, const 
   const uint64_t start = globaltimer();
   while (!mbar_test(bar, parity)) {
     if (abort_flag && *abort_flag) return;
-    if (globaltimer() - start > 20'000'000'000ull) __trap();
+    trap_if_stuck(start);
   }
 }
 
