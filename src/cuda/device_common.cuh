@@ -303,7 +303,7 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool vali
 // tile 3.8 us, together 2.6. Each thread copies, normalizes and rewrites in place its own blocks of
 // 16 (fp32 in, hi/lo bf16 pairs out, the same 64 bytes), so it needs no barrier to read what it
 // copied, and the row takes no registers while in flight.
-// `tag`: the tag the row's values carry (kNoTag: none), awaited word by word once the copy has landed.
+// `tag`: the tag the row's values carry (kNoTag: none), awaited per 16-float block once the copy has landed.
 template <uint32_t kDim = 0>
 __device__ void load_row_hi_lo(const KernelParams& p, float* dst, const float* src, uint32_t dim_, InNorm norm,
                                float* scratch, uint32_t tag = kNoTag) {
@@ -412,7 +412,7 @@ __device__ __forceinline__ float ld_act_widened(const __nv_bfloat16* p) {
 // n activations (fp32 or bf16) from global to shared memory as floats, by all consumer threads.
 // All of a thread's loads are issued before its stores: a plain load-store loop would pay one L2
 // round trip per element, since the compiler cannot tell that dst and src never alias.
-// `tag` (fp32 only): the tag the values carry, awaited word by word (kNoTag: none).
+// `tag` (fp32 only): the tag the values carry, awaited per 16-byte load (kNoTag: none).
 template <class T>
 __device__ void copy_act(float* dst, const T* src, uint32_t n, uint32_t tag = kNoTag) {
   constexpr uint32_t E = 16 / sizeof(T);  // elements per 16-byte load
@@ -427,8 +427,9 @@ __device__ void copy_act(float* dst, const T* src, uint32_t n, uint32_t tag = kN
 #pragma unroll
       for (uint32_t j = 0; j < kBatch; ++j)
         if (i0 + j * kThreads < n / E) {
-          store_widened(dst + (i0 + j * kThreads) * E, v[j], src);
-          if constexpr (sizeof(T) == sizeof(float)) await_tags<E>(dst + (i0 + j * kThreads) * E, src + (i0 + j * kThreads) * E, tag);
+          const size_t at = (i0 + j * kThreads) * E;
+          store_widened(dst + at, v[j], src);
+          if constexpr (sizeof(T) == sizeof(float)) await_tags<E>(dst + at, src + at, tag);
         }
     }
   } else {
