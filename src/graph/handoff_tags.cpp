@@ -51,12 +51,12 @@ void assign_handoff_tags(OpGraph& g) {
   // partly, and a tensor-parallel rank's AllReduce writes the residual stream.
   if (g.dims.n_tokens != 1) return;
   const size_t nb = g.buffers.size();
-  std::vector<bool> tagged(nb, false), refused(nb, false);
+  std::vector<bool> written(nb, false), refused(nb, false);
   for (const OpNode& n : g.nodes) {
     const Opcode op = static_cast<Opcode>(n.proto.opcode);
     const bool fp32 = !(n.proto.flags & (kFlagBf16In | kFlagBf16Out));
     for (int b : n.writes) {
-      tagged[b] = true;
+      written[b] = true;
       if (!writes_tags(op) || !fp32 || (n.proto.flags & kFlagStore) || n.writes.size() != 1 ||
           out_offset(n.proto) != g.buffer(b).offset)
         refused[b] = true;
@@ -64,7 +64,8 @@ void assign_handoff_tags(OpGraph& g) {
     for (int b : n.reads)
       if (!fp32 || read_as(n.proto, g.buffer(b).offset) == ReadAs::Unchecked) refused[b] = true;
   }
-  for (size_t b = 0; b < nb; ++b) tagged[b] = tagged[b] && !refused[b] && g.buffers[b].floats > 0;
+  std::vector<bool> tagged(nb, false);
+  for (size_t b = 0; b < nb; ++b) tagged[b] = written[b] && !refused[b] && g.buffers[b].floats > 0;
 
   // A write may skip its fence only if the buffer is read before its next write (the rule above).
   auto read_before_next_write = [&](size_t i, int b) {
