@@ -12,6 +12,11 @@ namespace mk::cuda {
 constexpr int kMC = 8;             // input rows per pass: the accumulators a lane keeps
 
 constexpr int kRows = 4;           // weight rows a warp streams at once
+// ... in a prefill tile of a single input row (the LM head: one row of logits): twice as many, so
+// that a warp keeps twice the bytes in flight; the pass is bound by them (one 16-byte load per lane
+// and row in flight: 32 KB an SM at kRows, where the 525 MB head of the 1B model took 224 us; 195
+// with 8, H200, traced).
+constexpr int kRowsOneInput = 8;
 
 // The residual a decode MatvecResidual tile with tagged outputs adds to (kFlagTagOut), read when
 // the tile starts, beside its input row, rather than at its end: the tile stores x + y whole (a
@@ -59,9 +64,9 @@ __device__ __forceinline__ void matvec_store(const Instruction& ins, const Kerne
 }
 
 // One pass of a matvec tile over `mc` (<= MC) input rows already in shared memory at `x`, with plain
-// loads (prefill, or the pipe off). Gated (MatvecAct with a gate) passes take kRows/2 output rows at
-// a time: up rows, then gate rows.
-template <int MC>
+// loads (prefill, or the pipe off), R weight rows per warp at a time. Gated (MatvecAct with a gate)
+// passes take R/2 output rows at a time: up rows, then gate rows.
+template <int MC, int R>
 __device__ void matvec_pass(const Instruction& ins, const KernelParams& p, uint32_t r_begin, uint32_t r_end,
                             const float* x, uint32_t m0, uint32_t mc, float best[kMC], uint32_t best_idx[kMC]) {
   const MatvecArgs& a = ins.a.mv;
@@ -69,25 +74,25 @@ __device__ void matvec_pass(const Instruction& ins, const KernelParams& p, uint3
   const uint32_t K = a.in_dim;
   const __nv_bfloat16* W = weight(p, a.weight);
   const __nv_bfloat16* G = weight(p, a.gate);
-  const uint32_t per = G ? kRows / 2 : kRows;
+  const uint32_t per = G ? R / 2 : R;
   for (uint32_t r0 = r_begin + warp * per; r0 < r_end; r0 += kWarps * per) {
     const uint32_t n_out = r_end - r0 < per ? r_end - r0 : per;
-    PagedRow rows[kRows];
+    PagedRow rows[R];
 #pragma unroll
-    for (int i = 0; i < kRows; ++i) {
+    for (int i = 0; i < R; ++i) {
       // Past the tile's end a slot repeats row r0: a few wasted loads beat a run-time index.
       const uint32_t r = r0 + (i % per < n_out ? i % per : 0);
       rows[i] = paged_row(G && i >= int(per) ? G : W, r, K);
     }
-    float acc[kRows][MC];
-    warp_dot_rows<kRows, MC>(rows, kRows, x, K, mc, acc);
+    float acc[R][MC];
+    warp_dot_rows<R, MC>(rows, R, x, K, mc, acc);
 #pragma unroll
-    for (int i = 0; i < kRows; ++i) {
+    for (int i = 0; i < R; ++i) {
       if (i >= int(per) || i >= int(n_out)) break;
 #pragma unroll
       for (int m = 0; m < MC; ++m) {
         if (m >= int(mc)) break;
-        matvec_store(ins, p, m0 + m, r0 + i, acc[i][m], G ? acc[kRows / 2 + i][m] : 0.0f, best[m], best_idx[m]);
+        matvec_store(ins, p, m0 + m, r0 + i, acc[i][m], G ? acc[R / 2 + i][m] : 0.0f, best[m], best_idx[m]);
       }
     }
   }
@@ -185,10 +190,10 @@ __device__ void matvec_segment(const Instruction& ins, const KernelParams& p, fl
     } else {
       load_act_rows(p, x, a.in, a.in_row0 + m0, mc, K, a.norm, kMma && (ins.flags & kFlagBf16In), scratch,
                     input_tag(ins));
-      if (mc == 1)  // a single-row instantiation keeps the accumulators few
-        matvec_pass<1>(ins, p, s.u_begin, s.u_end, x, m0, mc, best, best_idx);
+      if (mc == 1)  // a single-row instantiation keeps the accumulators few; the decode build's as it was
+        matvec_pass<1, kMma ? kRowsOneInput : kRows>(ins, p, s.u_begin, s.u_end, x, m0, mc, best, best_idx);
       else
-        matvec_pass<kMC>(ins, p, s.u_begin, s.u_end, x, m0, mc, best, best_idx);
+        matvec_pass<kMC, kRows>(ins, p, s.u_begin, s.u_end, x, m0, mc, best, best_idx);
     }
     if (static_cast<Opcode>(ins.opcode) == Opcode::LmHead) {
       // The pipe's epilogue runs a row per thread: each lane has its own best (the plain passes'

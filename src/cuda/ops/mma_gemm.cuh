@@ -1,5 +1,6 @@
 // Tensor-core passes for prefill tiles: C[m][n] = x[m] . W[row(n)] for up to kGemmM tokens and
-// kN (64, 96 or 128) weight rows, with bf16 mma.sync (m16n8k16, sm_80+) and fp32 accumulation.
+// kN (64, 96 or 128) weight rows, bf16 in, fp32 accumulation: with Hopper's wgmma on sm_90a
+// (gemm_pass_wgmma), with mma.sync (m16n8k16) on every other target (gemm_pass_mma).
 //
 // A prefill tile multiplies every prompt token by its weight rows, so the weights are reused
 // kGemmM times from shared memory instead of being streamed once per token (the CUDA-core path
@@ -7,14 +8,15 @@
 // of their matrix products in bf16, normalized by their own Norm instructions: kFlagBf16In in
 // isa.h), so a stage is two plain copies that the warps read with ldmatrix as they land.
 //
-// Pipeline: kGemmStages stages of kGemmK columns, activations and weight rows both by cp.async, so
-// that up to three stages are in flight while the tensor cores work on a fourth; one barrier per
-// stage. (Session 7 kept the activations in fp32: each stage was 32 KB of them, rounded to bf16 by
+// mma.sync pipeline: kGemmStages stages of kGemmK columns, activations and weight rows both by
+// cp.async, so that up to three stages are in flight while the tensor cores work on a fourth; one
+// barrier per stage. (Session 7 kept the activations in fp32: each stage was 32 KB of them, rounded to bf16 by
 // all threads into an A tile behind a second barrier, with the RMSNorm folded in there.)
 
 #pragma once
 
 #include "cuda/tensor_core.cuh"
+#include "cuda/wgmma.cuh"
 
 namespace mk::cuda {
 
@@ -34,13 +36,31 @@ static_assert(kGemmK == 64, "a stage's row is 8 pieces of 16 bytes: load_stage m
 
 // A stage: activations [kGemmM][kGemmLd] and weights [kN][kGemmLd], both bf16.
 __host__ __device__ constexpr uint32_t gemm_stage_floats(uint32_t kN) { return (kGemmM + kN) * kGemmLd / 2; }
+// The wgmma form's stage (sm_90a): the same as core matrices, the weights' without padding.
+__host__ __device__ constexpr uint32_t wgmma_stage_floats(uint32_t kN) { return (kGemmM * kGemmLd + kN * kGemmK) / 2; }
+// Its stage slots (it keeps slots - 2 stages loading): as many as fit in an sm_90 block's 227 KB
+// beside what the ops keep there (QKV tiles keep their outputs: fewer slots for their width). Not
+// what bounds a pass, as it turned out: with 2 stages loading (64 KB) or 4, with 64, 96 or 128
+// rows, a 2048-column pass took 30-33 us (bench/gemm_rate.cu, H200), ~0.95 us a stage;
+// docs/PERFORMANCE.md (session 16) has the suspects.
+__host__ __device__ constexpr uint32_t wgmma_slots(uint32_t kN) { return kN == 96 ? 5 : 6; }
 // The shared memory of a pass: its stages. They are free again once the pass's products are done:
-// C may lie over them (matvec_gemm puts it there).
-__host__ __device__ constexpr uint32_t gemm_work_floats(uint32_t kN) { return kGemmStages * gemm_stage_floats(kN); }
+// C may lie over them (matvec_gemm puts it there). Device code only: the form, and so the size,
+// depends on the target.
+__host__ __device__ constexpr uint32_t gemm_work_floats(uint32_t kN) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  return wgmma_slots(kN) * wgmma_stage_floats(kN);
+#else
+  return kGemmStages * gemm_stage_floats(kN);
+#endif
+}
 // C's row stride over the stages: 8 floats of padding (kN = 0 mod 32) keep its stores conflict-free.
 __host__ __device__ constexpr uint32_t gemm_ldc(uint32_t kN) { return kN + 8; }
 static_assert(kGemmM * gemm_ldc(kGemmWideN) <= gemm_work_floats(kGemmWideN), "C fits over the stages");
 static_assert(kGemmM * gemm_ldc(kGemmN) <= gemm_work_floats(kGemmN), "C fits over the stages");
+static_assert(kGemmM * gemm_ldc(kGemmWideN) <= wgmma_slots(kGemmWideN) * wgmma_stage_floats(kGemmWideN) &&
+                  kGemmM * gemm_ldc(kGemmN) <= wgmma_slots(kGemmN) * wgmma_stage_floats(kGemmN),
+              "C fits over the wgmma stages");
 // Prefill tiles at least this tall (tokens) use the tensor cores; fewer would waste most of a pass.
 constexpr uint32_t kGemmMinTokens = 16;
 
@@ -56,9 +76,11 @@ __device__ __forceinline__ bool gemm_fits(const Instruction& ins, uint32_t token
 // a half-warp's 16 pairs cover 4 rows by 4 pairs). `work`: gemm_work_floats(kN) of shared memory;
 // C may be `work` itself (it is written once the stages are no longer read). Ends with a barrier:
 // C is ready for every consumer thread.
+// This is the mma.sync form (sm_80 onwards): two warps along N, four along M, ldmatrix fragments
+// from padded row-major stages.
 template <uint32_t kN, class RowPtr>
-__device__ __noinline__ void gemm_pass(const __nv_bfloat16* X, uint32_t mc, uint32_t K, RowPtr row_ptr, uint32_t nrows,
-                                       float* C, uint32_t ldc, float* work) {
+__device__ __noinline__ void gemm_pass_mma(const __nv_bfloat16* X, uint32_t mc, uint32_t K, RowPtr row_ptr,
+                                           uint32_t nrows, float* C, uint32_t ldc, float* work) {
   static_assert(kN % 32 == 0 && kN <= 128, "two warps along N, warp tiles of a multiple of 16 rows");
   constexpr uint32_t kWarpN = kN / 2, kJ = kWarpN / 8;  // rows per warp; n8 tiles per warp
   constexpr uint32_t kStage = gemm_stage_floats(kN);
@@ -160,6 +182,116 @@ __device__ __noinline__ void gemm_pass(const __nv_bfloat16* X, uint32_t mc, uint
       }
     }
   sync_consumers();
+}
+
+// The same pass on sm_90a's wgmma: each consumer warpgroup multiplies 64 tokens by all kN rows
+// (m64nNk16, both operands from shared memory). A stage holds its activations and weights as core
+// matrices (cuda/wgmma.cuh), 8 rows by 8 columns in 128 contiguous bytes:
+// - weights: element (n, k) at ((n / 8) * 8 + k / 8) * 64 + (n % 8) * 8 + k % 8, core matrices 128
+//   bytes apart along K and 1 KB along rows. Eight consecutive threads copy one 16-byte piece of 8
+//   consecutive rows, which in the paged layout are 128 contiguous bytes too.
+// - activations (row-major in memory): eight consecutive threads copy the 8 pieces of one row (whole
+//   128-byte lines per warp; the weights' mapping, half lines, timed the same), so its core matrices
+//   are 144 bytes apart along K (kGemmLd): the 8 pieces of a row then land in 8 different bank
+//   groups. Row groups 8 * 144 bytes apart.
+//
+// Stages are loaded kAhead = slots - 2 ahead, so that one group of wgmma may still read stage c - 1
+// while stage c's is issued: before stage c + kAhead is loaded into the slot of c - 2, every
+// warpgroup has waited for its wgmma of c - 2 (wgmma_wait<1> after issuing c - 1) and passed the
+// barrier of stage c.
+template <uint32_t kN, class RowPtr>
+__device__ __forceinline__ void gemm_pass_wgmma(const __nv_bfloat16* X, uint32_t mc, uint32_t K, RowPtr row_ptr,
+                                                uint32_t nrows, float* C, uint32_t ldc, float* work) {
+  static_assert(kN % 32 == 0 && kN <= 128 && kThreads == 256, "two warpgroups of 64 tokens; a warp copies 4 row groups");
+  constexpr uint32_t kStage = wgmma_stage_floats(kN), kSlots = wgmma_slots(kN), kAhead = kSlots - 2;
+  constexpr uint32_t kXGroup = 8 * kGemmLd, kWGroup = 8 * kGemmK;  // elements of a row group's stage
+  const uint32_t t = threadIdx.x, wg = t / 128, warp = t / 32 % 4, lane = t % 32;
+  const uint32_t chunks = (K + kGemmK - 1) / kGemmK;
+  auto xs = [&](uint32_t st) { return reinterpret_cast<__nv_bfloat16*>(work + st * kStage); };
+  auto ws = [&](uint32_t st) { return xs(st) + kGemmM * kGemmLd; };
+
+  // Activations: rows t / 8 + 32 j (j < 4), piece t % 8. Weights: rows r8 + 32 j (j < kN / 32), piece
+  // t / 8 % 8. Their places in a stage, in elements (+ 4 j row groups).
+  constexpr uint32_t kXPieces = kGemmM / 32, kWPieces = kN / 32;
+  const uint32_t xr = t / 8, xb = t % 8, r8 = t % 8 + t / 64 * 8, b = t / 8 % 8;
+  const uint32_t x_at = xr / 8 * kXGroup + xb * (kGemmLd / 8) * 8 + xr % 8 * 8;
+  const uint32_t w_at = (r8 / 8 * 8 + b) * 64 + r8 % 8 * 8;
+  const __nv_bfloat16* x_src = X + size_t(xr) * K + xb * 8;
+  const __nv_bfloat16* w_src[kWPieces];
+  const __nv_bfloat16* w_any = row_ptr(0).at(0);  // an address to name when a piece is past K (zero-filled)
+#pragma unroll
+  for (uint32_t j = 0; j < kWPieces; ++j) {
+    const uint32_t n = r8 + j * 32;
+    w_src[j] = row_ptr(n < nrows ? n : 0).at(b * 8);
+  }
+  auto load_stage = [&](uint32_t c) {
+    if (c < chunks) {
+      const uint32_t st = c % kSlots;
+      const bool x_in = c * kGemmK + xb * 8 < K, w_in = c * kGemmK + b * 8 < K;
+#pragma unroll
+      for (uint32_t j = 0; j < kXPieces; ++j) {
+        const bool valid = x_in && xr + j * 32 < mc;
+        cp_async16(xs(st) + x_at + j * 4 * kXGroup, valid ? x_src + size_t(j * 32) * K + c * kGemmK : X, valid);
+      }
+#pragma unroll
+      for (uint32_t j = 0; j < kWPieces; ++j)
+        cp_async16(ws(st) + w_at + j * 4 * kWGroup, w_in ? w_src[j] + c * (kGemmK * kPageRows) : w_any, w_in);
+    }
+    asm volatile("cp.async.commit_group;" ::: "memory");
+  };
+
+  float acc[kN / 2];
+#pragma unroll
+  for (uint32_t i = 0; i < kN / 2; ++i) acc[i] = 0;
+#pragma unroll
+  for (uint32_t c = 0; c < kAhead; ++c) load_stage(c);
+  for (uint32_t c = 0; c < chunks; ++c) {
+    // This thread's pieces of stage c landed (one commit group per stage, kAhead - 1 younger).
+    asm volatile("cp.async.wait_group %0;" ::"n"(kAhead - 1) : "memory");
+    fence_proxy_async_shared();
+    sync_consumers();  // everyone's pieces of stage c; every warpgroup is done with stage c - 2
+    const uint32_t st = c % kSlots;
+    // This warpgroup's 64 tokens are row groups 8 wg .. 8 wg + 7; a k16 step is two core matrices.
+    constexpr uint32_t kXCore = kGemmLd * 2, kWCore = 128;  // bytes between core matrices along K
+    const uint64_t a = wgmma_desc(xs(st) + wg * 8 * kXGroup, kXCore, 8 * kXCore);
+    const uint64_t w = wgmma_desc(ws(st), kWCore, 8 * kWCore);
+    wgmma_fence();
+#pragma unroll
+    for (uint32_t kk = 0; kk < kGemmK / 16; ++kk)
+      wgmma_bf16<kN>(acc, a + kk * (2 * kXCore >> 4), w + kk * (2 * kWCore >> 4));
+    wgmma_commit();
+    load_stage(c + kAhead);
+    wgmma_wait<1>();
+  }
+  wgmma_wait<0>();
+  asm volatile("cp.async.wait_group 0;" ::: "memory");  // the empty groups past the last stage
+  sync_consumers();  // every warpgroup is done with the stages: C may lie over them
+
+#pragma unroll
+  for (uint32_t h = 0; h < 2; ++h) {
+    const uint32_t m = wg * 64 + warp * 16 + lane / 4 + h * 8;
+    if (m >= mc) continue;
+#pragma unroll
+    for (uint32_t j = 0; j < kN / 8; ++j) {
+      const uint32_t n = j * 8 + (lane % 4) * 2;  // even: ldc and C are too
+      if (n + 1 < nrows)
+        *reinterpret_cast<float2*>(C + m * ldc + n) = make_float2(acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]);
+      else if (n < nrows)
+        C[m * ldc + n] = acc[4 * j + 2 * h];
+    }
+  }
+  sync_consumers();
+}
+
+// One pass, on whichever form the target has.
+template <uint32_t kN, class RowPtr>
+__device__ __forceinline__ void gemm_pass(const __nv_bfloat16* X, uint32_t mc, uint32_t K, RowPtr row_ptr,
+                                          uint32_t nrows, float* C, uint32_t ldc, float* work) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  gemm_pass_wgmma<kN>(X, mc, K, row_ptr, nrows, C, ldc, work);
+#else
+  gemm_pass_mma<kN>(X, mc, K, row_ptr, nrows, C, ldc, work);
+#endif
 }
 
 }  // namespace mk::cuda

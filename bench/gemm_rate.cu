@@ -1,0 +1,164 @@
+// Prefill's GEMM pass alone (ops/mma_gemm.cuh): is each form right, and how fast is it? For the
+// mma.sync form and, on sm_90a, the wgmma form, this checks passes of every width the ops use
+// against a host reference (whole and ragged tiles: fewer tokens, fewer rows, K not a multiple of a
+// stage), then times one block per SM running passes of 128 tokens by kN rows (K = 2048, weights
+// from an L2-sized set of rows), as the prefill tiles do, and prints TFLOP/s.
+//
+// Build (from the repository root):
+//   nvcc -O3 -std=c++20 -Isrc -Iinclude -gencode=arch=compute_90a,code=sm_90a bench/gemm_rate.cu -o gemm_rate
+// Run:   ./gemm_rate      (exit status 1 if a check fails)
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "cuda/ops/mma_gemm.cuh"
+
+namespace {
+
+using namespace mk::cuda;
+
+enum class Form { kMma, kWgmma };
+
+// Each block runs `passes` passes over rows (block * passes + i) * kN mod `rows` of W, with token
+// block (block % x_blocks) of X; the last pass's C goes to out (block 0 only).
+template <uint32_t kN, Form kForm>
+__global__ void __launch_bounds__(kThreads, 1)
+    gemm_kernel(const __nv_bfloat16* X, uint32_t mc, uint32_t K, const __nv_bfloat16* W, uint32_t rows,
+                uint32_t nrows, uint32_t passes, uint32_t x_blocks, float* out) {
+  extern __shared__ float smem[];
+  float* work = smem + kSmemHead;
+  constexpr uint32_t ldc = gemm_ldc(kN);
+  X += size_t(blockIdx.x % x_blocks) * kGemmM * K;
+  for (uint32_t i = 0; i < passes; ++i) {
+    const uint32_t r0 = (blockIdx.x * passes + i) * kN % rows;
+    auto row = [&](uint32_t n) { return paged_row(W, (r0 + n) % rows, K); };
+    if constexpr (kForm == Form::kWgmma) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+      gemm_pass_wgmma<kN>(X, mc, K, row, nrows, work, ldc, work);
+#endif
+    } else {
+      gemm_pass_mma<kN>(X, mc, K, row, nrows, work, ldc, work);
+    }
+  }
+  if (blockIdx.x == 0)
+    for (uint32_t e = threadIdx.x; e < mc * nrows; e += kThreads) out[e] = work[e / nrows * ldc + e % nrows];
+}
+
+float bf16_to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+struct Data {
+  uint32_t M, K, rows;
+  std::vector<__nv_bfloat16> x, w;  // x [M][K] row-major; w [rows][K] row-major
+  __nv_bfloat16 *dx = nullptr, *dw = nullptr;
+  float* dout = nullptr;
+  Data(uint32_t M_, uint32_t K_, uint32_t rows_, uint32_t seed) : M(M_), K(K_), rows(rows_), x(size_t(M_) * K_), w(size_t(rows_) * K_) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> u(-1, 1);
+    for (auto& v : x) v = __float2bfloat16(u(rng));
+    for (auto& v : w) v = __float2bfloat16(u(rng));
+    std::vector<__nv_bfloat16> paged(paged_size(rows, K), __float2bfloat16(0.f));
+    for (uint32_t r = 0; r < rows; ++r)
+      for (uint32_t k = 0; k < K; ++k) paged[paged_index(r, k, K)] = w[size_t(r) * K + k];
+    cudaMalloc(&dx, x.size() * 2);
+    cudaMalloc(&dw, paged.size() * 2);
+    cudaMalloc(&dout, size_t(kGemmM) * 128 * 4);
+    cudaMemcpy(dx, x.data(), x.size() * 2, cudaMemcpyHostToDevice);
+    cudaMemcpy(dw, paged.data(), paged.size() * 2, cudaMemcpyHostToDevice);
+  }
+  ~Data() { cudaFree(dx), cudaFree(dw), cudaFree(dout); }
+};
+
+template <uint32_t kN, Form kForm>
+void launch(const Data& d, uint32_t mc, uint32_t nrows, uint32_t blocks, uint32_t passes, uint32_t x_blocks = 1) {
+  // gemm_work_floats is the device's figure (it depends on the form); the host takes the larger.
+  const size_t work = std::max(kGemmStages * gemm_stage_floats(kN), wgmma_slots(kN) * wgmma_stage_floats(kN));
+  const size_t bytes = (kSmemHead + work) * sizeof(float);
+  cudaFuncSetAttribute(gemm_kernel<kN, kForm>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
+  gemm_kernel<kN, kForm><<<blocks, kThreads, bytes>>>(d.dx, mc, d.K, d.dw, d.rows, nrows, passes, x_blocks, d.dout);
+}
+
+const char* name(Form f) { return f == Form::kMma ? "mma.sync" : "wgmma"; }
+
+// One block, one pass over rows [0, nrows): the largest error against the host's sums, relative to
+// the largest |C|.
+template <uint32_t kN, Form kForm>
+bool check(uint32_t mc, uint32_t nrows, uint32_t K) {
+  Data d(mc, K, nrows, 1234 + mc + K);
+  launch<kN, kForm>(d, mc, nrows, 1, 1);
+  std::vector<float> got(size_t(mc) * nrows);
+  const cudaError_t err = cudaMemcpy(got.data(), d.dout, got.size() * 4, cudaMemcpyDeviceToHost);
+  if (err != cudaSuccess) {
+    std::printf("check %-8s kN=%3u: CUDA error %s\n", name(kForm), kN, cudaGetErrorString(err));
+    return false;
+  }
+  double worst = 0, scale = 0;
+  for (uint32_t m = 0; m < mc; ++m)
+    for (uint32_t n = 0; n < nrows; ++n) {
+      double ref = 0;
+      for (uint32_t k = 0; k < K; ++k) ref += double(bf16_to_float(d.x[size_t(m) * K + k])) * bf16_to_float(d.w[size_t(n) * K + k]);
+      worst = std::fmax(worst, std::fabs(ref - got[size_t(m) * nrows + n]));
+      scale = std::fmax(scale, std::fabs(ref));
+    }
+  const bool ok = worst <= 1e-4 * scale + 1e-3;
+  std::printf("check %-8s kN=%3u tokens=%3u rows=%3u K=%4u: max error %.3g of %.3g  %s\n", name(kForm), kN, mc, nrows,
+              K, worst, scale, ok ? "ok" : "FAILED");
+  return ok;
+}
+
+// x_blocks: how many token blocks the SMs share out (a prefill of 512 tokens has 4), so that each
+// is read by sms / x_blocks SMs at once.
+template <uint32_t kN, Form kForm>
+void time_it(uint32_t sms, uint32_t x_blocks) {
+  const uint32_t K = 2048, rows = 8192, passes = 64;
+  Data d(kGemmM * x_blocks, K, rows, 7);
+  launch<kN, kForm>(d, kGemmM, kN, sms, passes, x_blocks);  // warm-up
+  cudaEvent_t a, b;
+  cudaEventCreate(&a), cudaEventCreate(&b);
+  cudaEventRecord(a);
+  constexpr int kReps = 5;
+  for (int i = 0; i < kReps; ++i) launch<kN, kForm>(d, kGemmM, kN, sms, passes, x_blocks);
+  cudaEventRecord(b);
+  cudaEventSynchronize(b);
+  float ms = 0;
+  cudaEventElapsedTime(&ms, a, b);
+  const double flop = 2.0 * kGemmM * kN * K * passes * sms * kReps;
+  std::printf("rate  %-8s kN=%3u, %u token blocks: %.3f ms for %d x %u blocks x %u passes, %.1f TFLOP/s, %.2f us a pass\n",
+              name(kForm), kN, x_blocks, ms / kReps, kReps, sms, passes, flop / (ms * 1e-3) / 1e12, ms * 1e3 / kReps / passes);
+}
+
+template <Form kForm>
+bool run_all(uint32_t sms) {
+  bool ok = true;
+  ok &= check<kGemmN, kForm>(128, 64, 2048);
+  ok &= check<kGemmN, kForm>(100, 40, 1000);
+  ok &= check<kGemmQkvN, kForm>(128, 96, 2048);
+  ok &= check<kGemmQkvN, kForm>(20, 50, 8192);
+  ok &= check<kGemmWideN, kForm>(128, 128, 2048);
+  ok &= check<kGemmWideN, kForm>(77, 120, 200);
+  ok &= check<kGemmWideN, kForm>(64, 128, 8192);
+  for (uint32_t x_blocks : {1u, 4u}) {
+    time_it<kGemmN, kForm>(sms, x_blocks);
+    time_it<kGemmQkvN, kForm>(sms, x_blocks);
+    time_it<kGemmWideN, kForm>(sms, x_blocks);
+  }
+  return ok;
+}
+
+}  // namespace
+
+int main() {
+  cudaDeviceProp prop{};
+  if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess) {
+    std::printf("no GPU\n");
+    return 1;
+  }
+  std::printf("%s, %d SMs\n", prop.name, prop.multiProcessorCount);
+  bool ok = run_all<Form::kMma>(prop.multiProcessorCount);
+  if (prop.major == 9) ok &= run_all<Form::kWgmma>(prop.multiProcessorCount);
+  std::printf(ok ? "all checks passed\n" : "SOME CHECKS FAILED\n");
+  return ok ? 0 : 1;
+}
