@@ -9,7 +9,8 @@
 // and along M or N (the stride byte offset). The paged weight layout (cuda/paged_weights.h) is
 // already made of such core matrices: a block of 8 rows by 8 columns.
 //
-// Only instantiated for sm_90a (templates): ptxas of other targets never sees these instructions.
+// Only sm_90a code calls these (inline helpers, and the MMA a template): the ptxas of other targets
+// never sees the instructions.
 #pragma once
 
 #include <stdint.h>

@@ -32,7 +32,7 @@ constexpr uint32_t kGemmQkvN = 96;
 // Row stride of the bf16 tiles in shared memory: 16 bytes of padding put the 8 rows that one
 // ldmatrix reads in 8 different bank groups.
 constexpr uint32_t kGemmLd = kGemmK + 8;
-static_assert(kGemmK == 64, "a stage's row is 8 pieces of 16 bytes: load_stage maps 8 threads to them");
+static_assert(kGemmK == 64, "a stage's row is 8 pieces of 16 bytes: StagePieces maps 8 threads to them");
 
 // A stage: activations [kGemmM][kGemmLd] and weights [kN][kGemmLd], both bf16.
 __host__ __device__ constexpr uint32_t gemm_stage_floats(uint32_t kN) { return (kGemmM + kN) * kGemmLd / 2; }
@@ -70,6 +70,49 @@ __device__ __forceinline__ bool gemm_fits(const Instruction& ins, uint32_t token
   return (ins.flags & kFlagBf16In) && norm.weight == kNone && tokens >= kGemmMinTokens && K % 8 == 0;
 }
 
+// What one thread copies of every stage of a pass, in both forms: activation rows t / 8 + 32 j
+// (j < 4), piece t % 8, so that eight consecutive threads copy one row's 128 bytes; weight rows
+// t % 8 + 8 (t / 64) + 32 j (j < kN / 32), piece t / 8 % 8, so that eight consecutive threads copy
+// one piece of 8 consecutive rows, which in the paged layout (cuda/paged_weights.h) are 128
+// contiguous bytes (K % 8 == 0: gemm_fits). The sources are fixed for the pass, so that a stage's
+// are a uniform offset further: kGemmK columns of X, 8 blocks of 64 elements of a paged row.
+template <uint32_t kN>
+struct StagePieces {
+  static constexpr uint32_t kX = kGemmM / 32, kW = kN / 32;
+  const __nv_bfloat16 *X, *x_src, *w_src[kW], *w_any;  // w_any: an address to name for zero-filled pieces
+  uint32_t mc, K, xr, xb, wr, wb;
+
+  template <class RowPtr>
+  __device__ __forceinline__ StagePieces(const __nv_bfloat16* X_, uint32_t mc_, uint32_t K_, RowPtr row_ptr, uint32_t nrows)
+      : X(X_), w_any(row_ptr(0).at(0)), mc(mc_), K(K_) {
+    const uint32_t t = threadIdx.x;
+    xr = t / 8, xb = t % 8, wr = t % 8 + t / 64 * 8, wb = t / 8 % 8;
+    x_src = X + size_t(xr) * K + xb * 8;
+#pragma unroll
+    for (uint32_t j = 0; j < kW; ++j) {
+      const uint32_t n = wr + j * 32;
+      w_src[j] = row_ptr(n < nrows ? n : 0).at(wb * 8);
+    }
+  }
+
+  // Stage c's pieces, by cp.async (no commit): activation row r's piece b to xs + x_at(r, b),
+  // weight row n's to ws + w_at(n, b) (elements). Pieces past K and rows past mc are zero-filled.
+  template <class XAt, class WAt>
+  __device__ __forceinline__ void copy(uint32_t c, __nv_bfloat16* xs, __nv_bfloat16* ws, XAt x_at, WAt w_at) const {
+    const bool x_in = c * kGemmK + xb * 8 < K, w_in = c * kGemmK + wb * 8 < K;
+#pragma unroll
+    for (uint32_t j = 0; j < kX; ++j) {
+      const uint32_t r = xr + j * 32;
+      const bool valid = x_in && r < mc;
+      cp_async16(xs + x_at(r, xb), valid ? x_src + size_t(j * 32) * K + c * kGemmK : X, valid);
+    }
+#pragma unroll
+    for (uint32_t j = 0; j < kW; ++j)
+      cp_async16(ws + w_at(wr + j * 32, wb), w_in ? w_src[j] + c * (kGemmK * kPageRows) : w_any, w_in);
+  }
+};
+static_assert(kThreads == 256 && kGemmM == 128, "StagePieces: 32 rows for each j, 4 j for the activations");
+
 // One pass: tokens [0, mc) of X (bf16, row stride K, mc <= kGemmM) against weight rows
 // row_ptr(0 .. nrows) (PagedRows, nrows <= kN, each K bf16). Writes C[m * ldc + n] for m < mc,
 // n < nrows, in pairs (ldc even, C 8-byte aligned; ldc = 8 mod 32 makes the stores conflict-free:
@@ -90,41 +133,11 @@ __device__ __noinline__ void gemm_pass_mma(const __nv_bfloat16* X, uint32_t mc, 
   auto xs = [&](uint32_t st) { return reinterpret_cast<__nv_bfloat16*>(work + st * kStage); };
   auto ws = [&](uint32_t st) { return xs(st) + kGemmM * kGemmLd; };
 
-  // What this thread copies each stage, fixed for the pass, so that a stage's loads are a uniform
-  // offset from these. Eight consecutive threads take the 8 pieces of 16 bytes of a row's stage.
-  // Activations: rows t / 8 + 32 j (zero past mc). Weights: eight consecutive threads take one piece
-  // of 8 consecutive rows, which in the paged layout (cuda/paged_weights.h) are 128 contiguous
-  // bytes (K % 8 == 0: gemm_fits), and a stage further along a row is 8 blocks of 64 elements further.
-  constexpr uint32_t kXPieces = kGemmM * kGemmK / 8 / kThreads, kWPieces = kN * kGemmK / 8 / kThreads;
-  const uint32_t x_piece = t % 8, w_piece = t / 8 % 8;
-  const __nv_bfloat16* x_src = X + size_t(t / 8) * K + x_piece * 8;
-  const __nv_bfloat16* w_src[kWPieces];
-  const __nv_bfloat16* w_any = row_ptr(0).at(0);  // an address to name when a piece is past K (zero-filled)
-#pragma unroll
-  for (uint32_t j = 0; j < kWPieces; ++j) {
-    const uint32_t n = t % 8 + t / 64 * 8 + j * (kThreads / 8);
-    w_src[j] = row_ptr(n < nrows ? n : 0).at(w_piece * 8);
-  }
-
-  // One stage; pieces past K are zero-filled. Always one commit group, so that wait_group counts
-  // stages.
+  // One stage; always one commit group, so that wait_group counts stages. Rows padded to kGemmLd.
+  const StagePieces<kN> pieces(X, mc, K, row_ptr, nrows);
+  auto row_major = [](uint32_t r, uint32_t b) { return r * kGemmLd + b * 8; };
   auto load_stage = [&](uint32_t c) {
-    if (c < chunks) {
-      const uint32_t st = c % kGemmStages;
-      const bool x_in = c * kGemmK + x_piece * 8 < K, w_in = c * kGemmK + w_piece * 8 < K;
-#pragma unroll
-      for (uint32_t j = 0; j < kXPieces; ++j) {
-        const uint32_t r = t / 8 + j * (kThreads / 8);
-        const bool valid = x_in && r < mc;
-        cp_async16(xs(st) + r * kGemmLd + x_piece * 8, valid ? x_src + size_t(j * (kThreads / 8)) * K + c * kGemmK : X,
-                   valid);
-      }
-#pragma unroll
-      for (uint32_t j = 0; j < kWPieces; ++j) {
-        const uint32_t n = t % 8 + t / 64 * 8 + j * (kThreads / 8);
-        cp_async16(ws(st) + n * kGemmLd + w_piece * 8, w_in ? w_src[j] + c * (kGemmK * kPageRows) : w_any, w_in);
-      }
-    }
+    if (c < chunks) pieces.copy(c, xs(c % kGemmStages), ws(c % kGemmStages), row_major, row_major);
     asm volatile("cp.async.commit_group;" ::: "memory");
   };
 
@@ -204,39 +217,18 @@ __device__ __forceinline__ void gemm_pass_wgmma(const __nv_bfloat16* X, uint32_t
                                                 uint32_t nrows, float* C, uint32_t ldc, float* work) {
   static_assert(kN % 32 == 0 && kN <= 128 && kThreads == 256, "two warpgroups of 64 tokens; a warp copies 4 row groups");
   constexpr uint32_t kStage = wgmma_stage_floats(kN), kSlots = wgmma_slots(kN), kAhead = kSlots - 2;
-  constexpr uint32_t kXGroup = 8 * kGemmLd, kWGroup = 8 * kGemmK;  // elements of a row group's stage
+  constexpr uint32_t kXGroup = 8 * kGemmLd;  // elements of an activation row group's stage
   const uint32_t t = threadIdx.x, wg = t / 128, warp = t / 32 % 4, lane = t % 32;
   const uint32_t chunks = (K + kGemmK - 1) / kGemmK;
   auto xs = [&](uint32_t st) { return reinterpret_cast<__nv_bfloat16*>(work + st * kStage); };
   auto ws = [&](uint32_t st) { return xs(st) + kGemmM * kGemmLd; };
 
-  // Activations: rows t / 8 + 32 j (j < 4), piece t % 8. Weights: rows r8 + 32 j (j < kN / 32), piece
-  // t / 8 % 8. Their places in a stage, in elements (+ 4 j row groups).
-  constexpr uint32_t kXPieces = kGemmM / 32, kWPieces = kN / 32;
-  const uint32_t xr = t / 8, xb = t % 8, r8 = t % 8 + t / 64 * 8, b = t / 8 % 8;
-  const uint32_t x_at = xr / 8 * kXGroup + xb * (kGemmLd / 8) * 8 + xr % 8 * 8;
-  const uint32_t w_at = (r8 / 8 * 8 + b) * 64 + r8 % 8 * 8;
-  const __nv_bfloat16* x_src = X + size_t(xr) * K + xb * 8;
-  const __nv_bfloat16* w_src[kWPieces];
-  const __nv_bfloat16* w_any = row_ptr(0).at(0);  // an address to name when a piece is past K (zero-filled)
-#pragma unroll
-  for (uint32_t j = 0; j < kWPieces; ++j) {
-    const uint32_t n = r8 + j * 32;
-    w_src[j] = row_ptr(n < nrows ? n : 0).at(b * 8);
-  }
+  // One stage (one commit group): both operands as core matrices (above).
+  const StagePieces<kN> pieces(X, mc, K, row_ptr, nrows);
+  auto x_core = [](uint32_t r, uint32_t b) { return r / 8 * kXGroup + b * kGemmLd + r % 8 * 8; };
+  auto w_core = [](uint32_t n, uint32_t b) { return (n / 8 * 8 + b) * 64 + n % 8 * 8; };
   auto load_stage = [&](uint32_t c) {
-    if (c < chunks) {
-      const uint32_t st = c % kSlots;
-      const bool x_in = c * kGemmK + xb * 8 < K, w_in = c * kGemmK + b * 8 < K;
-#pragma unroll
-      for (uint32_t j = 0; j < kXPieces; ++j) {
-        const bool valid = x_in && xr + j * 32 < mc;
-        cp_async16(xs(st) + x_at + j * 4 * kXGroup, valid ? x_src + size_t(j * 32) * K + c * kGemmK : X, valid);
-      }
-#pragma unroll
-      for (uint32_t j = 0; j < kWPieces; ++j)
-        cp_async16(ws(st) + w_at + j * 4 * kWGroup, w_in ? w_src[j] + c * (kGemmK * kPageRows) : w_any, w_in);
-    }
+    if (c < chunks) pieces.copy(c, xs(c % kSlots), ws(c % kSlots), x_core, w_core);
     asm volatile("cp.async.commit_group;" ::: "memory");
   };
 
