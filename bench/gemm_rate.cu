@@ -6,13 +6,15 @@
 //
 // Build (from the repository root):
 //   nvcc -O3 -std=c++20 -Isrc -Iinclude -gencode=arch=compute_90a,code=sm_90a bench/gemm_rate.cu -o gemm_rate
-// Run:   ./gemm_rate      (exit status 1 if a check fails)
+// Run:   ./gemm_rate [--check]   (--check: the checks only, no timing; exit status 1 if a check fails)
+// tests/py/test_gemm_pass_gpu.py builds and runs it with --check where a GPU and nvcc are present.
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "cuda/ops/mma_gemm.cuh"
@@ -131,7 +133,7 @@ void time_it(uint32_t sms, uint32_t x_blocks) {
 }
 
 template <Form kForm>
-bool run_all(uint32_t sms) {
+bool run_all(uint32_t sms, bool timing) {
   bool ok = true;
   ok &= check<kGemmN, kForm>(128, 64, 2048);
   ok &= check<kGemmN, kForm>(100, 40, 1000);
@@ -140,6 +142,7 @@ bool run_all(uint32_t sms) {
   ok &= check<kGemmWideN, kForm>(128, 128, 2048);
   ok &= check<kGemmWideN, kForm>(77, 120, 200);
   ok &= check<kGemmWideN, kForm>(64, 128, 8192);
+  if (!timing) return ok;
   for (uint32_t x_blocks : {1u, 4u}) {
     time_it<kGemmN, kForm>(sms, x_blocks);
     time_it<kGemmQkvN, kForm>(sms, x_blocks);
@@ -150,15 +153,16 @@ bool run_all(uint32_t sms) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  const bool timing = !(argc > 1 && std::string(argv[1]) == "--check");
   cudaDeviceProp prop{};
   if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess) {
     std::printf("no GPU\n");
     return 1;
   }
   std::printf("%s, %d SMs\n", prop.name, prop.multiProcessorCount);
-  bool ok = run_all<Form::kMma>(prop.multiProcessorCount);
-  if (prop.major == 9) ok &= run_all<Form::kWgmma>(prop.multiProcessorCount);
+  bool ok = run_all<Form::kMma>(prop.multiProcessorCount, timing);
+  if (prop.major == 9) ok &= run_all<Form::kWgmma>(prop.multiProcessorCount, timing);
   std::printf(ok ? "all checks passed\n" : "SOME CHECKS FAILED\n");
   return ok ? 0 : 1;
 }

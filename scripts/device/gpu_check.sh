@@ -16,7 +16,7 @@ $MK_BIN logits --model /tmp/tiny_llama --tokens 1,2,3,4,5 --device cuda --genera
 $MK_BIN logits --model /tmp/tiny_llama --tokens 1,2,3,4,5 --device cpu --generate 8 2>&1 | tail -3
 if [ -z "${SKIP_PARITY:-}" ]; then
 echo "== parity"
-python3 -m pytest -q tests/py/test_gpu_parity.py tests/py/test_greedy_loop.py ${PYTEST_ARGS:-} 2>&1 | tee $OUT/gpu_parity.log | tail -15
+python3 -m pytest -q tests/py/test_gpu_parity.py tests/py/test_greedy_loop.py tests/py/test_gemm_pass_gpu.py ${PYTEST_ARGS:-} 2>&1 | tee $OUT/gpu_parity.log | tail -15
 fi
 echo "== compute-sanitizer"
 # Qwen3 keeps whole-head QKV tiles (its q/k norm), Llama splits heads into rotary-pair parts; both
