@@ -215,7 +215,7 @@ __device__ __noinline__ void gemm_pass_mma(const __nv_bfloat16* X, uint32_t mc, 
 template <uint32_t kN, class RowPtr>
 __device__ __forceinline__ void gemm_pass_wgmma(const __nv_bfloat16* X, uint32_t mc, uint32_t K, RowPtr row_ptr,
                                                 uint32_t nrows, float* C, uint32_t ldc, float* work) {
-  static_assert(kN % 32 == 0 && kN <= 128 && kThreads == 256, "two warpgroups of 64 tokens; a warp copies 4 row groups");
+  static_assert(kN % 32 == 0 && kN <= 128 && kThreads == 256, "two warpgroups of 64 tokens; N a multiple of 32 up to 128");
   constexpr uint32_t kStage = wgmma_stage_floats(kN), kSlots = wgmma_slots(kN), kAhead = kSlots - 2;
   constexpr uint32_t kXGroup = 8 * kGemmLd;  // elements of an activation row group's stage
   const uint32_t t = threadIdx.x, wg = t / 128, warp = t / 32 % 4, lane = t % 32;
