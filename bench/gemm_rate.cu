@@ -31,7 +31,7 @@ template <uint32_t kN, Form kForm>
 __global__ void __launch_bounds__(kThreads, 1)
     gemm_kernel(const __nv_bfloat16* X, uint32_t mc, uint32_t K, const __nv_bfloat16* W, uint32_t rows,
                 uint32_t nrows, uint32_t passes, uint32_t x_blocks, float* out) {
-  extern __shared__ float smem[];
+  extern __shared__ __align__(1024) float smem[];  // as the megakernel's: swizzled wgmma operands need it
   float* work = smem + kSmemHead;
   constexpr uint32_t ldc = gemm_ldc(kN);
   X += size_t(blockIdx.x % x_blocks) * kGemmM * K;
