@@ -57,7 +57,8 @@ struct Data {
   std::vector<__nv_bfloat16> x, w;  // x [M][K] row-major; w [rows][K] row-major
   __nv_bfloat16 *dx = nullptr, *dw = nullptr;
   float* dout = nullptr;
-  Data(uint32_t M_, uint32_t K_, uint32_t rows_, uint32_t seed) : M(M_), K(K_), rows(rows_), x(size_t(M_) * K_), w(size_t(rows_) * K_) {
+  Data(uint32_t M_, uint32_t K_, uint32_t rows_, uint32_t seed)
+      : M(M_), K(K_), rows(rows_), x(size_t(M_) * K_), w(size_t(rows_) * K_) {
     std::mt19937 rng(seed);
     std::uniform_real_distribution<float> u(-1, 1);
     for (auto& v : x) v = __float2bfloat16(u(rng));
@@ -101,7 +102,8 @@ bool check(uint32_t mc, uint32_t nrows, uint32_t K) {
   for (uint32_t m = 0; m < mc; ++m)
     for (uint32_t n = 0; n < nrows; ++n) {
       double ref = 0;
-      for (uint32_t k = 0; k < K; ++k) ref += double(bf16_to_float(d.x[size_t(m) * K + k])) * bf16_to_float(d.w[size_t(n) * K + k]);
+      for (uint32_t k = 0; k < K; ++k)
+        ref += double(bf16_to_float(d.x[size_t(m) * K + k])) * bf16_to_float(d.w[size_t(n) * K + k]);
       worst = std::fmax(worst, std::fabs(ref - got[size_t(m) * nrows + n]));
       scale = std::fmax(scale, std::fabs(ref));
     }
@@ -128,8 +130,10 @@ void time_it(uint32_t sms, uint32_t x_blocks) {
   float ms = 0;
   cudaEventElapsedTime(&ms, a, b);
   const double flop = 2.0 * kGemmM * kN * K * passes * sms * kReps;
-  std::printf("rate  %-8s kN=%3u, %u token blocks: %.3f ms for %d x %u blocks x %u passes, %.1f TFLOP/s, %.2f us a pass\n",
-              name(kForm), kN, x_blocks, ms / kReps, kReps, sms, passes, flop / (ms * 1e-3) / 1e12, ms * 1e3 / kReps / passes);
+  std::printf("rate  %-8s kN=%3u, %u token blocks: %.3f ms for %d x %u blocks x %u passes, %.1f TFLOP/s, "
+              "%.2f us a pass\n",
+              name(kForm), kN, x_blocks, ms / kReps, kReps, sms, passes, flop / (ms * 1e-3) / 1e12,
+              ms * 1e3 / kReps / passes);
 }
 
 template <Form kForm>
