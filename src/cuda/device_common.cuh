@@ -117,9 +117,7 @@ __device__ __forceinline__ uint32_t residual_tag(const Instruction& ins) {
 __device__ __forceinline__ uint32_t output_tag(const Instruction& ins) {
   return ins.flags & kFlagTagOut ? flag_tag(ins.flags, kTagOutShift) : kNoTag;
 }
-// An activation read at L2 until it carries `tag`: its writer signalled without a fence, so its
-// store may still be on the way (what is there meanwhile is the buffer's previous write, whose tag
-// differs). One that never arrives is a bug in the tags: trap rather than hang the GPU.
+// One activation word read at L2, relaxed: no stale L1 copy, no ordering asked for.
 __device__ __forceinline__ float ld_act_relaxed(const float* p) {
   float v;
   asm volatile("ld.relaxed.gpu.global.f32 %0, [%1];" : "=f"(v) : "l"(p) : "memory");
@@ -132,6 +130,9 @@ __device__ __noinline__ float ld_act_await_tag(const float* p, uint32_t tag) {
   while (!has_tag(v = ld_act_relaxed(p), tag)) trap_if_stuck(start);
   return v;
 }
+// An activation read at L2 until it carries `tag`: its writer signalled without a fence, so its
+// store may still be on the way (what is there meanwhile is the buffer's previous write, whose tag
+// differs). One that never arrives is a bug in the tags: trap rather than hang the GPU.
 __device__ __forceinline__ float ld_act_tagged(const float* p, uint32_t tag) {
   const float v = ld_act_relaxed(p);
   return tag == kNoTag || has_tag(v, tag) ? v : ld_act_await_tag(p, tag);

@@ -113,6 +113,16 @@ struct StagePieces {
 };
 static_assert(kThreads == 256 && kGemmM == 128, "StagePieces: 32 rows for each j, 4 j for the activations");
 
+// C[m][n] and C[m][n + 1] of a pass's output (an accumulator pair of both forms), the second only
+// while n + 1 < nrows. n is even, and so are ldc and C's start: one 8-byte store.
+__device__ __forceinline__ void store_c_pair(float* C, uint32_t ldc, uint32_t m, uint32_t n, uint32_t nrows, float v0,
+                                             float v1) {
+  if (n + 1 < nrows)
+    *reinterpret_cast<float2*>(C + m * ldc + n) = make_float2(v0, v1);
+  else if (n < nrows)
+    C[m * ldc + n] = v0;
+}
+
 // One pass: tokens [0, mc) of X (bf16, row stride K, mc <= kGemmM) against weight rows
 // row_ptr(0 .. nrows) (PagedRows, nrows <= kN, each K bf16). Writes C[m * ldc + n] for m < mc,
 // n < nrows, in pairs (ldc even, C 8-byte aligned; ldc = 8 mod 32 makes the stores conflict-free:
@@ -187,11 +197,7 @@ __device__ __noinline__ void gemm_pass_mma(const __nv_bfloat16* X, uint32_t mc, 
       if (m >= mc) continue;
 #pragma unroll
       for (uint32_t j = 0; j < kJ; ++j) {
-        const uint32_t n = wn * kWarpN + j * 8 + (lane % 4) * 2;  // even: ldc and C are too
-        if (n + 1 < nrows)
-          *reinterpret_cast<float2*>(C + m * ldc + n) = make_float2(acc[i][j][2 * h], acc[i][j][2 * h + 1]);
-        else if (n < nrows)
-          C[m * ldc + n] = acc[i][j][2 * h];
+        store_c_pair(C, ldc, m, wn * kWarpN + j * 8 + (lane % 4) * 2, nrows, acc[i][j][2 * h], acc[i][j][2 * h + 1]);
       }
     }
   sync_consumers();
@@ -265,11 +271,7 @@ __device__ __forceinline__ void gemm_pass_wgmma(const __nv_bfloat16* X, uint32_t
     if (m >= mc) continue;
 #pragma unroll
     for (uint32_t j = 0; j < kN / 8; ++j) {
-      const uint32_t n = j * 8 + (lane % 4) * 2;  // even: ldc and C are too
-      if (n + 1 < nrows)
-        *reinterpret_cast<float2*>(C + m * ldc + n) = make_float2(acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]);
-      else if (n < nrows)
-        C[m * ldc + n] = acc[4 * j + 2 * h];
+      store_c_pair(C, ldc, m, j * 8 + (lane % 4) * 2, nrows, acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]);
     }
   }
   sync_consumers();
