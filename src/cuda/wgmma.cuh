@@ -3,12 +3,13 @@
 // asynchronously: the issuing warps go on until they wait for the group. Prefill's GEMM passes use
 // it on sm_90a (ops/mma_gemm.cuh); everything else, and other targets, keep mma.sync.
 //
-// Operand layout: "K-major, no swizzle". A core matrix is 8 rows by 8 bf16 (16 bytes) of K, its
-// rows one after another: 128 contiguous bytes, read conflict-free. The descriptor names where the
-// first core matrix starts, how far apart two core matrices are along K (the leading byte offset)
-// and along M or N (the stride byte offset). The paged weight layout (cuda/paged_weights.h) is
-// already made of such core matrices: a block of 8 rows by 8 columns.
-//
+// Operand layout: "K-major, 128-byte swizzle". Each row (a token of A, a weight row of B) keeps its
+// 64 bf16 of a stage in 128 bytes, rows one after another; the 16-byte piece b of row r lies at
+// piece b ^ (r % 8). The hardware undoes the swizzle from address bits, so an 8-row group (1 KB)
+// must start 1024-byte aligned; its stride along M or N is the descriptor's stride byte offset, and
+// a k16 step moves the start address by 32 bytes. Session 16 started with "no swizzle" (8x8 core
+// matrices of 128 contiguous bytes, which the paged weights already are): the same passes took up
+// to 1.5x as long (64 rows: 32 us against 21; bench/gemm_rate.cu, H200).
 // Only sm_90a code calls these (inline helpers, and the MMA a template): the ptxas of other targets
 // never sees the instructions.
 #pragma once
@@ -19,10 +20,11 @@
 
 namespace mk::cuda {
 
-// A shared-memory operand's descriptor, no swizzle: address and both offsets in 16-byte units.
-__device__ __forceinline__ uint64_t wgmma_desc(const void* smem, uint32_t k_step_bytes, uint32_t mn_step_bytes) {
-  return uint64_t((smem_addr(smem) & 0x3FFFF) >> 4) | uint64_t(k_step_bytes >> 4) << 16 |
-         uint64_t(mn_step_bytes >> 4) << 32;
+// A shared-memory operand's descriptor, 128-byte swizzle: the start address and the stride between
+// 8-row groups in 16-byte units (the leading byte offset is unused for swizzled K-major operands).
+__device__ __forceinline__ uint64_t wgmma_desc_sw128(const void* smem, uint32_t group_step_bytes) {
+  return uint64_t((smem_addr(smem) & 0x3FFFF) >> 4) | uint64_t(1) << 16 | uint64_t(group_step_bytes >> 4) << 32 |
+         uint64_t(1) << 62;
 }
 
 // Before a warpgroup's first wgmma of a batch: its earlier register writes (the accumulators'

@@ -36,13 +36,14 @@ static_assert(kGemmK == 64, "a stage's row is 8 pieces of 16 bytes: StagePieces 
 
 // A stage: activations [kGemmM][kGemmLd] and weights [kN][kGemmLd], both bf16.
 __host__ __device__ constexpr uint32_t gemm_stage_floats(uint32_t kN) { return (kGemmM + kN) * kGemmLd / 2; }
-// The wgmma form's stage (sm_90a): the same as core matrices, the weights' without padding.
-__host__ __device__ constexpr uint32_t wgmma_stage_floats(uint32_t kN) { return (kGemmM * kGemmLd + kN * kGemmK) / 2; }
+// The wgmma form's stage (sm_90a): the same rows, swizzled instead of padded (cuda/wgmma.cuh); a
+// whole number of KB for every kN (a multiple of 8), so that every stage stays 1024-byte aligned.
+__host__ __device__ constexpr uint32_t wgmma_stage_floats(uint32_t kN) { return (kGemmM + kN) * kGemmK / 2; }
 // Its stage slots (it keeps slots - 2 stages loading): as many as fit in an sm_90 block's 227 KB
 // beside what the ops keep there (QKV tiles keep their outputs: fewer slots for their width). Not
-// what bounds a pass, as it turned out: with 2 stages loading (64 KB) or 4, with 64, 96 or 128
-// rows, a 2048-column pass took 30-33 us (bench/gemm_rate.cu, H200), ~0.95 us a stage;
-// docs/PERFORMANCE.md (session 16) has the suspects.
+// what bounds a pass: 2 stages loading timed as 4. The L2 does: with every SM in a pass, a
+// 2048-column pass of 64 rows takes 21 us, of 128 rows 32 (bench/gemm_rate.cu, H200), the stages
+// of all SMs together reading 4.4-4.8 TB/s (docs/PERFORMANCE.md, session 17).
 __host__ __device__ constexpr uint32_t wgmma_slots(uint32_t kN) { return kN == 96 ? 5 : 6; }
 // The shared memory of a pass: its stages. They are free again once the pass's products are done:
 // C may lie over them (matvec_gemm puts it there). Device code only: the form, and so the size,
@@ -111,6 +112,7 @@ struct StagePieces {
       cp_async16(ws + w_at(wr + j * 32, wb), w_in ? w_src[j] + c * (kGemmK * kPageRows) : w_any, w_in);
   }
 };
+static_assert(kSmemHead * sizeof(float) % 1024 == 0, "the ops' work after kSmemHead keeps the 1 KB alignment");
 static_assert(kThreads == 256 && kGemmM == 128, "StagePieces: 32 rows for each j, 4 j for the activations");
 
 // C[m][n] and C[m][n + 1] of a pass's output (an accumulator pair of both forms), the second only
@@ -164,6 +166,7 @@ __device__ __noinline__ void gemm_pass_mma(const __nv_bfloat16* X, uint32_t mc, 
   for (uint32_t c = 0; c < chunks; ++c) {
     asm volatile("cp.async.wait_group %0;" ::"n"(kGemmStages - 2) : "memory");
     sync_consumers();  // stage c is in place for everyone; everyone is done with stage c - 1
+    if (c == 0) trace_phase(kPhaseInput);  // the pipeline filled (builds with MK_TRACE_PHASES)
     load_stage(c + kGemmStages - 1);  // into the stage that c - 1 used
     const __nv_bfloat16* x = xs(c % kGemmStages);
     const __nv_bfloat16* w = ws(c % kGemmStages);
@@ -204,16 +207,10 @@ __device__ __noinline__ void gemm_pass_mma(const __nv_bfloat16* X, uint32_t mc, 
 }
 
 // The same pass on sm_90a's wgmma: each consumer warpgroup multiplies 64 tokens by all kN rows
-// (m64nNk16, both operands from shared memory). A stage holds its activations and weights as core
-// matrices (cuda/wgmma.cuh), 8 rows by 8 columns in 128 contiguous bytes:
-// - weights: element (n, k) at ((n / 8) * 8 + k / 8) * 64 + (n % 8) * 8 + k % 8, core matrices 128
-//   bytes apart along K and 1 KB along rows. Eight consecutive threads copy one 16-byte piece of 8
-//   consecutive rows, which in the paged layout are 128 contiguous bytes too.
-// - activations (row-major in memory): eight consecutive threads copy the 8 pieces of one row (whole
-//   128-byte lines per warp; the weights' mapping, half lines, timed the same), so its core matrices
-//   are 144 bytes apart along K (kGemmLd): the 8 pieces of a row then land in 8 different bank
-//   groups. Row groups 8 * 144 bytes apart.
-//
+// (m64nNk16, both operands from shared memory). A stage holds its activations and then its weights
+// as 128-byte swizzled rows (cuda/wgmma.cuh): piece b of row r at r * 128 + (b ^ r % 8) * 16 bytes.
+// `work` must be 1024-byte aligned (the megakernel's and gemm_rate's shared memory are, and
+// kSmemHead is a whole KB); the stages are a whole number of KB each.
 // Stages are loaded kAhead = slots - 2 ahead, so that one group of wgmma may still read stage c - 1
 // while stage c's is issued: before stage c + kAhead is loaded into the slot of c - 2, every
 // warpgroup has waited for its wgmma of c - 2 (wgmma_wait<1> after issuing c - 1) and passed the
@@ -223,18 +220,16 @@ __device__ __forceinline__ void gemm_pass_wgmma(const __nv_bfloat16* X, uint32_t
                                                 uint32_t nrows, float* C, uint32_t ldc, float* work) {
   static_assert(kN % 32 == 0 && kN <= 128 && kThreads == 256, "two warpgroups of 64 tokens; N a multiple of 32 up to 128");
   constexpr uint32_t kStage = wgmma_stage_floats(kN), kSlots = wgmma_slots(kN), kAhead = kSlots - 2;
-  constexpr uint32_t kXGroup = 8 * kGemmLd;  // elements of an activation row group's stage
   const uint32_t t = threadIdx.x, wg = t / 128, warp = t / 32 % 4, lane = t % 32;
   const uint32_t chunks = (K + kGemmK - 1) / kGemmK;
   auto xs = [&](uint32_t st) { return reinterpret_cast<__nv_bfloat16*>(work + st * kStage); };
-  auto ws = [&](uint32_t st) { return xs(st) + kGemmM * kGemmLd; };
+  auto ws = [&](uint32_t st) { return xs(st) + kGemmM * kGemmK; };
 
-  // One stage (one commit group): both operands as core matrices (above).
+  // One stage (one commit group): both operands as swizzled rows (above).
   const StagePieces<kN> pieces(X, mc, K, row_ptr, nrows);
-  auto x_core = [](uint32_t r, uint32_t b) { return r / 8 * kXGroup + b * kGemmLd + r % 8 * 8; };
-  auto w_core = [](uint32_t n, uint32_t b) { return (n / 8 * 8 + b) * 64 + n % 8 * 8; };
+  auto swizzled = [](uint32_t r, uint32_t b) { return r * kGemmK + (b ^ r % 8) * 8; };
   auto load_stage = [&](uint32_t c) {
-    if (c < chunks) pieces.copy(c, xs(c % kSlots), ws(c % kSlots), x_core, w_core);
+    if (c < chunks) pieces.copy(c, xs(c % kSlots), ws(c % kSlots), swizzled, swizzled);
     asm volatile("cp.async.commit_group;" ::: "memory");
   };
 
@@ -248,15 +243,15 @@ __device__ __forceinline__ void gemm_pass_wgmma(const __nv_bfloat16* X, uint32_t
     asm volatile("cp.async.wait_group %0;" ::"n"(kAhead - 1) : "memory");
     fence_proxy_async_shared();
     sync_consumers();  // everyone's pieces of stage c; every warpgroup is done with stage c - 2
+    if (c == 0) trace_phase(kPhaseInput);  // the pipeline filled (builds with MK_TRACE_PHASES)
     const uint32_t st = c % kSlots;
-    // This warpgroup's 64 tokens are row groups 8 wg .. 8 wg + 7; a k16 step is two core matrices.
-    constexpr uint32_t kXCore = kGemmLd * 2, kWCore = 128;  // bytes between core matrices along K
-    const uint64_t a = wgmma_desc(xs(st) + wg * 8 * kXGroup, kXCore, 8 * kXCore);
-    const uint64_t w = wgmma_desc(ws(st), kWCore, 8 * kWCore);
+    // This warpgroup's 64 tokens are rows 64 wg onwards; 8-row groups 1 KB apart; a k16 step is
+    // 32 bytes further (2 in the descriptor's 16-byte units).
+    const uint64_t a = wgmma_desc_sw128(xs(st) + wg * 64 * kGemmK, 1024);
+    const uint64_t w = wgmma_desc_sw128(ws(st), 1024);
     wgmma_fence();
 #pragma unroll
-    for (uint32_t kk = 0; kk < kGemmK / 16; ++kk)
-      wgmma_bf16<kN>(acc, a + kk * (2 * kXCore >> 4), w + kk * (2 * kWCore >> 4));
+    for (uint32_t kk = 0; kk < kGemmK / 16; ++kk) wgmma_bf16<kN>(acc, a + 2 * kk, w + 2 * kk);
     wgmma_commit();
     load_stage(c + kAhead);
     wgmma_wait<1>();

@@ -71,6 +71,7 @@ __device__ void qkv_segment(const Instruction& ins, const KernelParams& p, float
         gemm_pass<kGemmQkvN>(bf16_act(p, a.in) + size_t(m0) * H, mc, H,
                           [&](uint32_t n) { return paged_row(W, row_of(n0 + n), H); }, nr, y + n0, rows, x);
       }
+      trace_phase(kPhaseWeights);
       if (bias)
         for (uint32_t e = threadIdx.x; e < mc * rows; e += kThreads) y[e] += bf(bias[row_of(e % rows)]);
     } else if (piped) {
