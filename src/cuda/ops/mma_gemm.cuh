@@ -41,9 +41,10 @@ __host__ __device__ constexpr uint32_t gemm_stage_floats(uint32_t kN) { return (
 __host__ __device__ constexpr uint32_t wgmma_stage_floats(uint32_t kN) { return (kGemmM + kN) * kGemmK / 2; }
 // Its stage slots (it keeps slots - 2 stages loading): as many as fit in an sm_90 block's 227 KB
 // beside what the ops keep there (QKV tiles keep their outputs: fewer slots for their width). Not
-// what bounds a pass: 2 stages loading timed as 4. The L2 does: with every SM in a pass, a
-// 2048-column pass of 64 rows takes 21 us, of 128 rows 32 (bench/gemm_rate.cu, H200), the stages
-// of all SMs together reading 4.4-4.8 TB/s (docs/PERFORMANCE.md, session 17).
+// what bounds a pass: 2 stages loading timed as 4. The loads do (without them a pass took a third
+// of the time): with every SM in a pass, a 2048-column pass of 64 rows takes 21 us, of 128 rows 32
+// (bench/gemm_rate.cu, H200), the stages of all SMs together reading 4.4-4.8 TB/s from L2
+// (docs/PERFORMANCE.md, session 17).
 __host__ __device__ constexpr uint32_t wgmma_slots(uint32_t kN) { return kN == 96 ? 5 : 6; }
 // The shared memory of a pass: its stages. They are free again once the pass's products are done:
 // C may lie over them (matvec_gemm puts it there). Device code only: the form, and so the size,
