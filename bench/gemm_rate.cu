@@ -6,13 +6,18 @@
 //
 // Build (from the repository root):
 //   nvcc -O3 -std=c++20 -Isrc -Iinclude -gencode=arch=compute_90a,code=sm_90a bench/gemm_rate.cu -o gemm_rate
-// Run:   ./gemm_rate [--check]   (--check: the checks only, no timing; exit status 1 if a check fails)
+// Run:   ./gemm_rate [--check] [--tokens N] [--rows N]
+//   --check: the checks only, no timing (exit status 1 if a check fails); --tokens: tokens per timed
+//   pass (default 128; fewer leave the rest of the pass's rows zero-filled, as a short prompt's
+//   tiles do); --rows: weight rows the timed passes cycle through (default 8192: 32 MB, L2-resident;
+//   65536 streams them from HBM, as a prefill's first token block does).
 // tests/py/test_gemm_pass_gpu.py builds and runs it with --check where a GPU and nvcc are present.
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
@@ -113,31 +118,37 @@ bool check(uint32_t mc, uint32_t nrows, uint32_t K) {
   return ok;
 }
 
+// What the timed passes multiply: `tokens` of each pass's 128 (the rest zero-filled) by weights from
+// a set of `rows` rows.
+struct Timing {
+  uint32_t tokens = kGemmM, rows = 8192;
+};
+
 // x_blocks: how many token blocks the SMs share out (a prefill of 512 tokens has 4), so that each
 // is read by sms / x_blocks SMs at once.
 template <uint32_t kN, Form kForm>
-void time_it(uint32_t sms, uint32_t x_blocks) {
-  const uint32_t K = 2048, rows = 8192, passes = 64;
-  Data d(kGemmM * x_blocks, K, rows, 7);
-  launch<kN, kForm>(d, kGemmM, kN, sms, passes, x_blocks);  // warm-up
+void time_it(uint32_t sms, uint32_t x_blocks, Timing t) {
+  const uint32_t K = 2048, passes = 64;
+  Data d(kGemmM * x_blocks, K, t.rows, 7);
+  launch<kN, kForm>(d, t.tokens, kN, sms, passes, x_blocks);  // warm-up
   cudaEvent_t a, b;
   cudaEventCreate(&a), cudaEventCreate(&b);
   cudaEventRecord(a);
   constexpr int kReps = 5;
-  for (int i = 0; i < kReps; ++i) launch<kN, kForm>(d, kGemmM, kN, sms, passes, x_blocks);
+  for (int i = 0; i < kReps; ++i) launch<kN, kForm>(d, t.tokens, kN, sms, passes, x_blocks);
   cudaEventRecord(b);
   cudaEventSynchronize(b);
   float ms = 0;
   cudaEventElapsedTime(&ms, a, b);
-  const double flop = 2.0 * kGemmM * kN * K * passes * sms * kReps;
-  std::printf("rate  %-8s kN=%3u, %u token blocks: %.3f ms for %d x %u blocks x %u passes, %.1f TFLOP/s, "
-              "%.2f us a pass\n",
-              name(kForm), kN, x_blocks, ms / kReps, kReps, sms, passes, flop / (ms * 1e-3) / 1e12,
+  const double flop = 2.0 * t.tokens * kN * K * passes * sms * kReps;
+  std::printf("rate  %-8s kN=%3u, %u token blocks of %u, %u rows: %.3f ms for %d x %u blocks x %u passes, "
+              "%.1f TFLOP/s, %.2f us a pass\n",
+              name(kForm), kN, x_blocks, t.tokens, t.rows, ms / kReps, kReps, sms, passes, flop / (ms * 1e-3) / 1e12,
               ms * 1e3 / kReps / passes);
 }
 
 template <Form kForm>
-bool run_all(uint32_t sms, bool timing) {
+bool run_all(uint32_t sms, bool timing, Timing t) {
   bool ok = true;
   ok &= check<kGemmN, kForm>(128, 64, 2048);
   ok &= check<kGemmN, kForm>(100, 40, 1000);
@@ -148,9 +159,9 @@ bool run_all(uint32_t sms, bool timing) {
   ok &= check<kGemmWideN, kForm>(64, 128, 8192);
   if (!timing) return ok;
   for (uint32_t x_blocks : {1u, 4u}) {
-    time_it<kGemmN, kForm>(sms, x_blocks);
-    time_it<kGemmQkvN, kForm>(sms, x_blocks);
-    time_it<kGemmWideN, kForm>(sms, x_blocks);
+    time_it<kGemmN, kForm>(sms, x_blocks, t);
+    time_it<kGemmQkvN, kForm>(sms, x_blocks, t);
+    time_it<kGemmWideN, kForm>(sms, x_blocks, t);
   }
   return ok;
 }
@@ -158,15 +169,33 @@ bool run_all(uint32_t sms, bool timing) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool timing = !(argc > 1 && std::string(argv[1]) == "--check");
+  bool timing = true;
+  Timing t;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--check") {
+      timing = false;
+    } else if ((arg == "--tokens" || arg == "--rows") && i + 1 < argc) {
+      const long v = std::strtol(argv[++i], nullptr, 10);
+      if (arg == "--tokens" ? v < 1 || v > long(kGemmM) : v < 256 || v > (1l << 17) || v % 128 != 0) {
+        std::fprintf(stderr, "gemm_rate: %s %ld out of range (tokens 1-%u; rows 256-131072, a multiple of 128)\n",
+                     arg.c_str(), v, kGemmM);
+        return 2;
+      }
+      (arg == "--tokens" ? t.tokens : t.rows) = uint32_t(v);
+    } else {
+      std::fprintf(stderr, "usage: gemm_rate [--check] [--tokens N] [--rows N]\n");
+      return 2;
+    }
+  }
   cudaDeviceProp prop{};
   if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess) {
     std::printf("no GPU\n");
     return 1;
   }
   std::printf("%s, %d SMs\n", prop.name, prop.multiProcessorCount);
-  bool ok = run_all<Form::kMma>(prop.multiProcessorCount, timing);
-  if (prop.major == 9) ok &= run_all<Form::kWgmma>(prop.multiProcessorCount, timing);
+  bool ok = run_all<Form::kMma>(prop.multiProcessorCount, timing, t);
+  if (prop.major == 9) ok &= run_all<Form::kWgmma>(prop.multiProcessorCount, timing, t);
   std::printf(ok ? "all checks passed\n" : "SOME CHECKS FAILED\n");
   return ok ? 0 : 1;
 }
