@@ -10,6 +10,7 @@
 // a k16 step moves the start address by 32 bytes. Session 16 started with "no swizzle" (8x8 core
 // matrices of 128 contiguous bytes, which the paged weights already are): the same passes took up
 // to 1.5x as long (64 rows: 32 us against 21; bench/gemm_rate.cu, H200).
+//
 // Only sm_90a code calls these (inline helpers, and the MMA a template): the ptxas of other targets
 // never sees the instructions.
 #pragma once
