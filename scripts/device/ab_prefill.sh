@@ -27,9 +27,14 @@ for r in $(seq ${ROUNDS:-2}); do
       bash scripts/device/prefill_sweep.sh 2>/dev/null | tail -n +3
   done
 done
+# A patched variant's parity runs with its patch applied to this copy of the tree (its tests and
+# gemm_rate may change with it), as .devbin/variants.txt records; taken off again afterwards.
 for n in ${PARITY:-}; do
-  echo "== parity mk-$n"
+  patch_file=$(awk -v n=$n '$1 == n && $2 != "-" {print $2}' .devbin/variants.txt 2>/dev/null)
+  echo "== parity mk-$n${patch_file:+ ($patch_file applied)}"
+  [ -n "$patch_file" ] && patch -s -p1 < $patch_file
   MK_BIN=$PWD/.devbin/mk-$n timeout ${PARITY_TIMEOUT:-300} python3 -m pytest -q tests/py/test_gpu_parity.py \
     tests/py/test_greedy_loop.py tests/py/test_gemm_pass_gpu.py > $OUT/parity-$n.log 2>&1
   tail -1 $OUT/parity-$n.log
+  [ -n "$patch_file" ] && patch -s -R -p1 < $patch_file
 done
