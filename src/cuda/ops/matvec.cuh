@@ -27,6 +27,22 @@ struct StagedResidual {
   uint32_t first = 0, n = 0;
 };
 
+// Adds v to the fp32 value at `at` (global memory) at L2, without an answer. Named through the
+// global window: a generic atomicAdd compiles to a test for shared memory with a CAS loop beside
+// the atomic.
+__device__ __forceinline__ void red_add(float* at, float v) {
+  asm volatile("red.global.add.f32 [%0], %1;" ::"l"(__cvta_generic_to_global(at)), "f"(v) : "memory");
+}
+// The same for the pair at `at` (8-byte aligned): one vector reduction on sm_90 onwards.
+__device__ __forceinline__ void red_add2(float* at, float v0, float v1) {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("red.global.add.v2.f32 [%0], {%1, %2};" ::"l"(__cvta_generic_to_global(at)), "f"(v0), "f"(v1)
+               : "memory");
+#else
+  red_add(at, v0), red_add(at + 1, v1);
+#endif
+}
+
 // Row r's output for input row m, from its dot products (`gate`: the gate row's, when gated):
 // the residual add, the activation, or the logit (tracked in the caller's running best). Only
 // `lead` threads write (a warp's lane 0 when every lane holds the sums).
@@ -49,7 +65,7 @@ __device__ __forceinline__ void matvec_store(const Instruction& ins, const Kerne
         const float x = r - staged.first < staged.n ? staged.rows[r - staged.first] : ld_act_tagged(out, residual_tag(ins));
         *out = with_tag(x + y, output_tag(ins));
       } else {
-        atomicAdd(out, y);
+        red_add(out, y);
       }
     }
   } else if (op == Opcode::MatvecAct) {
@@ -96,19 +112,6 @@ __device__ void matvec_pass(const Instruction& ins, const KernelParams& p, uint3
       }
     }
   }
-}
-
-// Adds v0 and v1 to the fp32 pair at `at` (8-byte aligned, global memory) at L2: one vector
-// reduction on sm_90 onwards, two before. Named through the global window: a generic atomicAdd
-// compiles to a test for shared memory with a CAS loop beside the atomic.
-__device__ __forceinline__ void red_add2(float* at, float v0, float v1) {
-  const size_t g = __cvta_generic_to_global(at);
-#if __CUDA_ARCH__ >= 900
-  asm volatile("red.global.add.v2.f32 [%0], {%1, %2};" ::"l"(g), "f"(v0), "f"(v1) : "memory");
-#else
-  asm volatile("red.global.add.f32 [%0], %1;" ::"l"(g), "f"(v0) : "memory");
-  asm volatile("red.global.add.f32 [%0], %1;" ::"l"(g + 4), "f"(v1) : "memory");
-#endif
 }
 
 // The epilogue of a GEMM pass whose outputs carry no tags (prefill's), from C in shared memory
