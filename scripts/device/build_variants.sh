@@ -19,7 +19,7 @@ for v in ${VARIANTS:?VARIANTS names the variants}; do
   echo "== $name${patch:+ ($patch)}"
   bash scripts/device/build_devbin.sh > /tmp/build_variants-$name.log 2>&1 || { tail -20 /tmp/build_variants-$name.log; exit 1; }
   mv .devbin/mk .devbin/mk-$name
-  { grep -v "^$name " .devbin/variants.txt 2>/dev/null; echo "$name ${patch:--}"; } > .devbin/variants.new
+  { grep -v "^$name " .devbin/variants.txt 2>/dev/null || true; echo "$name ${patch:--}"; } > .devbin/variants.new
   mv .devbin/variants.new .devbin/variants.txt
   nvcc -O3 -std=c++20 -Isrc -Iinclude "-gencode=$ARCH" --expt-relaxed-constexpr bench/gemm_rate.cu -o .devbin/gr-$name
   if [ -n "$patch" ]; then
