@@ -26,29 +26,37 @@
 #include <vector>
 
 #include "cuda/ops/mma_gemm.cuh"
+#include "cuda/tensor_map.h"
 
 namespace {
 
 using namespace mk::cuda;
 
-enum class Form { kMma, kWgmma };
+enum class Form { kMma, kWgmma, kTma };
 
 // Each block runs `passes` passes over rows (block * passes + i) * kN mod `rows` of W, with token
-// block (block % x_blocks) of X; the last pass's C goes to out (block 0 only).
+// block (block % x_blocks) of X; the last pass's C goes to out (block 0 only). x_map: X as a TMA
+// tensor map (the TMA form's).
 template <uint32_t kN, Form kForm>
 __global__ void __launch_bounds__(kThreads, 1)
-    gemm_kernel(const __nv_bfloat16* X, uint32_t mc, uint32_t K, const __nv_bfloat16* W, uint32_t rows,
-                uint32_t nrows, uint32_t passes, uint32_t x_blocks, float* out) {
+    gemm_kernel(const __nv_bfloat16* X, const __grid_constant__ CUtensorMap x_map, uint32_t mc, uint32_t K,
+                const __nv_bfloat16* W, uint32_t rows, uint32_t nrows, uint32_t passes, uint32_t x_blocks, float* out) {
   extern __shared__ __align__(1024) float smem[];  // as the megakernel's: swizzled wgmma operands need it
   float* work = smem + kSmemHead;
   constexpr uint32_t ldc = gemm_ldc(kN);
-  X += size_t(blockIdx.x % x_blocks) * kGemmM * K;
+  const uint32_t x_row0 = blockIdx.x % x_blocks * kGemmM;
+  X += size_t(x_row0) * K;
   for (uint32_t i = 0; i < passes; ++i) {
     const uint32_t r0 = (blockIdx.x * passes + i) * kN % rows;
     auto row = [&](uint32_t n) { return paged_row(W, (r0 + n) % rows, K); };
     if constexpr (kForm == Form::kWgmma) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
       gemm_pass_wgmma<kN>(X, mc, K, row, nrows, work, ldc, work);
+#endif
+    } else if constexpr (kForm == Form::kTma) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+      __shared__ uint64_t bars[8];
+      gemm_pass_tma<kN>(&x_map, x_row0, mc, K, row, nrows, work, ldc, work, bars);
 #endif
     } else {
       gemm_pass_mma<kN>(X, mc, K, row, nrows, work, ldc, work);
@@ -76,12 +84,23 @@ struct Data {
       for (uint32_t k = 0; k < K; ++k) paged[paged_index(r, k, K)] = w[size_t(r) * K + k];
     cudaMalloc(&dx, x.size() * 2);
     cudaMalloc(&dw, paged.size() * 2);
-    cudaMalloc(&dout, size_t(kGemmM) * 128 * 4);
+    cudaMalloc(&dout, size_t(kGemmM) * kGemmWgmmaWideN * 4);
     cudaMemcpy(dx, x.data(), x.size() * 2, cudaMemcpyHostToDevice);
     cudaMemcpy(dw, paged.data(), paged.size() * 2, cudaMemcpyHostToDevice);
   }
   ~Data() { cudaFree(dx), cudaFree(dw), cudaFree(dout); }
 };
+
+// X ([M][K] bf16) as the TMA form reads it: boxes of 128 rows by 64 columns, 128-byte swizzled,
+// zeros past the edges.
+CUtensorMap x_tensor_map(const Data& d) {
+  CUtensorMap map{};
+  if (!encode_bf16_tensor_map(&map, d.dx, d.M, d.K, kGemmM, kGemmK)) {
+    std::fprintf(stderr, "gemm_rate: no tensor map for X (cuTensorMapEncodeTiled missing or refused)\n");
+    std::exit(1);
+  }
+  return map;
+}
 
 template <uint32_t kN, Form kForm>
 void launch(const Data& d, uint32_t mc, uint32_t nrows, uint32_t blocks, uint32_t passes, uint32_t x_blocks = 1) {
@@ -89,10 +108,11 @@ void launch(const Data& d, uint32_t mc, uint32_t nrows, uint32_t blocks, uint32_
   const size_t work = std::max(kGemmStages * gemm_stage_floats(kN), wgmma_slots(kN) * wgmma_stage_floats(kN));
   const size_t bytes = (kSmemHead + work) * sizeof(float);
   cudaFuncSetAttribute(gemm_kernel<kN, kForm>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
-  gemm_kernel<kN, kForm><<<blocks, kThreads, bytes>>>(d.dx, mc, d.K, d.dw, d.rows, nrows, passes, x_blocks, d.dout);
+  const CUtensorMap map = kForm == Form::kTma ? x_tensor_map(d) : CUtensorMap{};
+  gemm_kernel<kN, kForm><<<blocks, kThreads, bytes>>>(d.dx, map, mc, d.K, d.dw, d.rows, nrows, passes, x_blocks, d.dout);
 }
 
-const char* name(Form f) { return f == Form::kMma ? "mma.sync" : "wgmma"; }
+const char* name(Form f) { return f == Form::kMma ? "mma.sync" : f == Form::kWgmma ? "wgmma" : "tma"; }
 
 // One block, one pass over rows [0, nrows): the largest error against the host's sums, relative to
 // the largest |C|.
@@ -169,11 +189,17 @@ bool run_all(uint32_t sms, bool timing, Timing t) {
   ok &= check<kGemmWideN, kForm>(128, 128, 2048);
   ok &= check<kGemmWideN, kForm>(77, 120, 200);
   ok &= check<kGemmWideN, kForm>(64, 128, 8192);
+  if constexpr (kForm != Form::kMma) {  // gated tiles' widest pass, sm_90a only
+    ok &= check<kGemmWgmmaWideN, kForm>(128, 256, 2048);
+    ok &= check<kGemmWgmmaWideN, kForm>(77, 200, 200);
+    ok &= check<kGemmWgmmaWideN, kForm>(64, 256, 8192);
+  }
   if (!timing) return ok;
   for (uint32_t x_blocks : {1u, 4u}) {
     time_it<kGemmN, kForm>(sms, x_blocks, t);
     time_it<kGemmQkvN, kForm>(sms, x_blocks, t);
     time_it<kGemmWideN, kForm>(sms, x_blocks, t);
+    if constexpr (kForm != Form::kMma) time_it<kGemmWgmmaWideN, kForm>(sms, x_blocks, t);
   }
   return ok;
 }
@@ -208,6 +234,7 @@ int main(int argc, char** argv) {
   std::printf("%s, %d SMs\n", prop.name, prop.multiProcessorCount);
   bool ok = run_all<Form::kMma>(prop.multiProcessorCount, timing, t);
   if (prop.major == 9) ok &= run_all<Form::kWgmma>(prop.multiProcessorCount, timing, t);
+  if (prop.major == 9) ok &= run_all<Form::kTma>(prop.multiProcessorCount, timing, t);
   std::printf(ok ? "all checks passed\n" : "SOME CHECKS FAILED\n");
   return ok ? 0 : 1;
 }

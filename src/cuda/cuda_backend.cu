@@ -4,11 +4,13 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 
 #include "cuda/cuda_backend.h"
 #include "cuda/megakernel.cuh"
+#include "cuda/tensor_map.h"
 #include "model/error.h"
 
 namespace mk::cuda {
@@ -189,11 +191,43 @@ DeviceProgram::DeviceProgram(DeviceModel& model, const Program& program) : model
   check(cudaMemset(arena_, 0xFF, program.arena_floats * sizeof(float)), "poisoning the arena");
   check(cudaMemset(io_, 0, program.io_slots * sizeof(int32_t)), "clearing token slots");
   check(cudaMemset(hang_, 0, sizeof(HangReport)), "clearing the hang report");
+  if (dims.n_tokens > 1 && dev.major == 9) make_act_maps();
+}
+
+// Prefill on Hopper: a TMA map of each bf16 activation buffer that a GEMM pass reads (by its arena
+// offset; [n_tokens][columns]), so that the sm_90a passes take the TMA form (ops/mma_gemm.cuh).
+// None where one cannot be made (or MK_NO_TMA=1, to compare): the passes then copy with cp.async.
+void DeviceProgram::make_act_maps() {
+  if (const char* off = std::getenv("MK_NO_TMA"); off && *off && std::string(off) != "0") return;
+  const ModelDims& dims = program_.dims;
+  std::vector<std::pair<uint32_t, uint32_t>> inputs;  // (arena offset, columns)
+  for (const Instruction& ins : program_.instructions) {
+    const Opcode op = static_cast<Opcode>(ins.opcode);
+    if (!(ins.flags & kFlagBf16In)) continue;
+    uint32_t in = kNone, cols = 0;
+    if (op == Opcode::MatvecResidual || op == Opcode::MatvecAct)
+      in = ins.a.mv.in, cols = ins.a.mv.in_dim;
+    else if (op == Opcode::QkvRope)
+      in = ins.a.qkv.in, cols = dims.hidden;
+    if (in == kNone || std::any_of(inputs.begin(), inputs.end(), [&](auto& e) { return e.first == in; })) continue;
+    inputs.push_back({in, cols});
+  }
+  if (inputs.empty() || inputs.size() > kMaxActMaps) return;
+  std::vector<CUtensorMap> maps(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const void* base = static_cast<const float*>(arena_) + inputs[i].first;  // bf16 rows at half the float stride
+    if (!encode_bf16_tensor_map(&maps[i], base, dims.n_tokens, inputs[i].second, kGemmM, kGemmK)) return;
+  }
+  static_assert(sizeof(CUtensorMap) == 128, "act_map() steps 128 bytes a map");
+  act_maps_ = device_alloc(maps.size() * sizeof(CUtensorMap), "tensor maps");
+  check(cudaMemcpy(act_maps_, maps.data(), maps.size() * sizeof(CUtensorMap), cudaMemcpyHostToDevice),
+        "uploading tensor maps");
+  for (const auto& e : inputs) act_map_in_.push_back(e.first);
 }
 
 DeviceProgram::~DeviceProgram() {
   for (void* p : {instructions_, queue_begin_, counters_, arena_, io_, history_, positions_, hang_, trace_,
-                  rank_arenas_, rank_counters_})
+                  rank_arenas_, rank_counters_, act_maps_})
     device_free(p);
   if (stream_) cudaStreamDestroy(static_cast<cudaStream_t>(stream_));
 }
@@ -252,6 +286,9 @@ void DeviceProgram::run(uint32_t pos, bool feedback, uint32_t history_index) {
   p.tp_size = tp_size_;
   p.rank_arenas = static_cast<float* const*>(rank_arenas_);
   p.rank_counters = static_cast<uint32_t* const*>(rank_counters_);
+  p.act_maps = act_maps_;
+  p.n_act_maps = uint32_t(act_map_in_.size());
+  for (size_t i = 0; i < act_map_in_.size(); ++i) p.act_map_in[i] = act_map_in_[i];
   void* args[] = {&p};
   // Cooperative launch: every block must be resident at once, or blocks would wait on counters
   // of blocks that never start.

@@ -96,6 +96,7 @@ class DeviceProgram {
   const Program& program() const { return program_; }
 
  private:
+  void make_act_maps();
   DeviceModel& model_;
   const Program& program_;
   uint32_t epoch_ = 0;
@@ -112,6 +113,8 @@ class DeviceProgram {
   void* rank_counters_ = nullptr;
   void* stream_ = nullptr;         // cudaStream_t, tensor parallelism only
   void* trace_ = nullptr;
+  void* act_maps_ = nullptr;        // TMA maps of the GEMM inputs (prefill on sm_90a), act_map_in_ their buffers
+  std::vector<uint32_t> act_map_in_;
   size_t smem_bytes_ = 0;
   const void* kernel_ = nullptr;  // the megakernel build for this program (prefill or decode)
   uint32_t ops_smem_floats_ = 0;   // shared memory the ops may use; the pipe's pages follow it

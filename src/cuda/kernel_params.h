@@ -36,6 +36,10 @@ enum TracePhase : uint32_t {
   kTracePhases = 7
 };
 
+// At most this many TMA maps of activation buffers (KernelParams::act_maps): a prefill's GEMM inputs
+// are the normalized input, attention's output and the MLP's activations.
+constexpr uint32_t kMaxActMaps = 4;
+
 struct KernelParams {
   const Instruction* instructions;
   const uint32_t* queue_begin;   // num_sms + 1 offsets
@@ -62,6 +66,12 @@ struct KernelParams {
   uint32_t tp_size;
   float* const* rank_arenas;
   uint32_t* const* rank_counters;
+  // Prefill on sm_90a: TMA maps (CUtensorMap, 128 bytes each, cuda/tensor_map.h) of the bf16
+  // activation buffers the GEMM passes read, map i over arena buffer act_map_in[i]. n_act_maps 0
+  // elsewhere (and with MK_NO_TMA=1): the passes then copy with cp.async.
+  const void* act_maps;
+  uint32_t act_map_in[kMaxActMaps];
+  uint32_t n_act_maps;
 };
 
 }  // namespace mk::cuda

@@ -66,6 +66,36 @@ __device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t b
 #endif
 }
 
+// After mbar_init: the barriers' initial state is seen by the async proxy (TMA's complete_tx),
+// not only by this thread. Then a barrier among the threads that use them.
+__device__ __forceinline__ void mbar_init_fence() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+#endif
+}
+
+// Orders this thread's earlier accesses to global memory through the generic proxy (its acquire of
+// what other SMs stored) before its later async-proxy ones (TMA loads of that data).
+__device__ __forceinline__ void fence_proxy_async_global() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("fence.proxy.async.global;" ::: "memory");
+#endif
+}
+
+// A box of a 2-D tensor (TMA, sm_90+): the box at columns x, rows y of the tensor that `map` (a
+// CUtensorMap in global, constant or parameter memory) describes, to dst, laid out (and swizzled)
+// as the map says; bytes past the tensor's edges arrive as zeros. Completes on `bar` (complete_tx:
+// the box's full size, zeros included).
+__device__ __forceinline__ void tma_load_2d(void* dst, const void* map, int32_t x, int32_t y, uint64_t* bar) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];" ::"r"(
+          smem_addr(dst)),
+      "l"(map), "r"(x), "r"(y), "r"(smem_addr(bar))
+      : "memory");
+#endif
+}
+
 // Arrives on `bar` once this thread's earlier cp.asyncs have landed (counted in the init count).
 __device__ __forceinline__ void cp_async_arrive(uint64_t* bar) {
   asm volatile("cp.async.mbarrier.arrive.noinc.shared.b64 [%0];" ::"r"(smem_addr(bar)) : "memory");

@@ -28,6 +28,14 @@ __device__ __forceinline__ uint64_t wgmma_desc_sw128(const void* smem, uint32_t 
          uint64_t(1) << 62;
 }
 
+// The same without swizzle (K-major core matrices: 8 rows by 16 bytes, 128 contiguous bytes): the
+// stride between core matrices along K (leading byte offset) and along M or N (stride byte offset).
+// The paged weights' 8 x 64 blocks are such core matrices already (cuda/paged_weights.h).
+__device__ __forceinline__ uint64_t wgmma_desc_core(const void* smem, uint32_t k_step_bytes, uint32_t mn_step_bytes) {
+  return uint64_t((smem_addr(smem) & 0x3FFFF) >> 4) | uint64_t(k_step_bytes >> 4) << 16 |
+         uint64_t(mn_step_bytes >> 4) << 32;
+}
+
 // Before a warpgroup's first wgmma of a batch: its earlier register writes (the accumulators'
 // zeroing) are ordered before the wgmma reads them.
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }

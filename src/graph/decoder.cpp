@@ -20,6 +20,12 @@ constexpr uint32_t kMaxLmTiles = 1024;
 // Shorter tiles would spread over more SMs, but each one reads every token's activations again.
 // Gated tiles (up and gate rows) take a pass twice as wide (kGemmWideN): 64 outputs, 128 rows.
 constexpr uint32_t kPrefillTokens = 16, kPrefillTileRows = 64, kPrefillGatedOutputs = 64;
+// ... or twice that where there are enough of them to fill the SMs: a Hopper GPU takes such a tile
+// in one pass of 256 rows (kGemmWgmmaWideN), which reads each activation stage for twice the rows.
+// At least 1.5 waves of them, so that the last wave's idle SMs cost at most a quarter. (Other GPUs
+// take them as two passes of 128 rows: the same work, in half as many tiles.)
+constexpr uint32_t kPrefillWideGatedOutputs = 128;
+constexpr double kPrefillWideGatedWaves = 1.5;
 // QKV tiles take 96 rows (kGemmQkvN): Llama-3.2-1B's 3072 rows by 4 token blocks make 128 tiles, one
 // wave of 132 SMs, where tiles of 64 made 192: two waves, the second one half empty, with attention
 // waiting behind it (135 us of a 763 us layer at 512 tokens, H200).
@@ -209,7 +215,11 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
     n.reads = {in_buf};
     n.writes = {out_buf};
     if (op == Opcode::MatvecResidual) n.reads.push_back(out_buf);
-    if (M >= kPrefillTokens) n.tile_units = gate != kNone ? kPrefillGatedOutputs : kPrefillTileRows;
+    if (M >= kPrefillTokens && gate == kNone) n.tile_units = kPrefillTileRows;
+    if (M >= kPrefillTokens && gate != kNone) {
+      const double wide_tiles = double(blocks) * ((out_dim + kPrefillWideGatedOutputs - 1) / kPrefillWideGatedOutputs);
+      n.tile_units = wide_tiles >= kPrefillWideGatedWaves * o.num_sms ? kPrefillWideGatedOutputs : kPrefillGatedOutputs;
+    }
     return n;
   };
 

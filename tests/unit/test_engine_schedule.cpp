@@ -170,6 +170,24 @@ TEST(Schedule, TokenBlockedTilesShareTheirWeightRowsInAWave) {
   EXPECT_LE(rows.size(), 132u / 4 + 1) << "the first wave should cover few weight rows, every block of each";
 }
 
+// Gated prefill tiles take 128 outputs (one 256-row pass on Hopper) where those still make 1.5
+// waves of the SMs, 64 otherwise: 512 tokens on 132 SMs make 256 wide tiles; 256 tokens or 264
+// SMs would leave most of the last wave idle.
+TEST(Graph, GatedPrefillTilesWidenWhenTheyFillTheSms) {
+  auto gate_up_tile = [](uint32_t tokens, uint32_t sms) {
+    GraphOptions go = prefill_512_on_gpu();
+    go.n_tokens = tokens;
+    go.num_sms = sms;
+    for (const OpNode& n : build_graph(llama_1b(), go).nodes)
+      if (n.name == "L0.gate_up") return n.tile_units;
+    return 0u;
+  };
+  EXPECT_EQ(gate_up_tile(512, 132), 128u);
+  EXPECT_EQ(gate_up_tile(1024, 132), 128u);
+  EXPECT_EQ(gate_up_tile(256, 132), 64u);
+  EXPECT_EQ(gate_up_tile(512, 264), 64u);
+}
+
 TEST(Schedule, EveryArchitectureAndSmCountKeepsInvariants) {
   for (Arch a : {Arch::Llama, Arch::Mistral, Arch::Qwen2, Arch::Qwen3, Arch::Gpt2})
     for (uint32_t sms : {1u, 7u, 132u})

@@ -155,7 +155,8 @@ __device__ void gemm_store_pairs(const Instruction& ins, const KernelParams& p, 
 // pass takes half up rows, half gate rows), each finished by an elementwise epilogue. Not LmHead:
 // its per-tile argmax follows warps, and a prefill computes one row of logits.
 template <uint32_t kN>
-__device__ void matvec_gemm(const Instruction& ins, const KernelParams& p, float* smem, const TokenSegments& s) {
+__device__ void matvec_gemm(const Instruction& ins, const KernelParams& p, float* smem, const TokenSegments& s,
+                            uint64_t* bars) {
   const MatvecArgs& a = ins.a.mv;
   const uint32_t K = a.in_dim;
   const __nv_bfloat16* W = weight(p, a.weight);
@@ -164,15 +165,20 @@ __device__ void matvec_gemm(const Instruction& ins, const KernelParams& p, float
   float* C = work;  // [kGemmM][gemm_ldc(kN)], over the pass's stages
   constexpr uint32_t ldc = gemm_ldc(kN);
   const uint32_t per = G ? kN / 2 : kN;
+  const void* x_map = act_map(p, a.in);
   // Tagged outputs (decode's handoff) and odd offsets take matvec_store, element by element.
   const bool pairs = !(ins.flags & kFlagTagOut) && a.out_dim % 2 == 0 && s.u_begin % 2 == 0;
   for (uint32_t m0 = s.m_begin; m0 < s.m_end; m0 += kGemmM) {
     const uint32_t mc = s.m_end - m0 < kGemmM ? s.m_end - m0 : kGemmM;
     for (uint32_t r0 = s.u_begin; r0 < s.u_end; r0 += per) {
       const uint32_t nr = s.u_end - r0 < per ? s.u_end - r0 : per;
-      gemm_pass<kN>(bf16_act(p, a.in) + size_t(a.in_row0 + m0) * K, mc, K,
+      // The TMA form copies weight rows by whole groups of 8: the pass's first row, and a gated
+      // pass's first gate row, must start one.
+      const bool groups = r0 % 8 == 0 && (nr % 8 == 0 || !G);
+      gemm_pass<kN>(bf16_act(p, a.in) + size_t(a.in_row0 + m0) * K, groups ? x_map : nullptr,
+                    a.in_row0 + m0, mc, K,
                     [&](uint32_t n) { return n < nr ? paged_row(W, r0 + n, K) : paged_row(G, r0 + n - nr, K); },
-                    G ? 2 * nr : nr, C, ldc, work);
+                    G ? 2 * nr : nr, C, ldc, work, bars);
       trace_phase(kPhaseWeights);  // the products done: what follows is the epilogue
       if (pairs && nr % 2 == 0) {
         gemm_store_pairs(ins, p, C, ldc, m0, mc, r0, nr, G != nullptr);
@@ -199,13 +205,21 @@ __device__ void matvec_segment(const Instruction& ins, const KernelParams& p, fl
   // carries no pipe code.
   const bool piped = !kMma && pipe_span(ins, p, &span);  // then a.rows == 1: one pass
   if (kMma && static_cast<Opcode>(ins.opcode) != Opcode::LmHead && gemm_fits(ins, s.m_end - s.m_begin, a.in_dim, a.norm)) {
-    // Gated tiles (up and gate rows) take the wide pass where it fits; C lies over the stages.
+    // Gated tiles (up and gate rows) take a wide pass where it fits, on sm_90a the widest for tiles
+    // of 128 outputs or more; C lies over the stages.
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    if (a.gate != kNone && s.u_end - s.u_begin >= kGemmWgmmaWideN / 2 &&
+        p.smem_floats >= kSmemHead + gemm_work_floats(kGemmWgmmaWideN)) {
+      matvec_gemm<kGemmWgmmaWideN>(ins, p, smem, s, pipe.full);
+      return;
+    }
+#endif
     if (a.gate != kNone && p.smem_floats >= kSmemHead + gemm_work_floats(kGemmWideN)) {
-      matvec_gemm<kGemmWideN>(ins, p, smem, s);
+      matvec_gemm<kGemmWideN>(ins, p, smem, s, pipe.full);
       return;
     }
     if (p.smem_floats >= kSmemHead + gemm_work_floats(kGemmN)) {
-      matvec_gemm<kGemmN>(ins, p, smem, s);
+      matvec_gemm<kGemmN>(ins, p, smem, s, pipe.full);
       return;
     }
   }

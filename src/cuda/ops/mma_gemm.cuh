@@ -27,6 +27,11 @@ constexpr uint32_t kGemmStages = 4;
 // which halves how often the tile's activations are read again. Two warps along N, each a warp
 // tile of 32 tokens by kN / 2 rows.
 constexpr uint32_t kGemmN = 64, kGemmWideN = 128;
+// On sm_90a, gated tiles of 128 outputs or more take one pass of 256 rows (128 up, 128 gate): each
+// stage then reads the activations for twice the rows. A pass is bound by the L2's bandwidth (below),
+// and 128 tokens by 256 rows do 85 FLOP a byte loaded where 128 by 128 do 64. mma.sync's register
+// tiles stop at 128 rows.
+constexpr uint32_t kGemmWgmmaWideN = 256;
 // QKV tiles' rows in one pass (kPrefillQkvRows in graph/decoder.cpp: one wave of tiles on Llama-3.2-1B).
 constexpr uint32_t kGemmQkvN = 96;
 // Row stride of the bf16 tiles in shared memory: 16 bytes of padding put the 8 rows that one
@@ -45,7 +50,7 @@ __host__ __device__ constexpr uint32_t wgmma_stage_floats(uint32_t kN) { return 
 // of the time): with every SM in a pass, a 2048-column pass of 64 rows takes 21 us, of 128 rows 32
 // (bench/gemm_rate.cu, H200), the stages of all SMs together reading 4.4-4.8 TB/s from L2
 // (docs/PERFORMANCE.md, session 17).
-__host__ __device__ constexpr uint32_t wgmma_slots(uint32_t kN) { return kN == 96 ? 5 : 6; }
+__host__ __device__ constexpr uint32_t wgmma_slots(uint32_t kN) { return kN > 128 ? 4 : kN == 96 ? 5 : 6; }
 // The shared memory of a pass: its stages. They are free again once the pass's products are done:
 // C may lie over them (matvec_gemm puts it there). Device code only: the form, and so the size,
 // depends on the target.
@@ -61,7 +66,8 @@ __host__ __device__ constexpr uint32_t gemm_ldc(uint32_t kN) { return kN + 8; }
 static_assert(kGemmM * gemm_ldc(kGemmWideN) <= gemm_work_floats(kGemmWideN), "C fits over the stages");
 static_assert(kGemmM * gemm_ldc(kGemmN) <= gemm_work_floats(kGemmN), "C fits over the stages");
 static_assert(kGemmM * gemm_ldc(kGemmWideN) <= wgmma_slots(kGemmWideN) * wgmma_stage_floats(kGemmWideN) &&
-                  kGemmM * gemm_ldc(kGemmN) <= wgmma_slots(kGemmN) * wgmma_stage_floats(kGemmN),
+                  kGemmM * gemm_ldc(kGemmN) <= wgmma_slots(kGemmN) * wgmma_stage_floats(kGemmN) &&
+                  kGemmM * gemm_ldc(kGemmWgmmaWideN) <= wgmma_slots(kGemmWgmmaWideN) * wgmma_stage_floats(kGemmWgmmaWideN),
               "C fits over the wgmma stages");
 // Prefill tiles at least this tall (tokens) use the tensor cores; fewer would waste most of a pass.
 constexpr uint32_t kGemmMinTokens = 16;
@@ -207,6 +213,37 @@ __device__ __noinline__ void gemm_pass_mma(const __nv_bfloat16* X, uint32_t mc, 
   sync_consumers();
 }
 
+// A wgmma pass's accumulators (thread t: rows 64 (t / 128) + 16 (t / 32 % 4) + t % 32 / 4 (+ 8),
+// columns in pairs, cuda/wgmma.cuh) into C, rows below mc and columns below nrows; ends with a
+// barrier: C is ready for every consumer thread.
+template <uint32_t kN>
+__device__ __forceinline__ void store_wgmma_acc(const float (&acc)[kN / 2], float* C, uint32_t ldc, uint32_t mc,
+                                                uint32_t nrows) {
+  const uint32_t t = threadIdx.x, wg = t / 128, warp = t / 32 % 4, lane = t % 32;
+#pragma unroll
+  for (uint32_t h = 0; h < 2; ++h) {
+    const uint32_t m = wg * 64 + warp * 16 + lane / 4 + h * 8;
+    if (m >= mc) continue;
+#pragma unroll
+    for (uint32_t j = 0; j < kN / 8; ++j) {
+      store_c_pair(C, ldc, m, j * 8 + (lane % 4) * 2, nrows, acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]);
+    }
+  }
+  sync_consumers();
+}
+
+// One k16 step of a pass's products: a warpgroup's 64 tokens by kN rows, a and w the step's
+// descriptors. cuda/wgmma.cuh instantiates m64nNk16 up to N = 128: 256 rows are two m64n128
+// products, the second on weight rows 128 onwards, 16 KB further in both stage layouts (swizzled
+// rows of 128 bytes; core-matrix groups of 8 rows, 1 KB each).
+template <uint32_t kN>
+__device__ __forceinline__ void wgmma_k16(float (&acc)[kN / 2], uint64_t a, uint64_t w) {
+  constexpr uint32_t kNI = kN > 128 ? 128 : kN;
+#pragma unroll
+  for (uint32_t h = 0; h < kN / kNI; ++h)
+    wgmma_bf16<kNI>(*reinterpret_cast<float(*)[kNI / 2]>(acc + h * kNI / 2), a, w + h * (kNI * kGemmK * 2 >> 4));
+}
+
 // The same pass on sm_90a's wgmma: each consumer warpgroup multiplies 64 tokens by all kN rows
 // (m64nNk16, both operands from shared memory). A stage holds its activations and then its weights
 // as 128-byte swizzled rows (cuda/wgmma.cuh): piece b of row r at r * 128 + (b ^ r % 8) * 16 bytes.
@@ -219,9 +256,10 @@ __device__ __noinline__ void gemm_pass_mma(const __nv_bfloat16* X, uint32_t mc, 
 template <uint32_t kN, class RowPtr>
 __device__ __forceinline__ void gemm_pass_wgmma(const __nv_bfloat16* X, uint32_t mc, uint32_t K, RowPtr row_ptr,
                                                 uint32_t nrows, float* C, uint32_t ldc, float* work) {
-  static_assert(kN % 32 == 0 && kN <= 128 && kThreads == 256, "two warpgroups of 64 tokens; N a multiple of 32 up to 128");
+  static_assert(kN % 32 == 0 && (kN <= 128 || kN == 256) && kThreads == 256,
+                "two warpgroups of 64 tokens; N a multiple of 32 up to 128, or 256");
   constexpr uint32_t kStage = wgmma_stage_floats(kN), kSlots = wgmma_slots(kN), kAhead = kSlots - 2;
-  const uint32_t t = threadIdx.x, wg = t / 128, warp = t / 32 % 4, lane = t % 32;
+  const uint32_t t = threadIdx.x, wg = t / 128;
   const uint32_t chunks = (K + kGemmK - 1) / kGemmK;
   auto xs = [&](uint32_t st) { return reinterpret_cast<__nv_bfloat16*>(work + st * kStage); };
   auto ws = [&](uint32_t st) { return xs(st) + kGemmM * kGemmK; };
@@ -252,7 +290,7 @@ __device__ __forceinline__ void gemm_pass_wgmma(const __nv_bfloat16* X, uint32_t
     const uint64_t w = wgmma_desc_sw128(ws(st), 1024);
     wgmma_fence();
 #pragma unroll
-    for (uint32_t kk = 0; kk < kGemmK / 16; ++kk) wgmma_bf16<kN>(acc, a + 2 * kk, w + 2 * kk);
+    for (uint32_t kk = 0; kk < kGemmK / 16; ++kk) wgmma_k16<kN>(acc, a + 2 * kk, w + 2 * kk);
     wgmma_commit();
     load_stage(c + kAhead);
     wgmma_wait<1>();
@@ -260,25 +298,100 @@ __device__ __forceinline__ void gemm_pass_wgmma(const __nv_bfloat16* X, uint32_t
   wgmma_wait<0>();
   asm volatile("cp.async.wait_group 0;" ::: "memory");  // the empty groups past the last stage
   sync_consumers();  // every warpgroup is done with the stages: C may lie over them
-
-#pragma unroll
-  for (uint32_t h = 0; h < 2; ++h) {
-    const uint32_t m = wg * 64 + warp * 16 + lane / 4 + h * 8;
-    if (m >= mc) continue;
-#pragma unroll
-    for (uint32_t j = 0; j < kN / 8; ++j) {
-      store_c_pair(C, ldc, m, j * 8 + (lane % 4) * 2, nrows, acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]);
-    }
-  }
-  sync_consumers();
+  store_wgmma_acc<kN>(acc, C, ldc, mc, nrows);
 }
 
-// One pass, on whichever form the target has.
+// The same pass fed by the TMA (sm_90a). Warp 0 issues each stage's copies: the activations as one
+// box of 128 tokens by 64 columns of `x_map` (a 2-D map of the bf16 activations with the 128-byte
+// swizzle: the layout above; rows past the tensor arrive as zeros), the weights as one 1 KB bulk
+// copy per group of 8 rows (the paged layout's 8 x 64 block: K-major core matrices, which wgmma
+// reads without swizzle, 128 bytes apart along K and 1 KB apart along rows). Both complete on the
+// slot's mbarrier, which the consumers wait on: no thread copies, no cp.async groups, no proxy
+// fence. So row_ptr(8 g) must start a group of the paged layout whose 8 rows are the pass's rows
+// 8 g .. 8 g + 7 (rows past nrows are never stored: any rows will do there). A slot is loaded again once every warpgroup's products of its stage are done (the barrier
+// after wgmma_wait<1>), so kSlots - 1 stages are in flight. x_row0: the pass's first token row in
+// the map; `bars`: kSlots mbarriers in shared memory (initialized here: every phase of the last
+// pass completed).
 template <uint32_t kN, class RowPtr>
-__device__ __forceinline__ void gemm_pass(const __nv_bfloat16* X, uint32_t mc, uint32_t K, RowPtr row_ptr,
-                                          uint32_t nrows, float* C, uint32_t ldc, float* work) {
+__device__ __forceinline__ void gemm_pass_tma(const void* x_map, uint32_t x_row0, uint32_t mc, uint32_t K,
+                                              RowPtr row_ptr, uint32_t nrows, float* C, uint32_t ldc, float* work,
+                                              uint64_t* bars) {
+  static_assert(kN % 32 == 0 && (kN <= 128 || kN == 256) && kThreads == 256,
+                "two warpgroups of 64 tokens; N a multiple of 32 up to 128, or 256");
+  constexpr uint32_t kStage = wgmma_stage_floats(kN), kSlots = wgmma_slots(kN), kGroups = kN / 8;
+  static_assert(kGroups <= 32, "one lane of warp 0 per group of 8 rows");
+  constexpr uint32_t kStageBytes = (kGemmM + kN) * kGemmK * 2;
+  const uint32_t t = threadIdx.x, wg = t / 128, lane = t % 32;
+  const uint32_t chunks = (K + kGemmK - 1) / kGemmK;
+  auto xs = [&](uint32_t st) { return reinterpret_cast<__nv_bfloat16*>(work + st * kStage); };
+  auto ws = [&](uint32_t st) { return xs(st) + kGemmM * kGemmK; };
+  // Lane g < kGroups of warp 0 copies row group g (groups past nrows: group 0 again, never stored).
+  const __nv_bfloat16* w_src = row_ptr(lane < kGroups && 8 * lane < nrows ? 8 * lane : 0).at(0);
+  if (t == 0) {
+    for (uint32_t s = 0; s < kSlots; ++s) mbar_init(&bars[s], 1);
+    mbar_init_fence();
+  }
+  // X was stored by other SMs through the generic proxy (seen here through the dependency
+  // counters, after the barrier below); the TMA reads it through the async proxy.
+  sync_consumers();
+  if (t < 32) fence_proxy_async_global();
+  auto load_stage = [&](uint32_t c) {
+    if (t >= 32 || c >= chunks) return;
+    const uint32_t st = c % kSlots;
+    if (lane == 0) {
+      mbar_expect_tx(&bars[st], kStageBytes);
+      tma_load_2d(xs(st), x_map, int32_t(c * kGemmK), int32_t(x_row0), &bars[st]);
+    }
+    if (lane < kGroups) bulk_copy(ws(st) + lane * 8 * kGemmK, w_src + c * (kGemmK * kPageRows), 1024, &bars[st]);
+  };
+
+  float acc[kN / 2];
+#pragma unroll
+  for (uint32_t i = 0; i < kN / 2; ++i) acc[i] = 0;
+#pragma unroll
+  for (uint32_t c = 0; c + 1 < kSlots; ++c) load_stage(c);
+  for (uint32_t c = 0; c < chunks; ++c) {
+    const uint32_t st = c % kSlots;
+    // A plain wait, without mbar_wait's watchdog: a trap reachable while this warpgroup's products
+    // run makes ptxas wait for them before it (C7517), at every stage.
+    while (!mbar_test(&bars[st], c / kSlots % 2)) {
+    }
+    if (c == 0) trace_phase(kPhaseInput);  // the pipeline filled (builds with MK_TRACE_PHASES)
+    const uint64_t a = wgmma_desc_sw128(xs(st) + wg * 64 * kGemmK, 1024);
+    const uint64_t w = wgmma_desc_core(ws(st), 128, 1024);
+    wgmma_fence();
+#pragma unroll
+    for (uint32_t kk = 0; kk < kGemmK / 16; ++kk) wgmma_k16<kN>(acc, a + 2 * kk, w + 16 * kk);
+    wgmma_commit();
+    wgmma_wait<1>();   // this warpgroup's products of stage c - 1 are done
+    sync_consumers();  // everyone's: the slot of c - 1 takes stage c + kSlots - 1
+    load_stage(c + kSlots - 1);
+  }
+  wgmma_wait<0>();
+  sync_consumers();  // every warpgroup is done with the stages (and no copy is in flight): C may lie over them
+  store_wgmma_acc<kN>(acc, C, ldc, mc, nrows);
+}
+
+// The TMA map of arena buffer `in` (KernelParams::act_maps), or nullptr.
+__device__ __forceinline__ const void* act_map(const KernelParams& p, uint32_t in) {
+  for (uint32_t i = 0; i < p.n_act_maps; ++i)
+    if (p.act_map_in[i] == in) return static_cast<const char*>(p.act_maps) + i * 128;
+  return nullptr;
+}
+
+// One pass, on whichever form the target has: on sm_90a fed by the TMA where X's buffer has a map
+// (x_map: X's rows from x_row0 on; `bars`: wgmma_slots(kN) mbarriers nobody else uses meanwhile)
+// and K is whole stages (a stage's 1 KB weight copies would read past a row group's last block).
+// The caller passes a map only where row_ptr's groups of 8 are the paged layout's (gemm_pass_tma).
+template <uint32_t kN, class RowPtr>
+__device__ __forceinline__ void gemm_pass(const __nv_bfloat16* X, const void* x_map, uint32_t x_row0, uint32_t mc,
+                                          uint32_t K, RowPtr row_ptr, uint32_t nrows, float* C, uint32_t ldc,
+                                          float* work, uint64_t* bars) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  gemm_pass_wgmma<kN>(X, mc, K, row_ptr, nrows, C, ldc, work);
+  if (x_map && K % kGemmK == 0)
+    gemm_pass_tma<kN>(x_map, x_row0, mc, K, row_ptr, nrows, C, ldc, work, bars);
+  else
+    gemm_pass_wgmma<kN>(X, mc, K, row_ptr, nrows, C, ldc, work);
 #else
   gemm_pass_mma<kN>(X, mc, K, row_ptr, nrows, C, ldc, work);
 #endif

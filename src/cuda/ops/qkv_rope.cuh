@@ -68,8 +68,11 @@ __device__ void qkv_segment(const Instruction& ins, const KernelParams& p, float
       const __nv_bfloat16* W = weight(p, a.weight);
       for (uint32_t n0 = 0; n0 < rows; n0 += kGemmQkvN) {
         const uint32_t nr = rows - n0 < kGemmQkvN ? rows - n0 : kGemmQkvN;
-        gemm_pass<kGemmQkvN>(bf16_act(p, a.in) + size_t(m0) * H, mc, H,
-                          [&](uint32_t n) { return paged_row(W, row_of(n0 + n), H); }, nr, y + n0, rows, x);
+        // The TMA form takes rows by groups of 8: a unit's rows (two runs of 8 rotary rows, or a
+        // whole head of D) must make whole groups.
+        gemm_pass<kGemmQkvN>(bf16_act(p, a.in) + size_t(m0) * H, D % 8 == 0 ? act_map(p, a.in) : nullptr, m0, mc, H,
+                             [&](uint32_t n) { return paged_row(W, row_of(n0 + n), H); }, nr, y + n0, rows, x,
+                             pipe.full);
       }
       trace_phase(kPhaseWeights);
       if (bias)
