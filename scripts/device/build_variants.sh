@@ -5,7 +5,7 @@
 # its build and taken off again; NAME alone is the tree as it is. .devbin/variants.txt records
 # "NAME PATCH-FILE" (ab_prefill.sh applies the patch for the variant's parity tests). Needs a tree
 # whose files the patches touch are unmodified. Also: ARCH and PHASES, as build_devbin.sh takes them.
-#   VARIANTS="head unsw:gemm_unswizzled wide:gemm_wide_gated" bash scripts/device/build_variants.sh
+#   VARIANTS="head unsw:gemm_unswizzled" bash scripts/device/build_variants.sh
 set -euo pipefail
 ARCH=${ARCH:-arch=compute_90a,code=sm_90a}
 mkdir -p .devbin

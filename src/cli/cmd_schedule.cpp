@@ -16,7 +16,7 @@ namespace {
 struct ScheduleFlags {
   std::string model;
   uint32_t sms = 132, tokens = 1, ctx = 0;
-  bool summary_only = false, no_fuse_norms = false, bf16_activations = false;
+  bool summary_only = false, no_fuse_norms = false, bf16_activations = false, no_block_deps = false;
 };
 
 RegisterCommand reg("schedule", "Print the per-SM instruction queues the scheduler builds for a model",
@@ -29,6 +29,8 @@ RegisterCommand reg("schedule", "Print the per-SM instruction queues the schedul
   app.add_option("--ctx", f->ctx, "context length; 0 = the model's, at most 4096");
   app.add_flag("--summary", f->summary_only, "print only the summary");
   app.add_flag("--no-fuse-norms", f->no_fuse_norms, "schedule norms as separate instructions");
+  app.add_flag("--no-block-deps", f->no_block_deps,
+               "prefill: tiles wait for whole ops, not for the token block of 128 prompt tokens they read");
   app.add_flag("--bf16-activations", f->bf16_activations,
                "prefill (16+ tokens) as the GPU runs it: bf16 activations between ops, block norms on their own");
   return [f] {
@@ -48,6 +50,7 @@ RegisterCommand reg("schedule", "Print the per-SM instruction queues the schedul
     const OpGraph g = build_graph(c, go);
     ScheduleOptions so;
     so.num_sms = f->sms;
+    so.token_block_deps = !f->no_block_deps;
     const Program p = schedule(g, so);
     std::cout << dump_program(p, g, !f->summary_only);
     return 0;

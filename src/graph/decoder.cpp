@@ -166,6 +166,11 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
     n.proto.layer = static_cast<uint16_t>(layer < 0 ? 0xFFFF : layer);
     return n;
   };
+  // Units of `per_block` in a row make a token block (block of unit u: u % period / per_block),
+  // where the prompt has several (T > 0).
+  auto set_token_blocks = [&](OpNode& n, uint32_t per_block, uint32_t period) {
+    if (blocks > 1) n.block_units = per_block, n.block_period = period;
+  };
   // A norm either becomes its own node writing xn, or an InNorm folded into its consumer. With bf16
   // activations the block norms are their own nodes (their output is the bf16 operand); the final
   // norm, before the LM head's one row, stays as `fuse_norms` says.
@@ -180,6 +185,7 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
     n.proto.a.norm = {off(in_buf), off(xn), norm};
     n.proto.flags |= bf16_flags(in_buf, xn);
     n.units = M;  // rows
+    set_token_blocks(n, T, M);
     n.bytes_per_unit = H * (act_bytes(in_buf) + act_bytes(xn));
     n.reads = {in_buf};
     n.writes = {xn};
@@ -209,6 +215,7 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
     n.proto.flags |= bf16_flags(in_buf, out_buf);
     n.units = out_dim * blocks;
     n.token_blocks = blocks;
+    set_token_blocks(n, out_dim, n.units);
     n.unit_align = 8;
     n.fixed_bytes = double(std::min(M, T ? T : M)) * in_dim * act_bytes(in_buf);
     n.bytes_per_unit = double(in_dim) * wb * (gate != kNone ? 2 : 1);
@@ -254,6 +261,7 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
     // Tiles of tokens: a 512-token prompt's rows on one SM took 2.3 ms of a 17 ms prefill (H200, 1B
     // shape).
     n.units = M;
+    set_token_blocks(n, T, M);
     n.bytes_per_unit = double(H) * (wb * (c.learned_pos ? 2 : 1) + act_bytes(x));
     n.reads = {tokens_in};
     n.writes = {x};
@@ -273,6 +281,7 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
       n.proto.flags |= bf16_flags(in, q);
       n.units = (Hq + 2 * Hkv) * parts * blocks;
       n.token_blocks = blocks;
+      set_token_blocks(n, n.units / blocks, n.units);
       if (M >= kPrefillTokens) n.tile_units = std::max<uint32_t>(1, kPrefillQkvRows / (D / parts));
       n.fixed_bytes = double(std::min(M, T ? T : M)) * H * act_bytes(in);
       n.bytes_per_unit = double(D) * H * wb / parts;
@@ -288,7 +297,11 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
       n.units = Hkv * S * row_blocks;
       const double ctx = std::min<double>(o.ctx_hint, o.max_ctx);
       n.bytes_per_unit = 2.0 * (ctx / S) * D * wb + double(M) / row_blocks * (Hq / Hkv) * D * act_bytes(q);
+      // A unit is (kv head, split, block of R rows), rows fastest: its token block is its row
+      // block's; causal, it reads the keys and values of the blocks up to its own.
+      if (R && T % R == 0) set_token_blocks(n, T / R, row_blocks);
       n.reads = {q, kv[l]};
+      n.reads_causal = {kv[l]};
       n.writes = {part_o, part_lse};
       g.add_node(std::move(n));
     }
@@ -318,6 +331,7 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
     n.proto.a.mv.partial = off(lm_partial);
     n.proto.a.mv.token_block = 0;
     n.units = V;
+    n.block_units = 0;  // its rows (m_out of them) are the prompt's last, not one per token block
     n.max_tiles = kMaxLmTiles;
     n.tile_units = 0;  // spread over the SMs: its tiles keep the CUDA-core path (their argmax follows warps)
     n.fixed_bytes = double(m_out) * H * act_bytes(in);

@@ -1,8 +1,7 @@
-// OpGraph bookkeeping: weight and buffer registration, arena layout, and dependency analysis from
-// the buffers each node reads and writes (so a new op gets correct ordering without hand-written edges).
+// OpGraph bookkeeping: weight and buffer registration, arena layout, and each node's dependencies
+// (derived from the buffers it reads and writes: graph/dependencies.cpp).
 #include "graph/graph.h"
 
-#include <algorithm>
 #include <cassert>
 
 namespace mk {
@@ -46,40 +45,11 @@ void OpGraph::finalize() {
   }
   arena_floats = offset;
 
-  const size_t n = nodes.size();
-  std::vector<int> last_writer(buffers.size(), -1);
-  std::vector<std::vector<int>> readers(buffers.size());
-  std::vector<std::vector<bool>> ancestors(n, std::vector<bool>(n, false));
-  for (size_t i = 0; i < n; ++i) {
-    OpNode& node = nodes[i];
-    std::vector<int> deps;
-    for (int b : node.reads)
-      if (last_writer[b] >= 0) deps.push_back(last_writer[b]);
-    for (int b : node.writes) {
-      if (last_writer[b] >= 0) deps.push_back(last_writer[b]);
-      for (int r : readers[b])
-        if (r != static_cast<int>(i)) deps.push_back(r);
-    }
-    std::sort(deps.begin(), deps.end());
-    deps.erase(std::unique(deps.begin(), deps.end()), deps.end());
-    for (int d : deps) {
-      ancestors[i][d] = true;
-      for (size_t k = 0; k < n; ++k)
-        if (ancestors[d][k]) ancestors[i][k] = true;
-    }
-    // Transitive reduction: a dependency implied through another one costs a wait for nothing.
-    node.deps.clear();
-    for (int d : deps) {
-      bool implied = false;
-      for (int e : deps)
-        if (e != d && ancestors[e][d]) implied = true;
-      if (!implied) node.deps.push_back(d);
-    }
-    for (int b : node.reads) readers[b].push_back(static_cast<int>(i));
-    for (int b : node.writes) {
-      last_writer[b] = static_cast<int>(i);
-      readers[b].clear();
-    }
+  // The dependencies of whole nodes: derive_block_deps with no node split into token blocks.
+  const BlockDeps deps = derive_block_deps(*this, std::vector<uint32_t>(nodes.size(), 0));
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    nodes[i].deps.clear();
+    for (const BlockDep& d : deps[i][0]) nodes[i].deps.push_back(d.node);
   }
 }
 

@@ -46,6 +46,13 @@ struct OpNode {
   uint32_t tile_units = 0;   // tiles of exactly this many units (the last one shorter); 0: spread over the SMs
   uint32_t token_blocks = 1; // the units are this many equal blocks of tokens (TokenSegments): tiles go out
                              // in the order of their units within a block, then by block
+  // Token blocks (prefill): unit u lies in token block block_of_unit(u) = u % block_period /
+  // block_units (block_units 0: no such structure). A tile inside one block touches only that block's
+  // rows of its buffers, but those in reads_causal, of which it reads blocks 0..b (attention's keys
+  // and values): the scheduler then lets it wait for its producers' blocks alone (derive_block_deps).
+  uint32_t block_units = 0, block_period = 0;
+  std::vector<int> reads_causal;
+  uint32_t block_of_unit(uint32_t u) const;
   double fixed_bytes = 0;    // bytes every tile reads regardless of its size (its input vector)
   double bytes_per_unit = 0; // bytes read per unit (weights, KV)
   std::vector<int> reads, writes;  // buffer ids
@@ -75,6 +82,21 @@ struct OpGraph {
   // writes (read-after-write, write-after-read, write-after-write), transitively reduced.
   void finalize();
 };
+
+// What one part of a node (one token block, or the whole node) waits for: a token block of a
+// producer, or all of its tiles (block kAllBlocks).
+constexpr uint32_t kAllBlocks = 0xFFFFFFFFu;
+struct BlockDep {
+  int node;
+  uint32_t block;
+};
+// For each node, the dependencies of each of its parts: deps[node][block], one part for a whole node.
+using BlockDeps = std::vector<std::vector<std::vector<BlockDep>>>;
+
+// Dependencies by token block (graph/dependencies.cpp): blocks[i] is how many token blocks node i
+// waits and signals by (0: as a whole). The buffers' read/write analysis on (buffer, block) regions
+// and (node, block) parts, transitively reduced; with every blocks[i] 0, the nodes' (finalize's).
+BlockDeps derive_block_deps(const OpGraph& graph, const std::vector<uint32_t>& blocks);
 
 struct GraphOptions {
   uint32_t n_tokens = 1;      // M

@@ -178,6 +178,7 @@ Engine::Compiled& Engine::compiled(uint32_t n_tokens, bool all_logits) {
     ScheduleOptions so;
     so.num_sms = options_.sms;
     so.max_waits = options_.max_waits;
+    so.token_block_deps = options_.token_block_deps;
     slot->program = schedule(slot->graph, so);
     CpuExecOptions eo;
     eo.threads = std::max(1u, options_.threads / options_.tp);  // the ranks share the machine

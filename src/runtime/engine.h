@@ -41,6 +41,7 @@ struct EngineOptions {
   cuda::WeightPipe gpu_weight_pipe{};  // GPU: how decode reads weights (default Auto: the weight pipe)
   cuda::KernelBuild gpu_kernel{};      // GPU: the generic decode build or a specialized one (cuda/spec.h)
   uint32_t max_waits = kMaxWaits;
+  bool token_block_deps = true; // prefill tiles wait for their token block of the ops before (ScheduleOptions)
   bool check_weights = false;   // scan the loaded weights for NaN/Inf; mk::Error naming the first
   uint32_t tp = 1;              // tensor-parallel ranks (CPU executor: one thread group per rank)
   // Loading progress: stage name, done, total.

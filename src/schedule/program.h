@@ -17,6 +17,9 @@ struct Program {
   std::vector<uint32_t> queue_begin;
   uint32_t num_counters = 0;
   std::vector<std::string> counter_names;  // for dumps and hang reports
+  // The node whose tiles signal each counter (counter i < nodes: node i, or its token block 0; past
+  // them, the other token blocks' counters), or -1 for a Barrier join.
+  std::vector<int32_t> counter_node;
 
   ModelDims dims{};
   std::vector<WeightDecl> weights;  // the weight table the instructions index
@@ -40,6 +43,10 @@ struct ScheduleOptions {
   double bandwidth_gbps = 3000;     // whole-chip read bandwidth assumed by the cost model
   double instr_overhead_us = 0.3;   // fixed cost of one instruction (fetch, dispatch, signal)
   double handoff_us = 0.6;          // latency from a producer's signal to a consumer's start
+  // Prefill: tiles wait for their producers' token blocks rather than for whole ops, where both
+  // have that structure (OpNode::block_units, derive_block_deps): a block's next op may start while
+  // the other blocks still run. Off: every tile waits for every tile of its producers.
+  bool token_block_deps = true;
 };
 
 Program schedule(const OpGraph& graph, const ScheduleOptions& options);

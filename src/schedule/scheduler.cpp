@@ -4,6 +4,7 @@
 #include <cassert>
 #include <cmath>
 #include <numeric>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -89,6 +90,23 @@ class ListScheduler {
   std::vector<double> free_at_, bytes_, busy_;
 };
 
+// How many token blocks node n waits and signals by (OpNode::block_units): its blocks where every
+// tile lies inside one, else 0 (the node as a whole).
+// Every block must hold tiles: a block without any would be one the node's units do not describe.
+uint32_t tile_blocks(const OpNode& n, const Tiling& t) {
+  if (n.block_units == 0) return 0;
+  const uint32_t blocks = (n.block_period - 1) / n.block_units + 1;
+  if (blocks < 2) return 0;
+  std::vector<bool> seen(blocks, false);
+  for (uint32_t k = 0; k < t.tiles; ++k) {
+    const uint32_t begin = k * t.size, end = std::min(n.units, begin + t.size);
+    for (uint32_t u = begin + 1; u < end; ++u)
+      if (n.block_of_unit(u) != n.block_of_unit(begin)) return 0;
+    seen[n.block_of_unit(begin)] = true;
+  }
+  return std::count(seen.begin(), seen.end(), false) == 0 ? blocks : 0;
+}
+
 }  // namespace
 
 Program schedule(const OpGraph& g, const ScheduleOptions& o) {
@@ -106,58 +124,90 @@ Program schedule(const OpGraph& g, const ScheduleOptions& o) {
   p.logits_rows = g.logits_rows;
   p.logits_cols = g.logits_cols;
 
-  // Counter i belongs to node i; Barrier joins get counters after the nodes'.
   const size_t n_nodes = g.nodes.size();
-  for (const OpNode& n : g.nodes) p.counter_names.push_back(n.name);
-  std::vector<uint32_t> tiles_of(n_nodes, 0);
-  std::vector<double> finish(n_nodes, 0.0);
+  std::vector<Tiling> tilings;
+  std::vector<uint32_t> blocks(n_nodes, 0);  // token blocks node i waits and signals by (0: whole)
+  for (size_t i = 0; i < n_nodes; ++i) {
+    tilings.push_back(choose_tiling(g.nodes[i], o.num_sms));
+    if (o.token_block_deps) blocks[i] = tile_blocks(g.nodes[i], tilings[i]);
+  }
+  const BlockDeps deps = derive_block_deps(g, blocks);
+  auto part_of_tile = [&](size_t i, uint32_t k) {
+    return blocks[i] ? g.nodes[i].block_of_unit(k * tilings[i].size) : 0u;
+  };
+
+  // Counters: node i's (its block 0's) is i, its other blocks' follow the nodes', Barrier joins'
+  // come last. Each part's tiles and their estimated finish.
+  std::vector<std::vector<uint32_t>> counter(n_nodes), tiles(n_nodes);
+  std::vector<std::vector<double>> finish(n_nodes);
+  for (size_t i = 0; i < n_nodes; ++i) {
+    p.counter_names.push_back(g.nodes[i].name);
+    p.counter_node.push_back(int32_t(i));
+    counter[i].push_back(uint32_t(i));
+    tiles[i].assign(std::max<uint32_t>(1, blocks[i]), 0);
+    finish[i].assign(tiles[i].size(), 0.0);
+    for (uint32_t k = 0; k < tilings[i].tiles; ++k) ++tiles[i][part_of_tile(i, k)];
+  }
+  for (size_t i = 0; i < n_nodes; ++i)
+    for (uint32_t b = 1; b < blocks[i]; ++b) {
+      counter[i].push_back(uint32_t(p.counter_names.size()));
+      p.counter_names.push_back(g.nodes[i].name + ".block" + std::to_string(b));
+      p.counter_node.push_back(int32_t(i));
+    }
   ListScheduler ls(o);
 
   for (size_t i = 0; i < n_nodes; ++i) {
     const OpNode& n = g.nodes[i];
-    // Each pending wait is (counter, count, time it is satisfied).
+    // The waits of each part of the node: (counter, count, time it is satisfied) per producer part.
     struct Pending { Wait w; double at; };
-    std::vector<Pending> waits;
-    for (int d : n.deps) waits.push_back({{static_cast<uint32_t>(d), tiles_of[d]}, finish[d]});
-    // Join surplus dependencies with Barrier instructions until they fit one instruction. A
-    // barrier always uses every slot of the format, so each one removes at least one wait.
-    while (waits.size() > o.max_waits) {
-      Instruction b{};
-      b.opcode = static_cast<uint16_t>(Opcode::Barrier);
-      b.layer = n.proto.layer;
-      b.node = static_cast<uint32_t>(i);
-      const size_t joined = std::min<size_t>(kMaxWaits, waits.size());
-      double ready = 0;
-      for (size_t k = 0; k < joined; ++k) {
-        b.waits[k] = waits[k].w;
-        ready = std::max(ready, waits[k].at);
+    std::vector<std::vector<Pending>> part_waits(deps[i].size());
+    for (size_t b = 0; b < deps[i].size(); ++b) {
+      std::vector<Pending>& waits = part_waits[b];
+      for (const BlockDep& d : deps[i][b])
+        for (uint32_t x = 0; x < tiles[d.node].size(); ++x)
+          if (d.block == kAllBlocks || d.block == x)
+            waits.push_back({{counter[d.node][x], tiles[d.node][x]}, finish[d.node][x]});
+      // Join surplus dependencies with Barrier instructions until they fit one instruction. A
+      // barrier always uses every slot of the format, so each one removes at least one wait.
+      while (waits.size() > o.max_waits) {
+        Instruction j{};
+        j.opcode = static_cast<uint16_t>(Opcode::Barrier);
+        j.layer = n.proto.layer;
+        j.node = static_cast<uint32_t>(i);
+        const size_t joined = std::min<size_t>(kMaxWaits, waits.size());
+        double ready = 0;
+        for (size_t k = 0; k < joined; ++k) {
+          j.waits[k] = waits[k].w;
+          ready = std::max(ready, waits[k].at);
+        }
+        j.n_waits = static_cast<uint16_t>(joined);
+        j.signal = static_cast<uint32_t>(p.counter_names.size());
+        p.counter_names.push_back(n.name + ".join");
+        p.counter_node.push_back(-1);
+        const double done = ls.place(j, ready + o.handoff_us, 0);
+        waits.erase(waits.begin(), waits.begin() + joined);
+        waits.push_back({{j.signal, 1}, done});
       }
-      b.n_waits = static_cast<uint16_t>(joined);
-      b.signal = static_cast<uint32_t>(p.counter_names.size());
-      p.counter_names.push_back(n.name + ".join");
-      const double done = ls.place(b, ready + o.handoff_us, 0);
-      waits.erase(waits.begin(), waits.begin() + joined);
-      waits.push_back({{b.signal, 1}, done});
     }
-    double ready = 0;
-    for (const Pending& w : waits) ready = std::max(ready, w.at + o.handoff_us);
 
-    const Tiling t = choose_tiling(n, o.num_sms);
-    tiles_of[i] = t.tiles;
-    for (uint32_t k : placement_order(n, t)) {
+    for (uint32_t k : placement_order(n, tilings[i])) {
+      const uint32_t b = part_of_tile(i, k);
+      const std::vector<Pending>& waits = part_waits[b];
+      double ready = 0;
+      for (const Pending& w : waits) ready = std::max(ready, w.at + o.handoff_us);
       Instruction ins = n.proto;
       ins.n_waits = static_cast<uint16_t>(waits.size());
       for (size_t w = 0; w < waits.size(); ++w) ins.waits[w] = waits[w].w;
-      ins.signal = static_cast<uint32_t>(i);
-      ins.tile_begin = k * t.size;
-      ins.tile_end = std::min(n.units, (k + 1) * t.size);
+      ins.signal = counter[i][b];
+      ins.tile_begin = k * tilings[i].size;
+      ins.tile_end = std::min(n.units, (k + 1) * tilings[i].size);
       ins.tile_index = k;
       if (ins.opcode == static_cast<uint16_t>(Opcode::Argmax)) {
         assert(n.deps.size() == 1 && "argmax reduces the partials of exactly one LM head");
-        ins.a.argmax.num_partials = tiles_of[n.deps[0]];
+        ins.a.argmax.num_partials = tilings[n.deps[0]].tiles;
       }
       const double bytes = n.fixed_bytes + n.bytes_per_unit * (ins.tile_end - ins.tile_begin);
-      finish[i] = std::max(finish[i], ls.place(ins, ready, bytes));
+      finish[i][b] = std::max(finish[i][b], ls.place(ins, ready, bytes));
     }
   }
   p.num_counters = static_cast<uint32_t>(p.counter_names.size());

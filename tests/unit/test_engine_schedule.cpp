@@ -31,9 +31,13 @@ ModelConfig llama_1b() {
 void check_invariants(const OpGraph& g, const Program& p) {
   std::vector<uint32_t> tiles(p.num_counters, 0);
   std::vector<std::vector<std::pair<uint32_t, uint32_t>>> ranges(g.nodes.size());
+  ASSERT_EQ(p.counter_node.size(), p.num_counters);
   for (const Instruction& ins : p.instructions) {
     ++tiles[ins.signal];
-    if (ins.signal < g.nodes.size()) ranges[ins.node].push_back({ins.tile_begin, ins.tile_end});  // not a join
+    if (p.counter_node[ins.signal] >= 0) {  // not a join
+      EXPECT_EQ(p.counter_node[ins.signal], int32_t(ins.node)) << "a tile signals a counter of its own node";
+      ranges[ins.node].push_back({ins.tile_begin, ins.tile_end});
+    }
   }
   for (size_t n = 0; n < g.nodes.size(); ++n) {
     auto& r = ranges[n];
@@ -57,8 +61,8 @@ void check_invariants(const OpGraph& g, const Program& p) {
         const Wait& wt = ins.waits[w];
         ASSERT_LT(wt.counter, p.num_counters);
         EXPECT_EQ(wt.count, tiles[wt.counter]) << "a wait must count every tile of its producer";
-        if (wt.counter < g.nodes.size()) {
-          EXPECT_LT(wt.counter, ins.node) << "waits name earlier ops only";
+        if (p.counter_node[wt.counter] >= 0) {
+          EXPECT_LT(p.counter_node[wt.counter], int32_t(ins.node)) << "waits name earlier ops only";
         }
       }
     }
@@ -134,7 +138,9 @@ TEST(Graph, Bf16ActivationsMarkPrefillOperands) {
   EXPECT_EQ(flags("L3.down"), kFlagBf16In);
   EXPECT_EQ(flags("lm_head"), 0) << "the final norm stays fused: the LM head reads the fp32 stream";
   for (const OpNode& n : g.nodes)
-    if (n.proto.opcode == uint16_t(Opcode::Norm)) EXPECT_EQ(n.units, 512u) << "Norm tiles are rows";
+    if (n.proto.opcode == uint16_t(Opcode::Norm)) {
+      EXPECT_EQ(n.units, 512u) << "Norm tiles are rows";
+    }
   ScheduleOptions so;
   so.num_sms = 132;
   check_invariants(g, schedule(g, so));
@@ -168,6 +174,77 @@ TEST(Schedule, TokenBlockedTilesShareTheirWeightRowsInAWave) {
       }
   EXPECT_EQ(blocks.size(), 4u);
   EXPECT_LE(rows.size(), 132u / 4 + 1) << "the first wave should cover few weight rows, every block of each";
+}
+
+// With token-block dependencies a prefill tile waits for the blocks of its own prompt rows only:
+// block 0 of L5.gate_up waits for block 0 of L5.mlp_norm, not for all of it, attention's block b
+// for the QKV blocks 0..b (keys and values, causal), and the LM head for every block of the last
+// down projection. Without them every wait names whole ops (node counters).
+TEST(Schedule, PrefillTilesWaitForTheirTokenBlock) {
+  const OpGraph g = build_graph(llama_1b(), prefill_512_on_gpu());
+  auto node = [&](const std::string& name) {
+    uint32_t i = 0;
+    while (g.nodes[i].name != name) ++i;
+    return i;
+  };
+  // The producer counters (and their nodes) that tiles of `consumer` in token block `block` wait
+  // for, through Barrier joins too.
+  auto waited = [&](const Program& p, uint32_t consumer, uint32_t block) {
+    std::set<uint32_t> counters;
+    std::vector<uint32_t> todo;
+    for (const Instruction& ins : p.instructions)
+      if (ins.node == consumer && p.counter_node[ins.signal] >= 0 &&
+          g.nodes[consumer].block_of_unit(ins.tile_begin) == block)
+        for (uint16_t w = 0; w < ins.n_waits; ++w) todo.push_back(ins.waits[w].counter);
+    while (!todo.empty()) {
+      const uint32_t c = todo.back();
+      todo.pop_back();
+      if (p.counter_node[c] >= 0) {
+        counters.insert(c);
+        continue;
+      }
+      for (const Instruction& j : p.instructions)  // a join: what it waits for
+        if (j.signal == c)
+          for (uint16_t w = 0; w < j.n_waits; ++w) todo.push_back(j.waits[w].counter);
+    }
+    return counters;
+  };
+  auto counters_of = [&](const Program& p, uint32_t n) {
+    std::set<uint32_t> c;
+    for (uint32_t i = 0; i < p.num_counters; ++i)
+      if (p.counter_node[i] == int32_t(n)) c.insert(i);
+    return c;
+  };
+  ScheduleOptions so;
+  so.num_sms = 132;
+  const Program p = schedule(g, so);
+  check_invariants(g, p);
+  const uint32_t norm = node("L5.mlp_norm"), gate_up = node("L5.gate_up"), qkv = node("L5.qkv_rope");
+  EXPECT_EQ(counters_of(p, norm).size(), 4u) << "one counter per token block";
+  std::set<uint32_t> norm_waits;
+  for (uint32_t c : waited(p, gate_up, 0))
+    if (p.counter_node[c] == int32_t(norm)) norm_waits.insert(c);
+  EXPECT_EQ(norm_waits, std::set<uint32_t>{norm}) << "block 0 waits for the norm's block 0 alone";
+  for (uint32_t b = 0; b < 4; ++b) {
+    std::set<uint32_t> qkv_waits;
+    for (uint32_t c : waited(p, node("L5.attn_partial"), b))
+      if (p.counter_node[c] == int32_t(qkv)) qkv_waits.insert(c);
+    EXPECT_EQ(qkv_waits.size(), b + 1) << "attention's block " << b << " reads the keys of blocks 0.." << b;
+  }
+  std::set<uint32_t> head_waits;
+  for (uint32_t c : waited(p, node("lm_head"), 0))
+    if (p.counter_node[c] == int32_t(node("L15.down"))) head_waits.insert(c);
+  EXPECT_EQ(head_waits, counters_of(p, node("L15.down"))) << "a whole op waits for every block";
+
+  so.token_block_deps = false;
+  const Program whole = schedule(g, so);
+  check_invariants(g, whole);
+  for (uint32_t c = 0; c < whole.num_counters; ++c) {
+    if (whole.counter_node[c] >= 0) {
+      EXPECT_EQ(whole.counter_node[c], int32_t(c)) << "one counter a node";
+    }
+  }
+  EXPECT_EQ(waited(whole, gate_up, 0), waited(whole, gate_up, 3));
 }
 
 // Gated prefill tiles take 128 outputs (one 256-row pass on Hopper) where those still make 1.5
