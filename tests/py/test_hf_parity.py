@@ -75,12 +75,13 @@ def test_reference_forward_matches_hf(hf_case, run_mk, tmp_path):
 # block of the ops before them (not for every tile of those ops; attention for the keys of the blocks
 # up to its own). Seeded random orders of the ready instructions must still give HF's logits for
 # every row (seed 1 caught an LM head that waited for the first block alone), and so must the
-# whole-op waits of --no-block-deps.
+# whole-op waits of --no-block-deps and two tensor-parallel ranks.
 LONG_PROMPT = 250
 BLOCK_ORDERS = {
     "random1": ["--random-order", 1],
     "random2_sms7": ["--random-order", 2, "--sms", 7],
     "whole_ops_random3": ["--no-block-deps", "--random-order", 3],
+    "tp2_random4": ["--tp", 2, "--random-order", 4],  # every rank's counters by block alike
 }
 
 
