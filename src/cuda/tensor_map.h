@@ -1,5 +1,5 @@
 // Host side of the TMA (sm_90+): a tensor map of a row-major bf16 matrix as prefill's GEMM passes
-// read their activations (ops/mma_gemm.cuh, gemm_pass_tma): boxes of kBoxRows rows by kBoxCols
+// read their activations (ops/mma_gemm.cuh, gemm_pass_tma): boxes of a few rows by up to 64
 // columns, 128-byte swizzled, zeros past the matrix's edges. The encoder is the driver's
 // cuTensorMapEncodeTiled, found through the runtime (no link against libcuda).
 #pragma once
