@@ -308,8 +308,9 @@ __device__ __forceinline__ void gemm_pass_wgmma(const __nv_bfloat16* X, uint32_t
 // reads without swizzle, 128 bytes apart along K and 1 KB apart along rows). Both complete on the
 // slot's mbarrier, which the consumers wait on: no thread copies, no cp.async groups, no proxy
 // fence. So row_ptr(8 g) must start a group of the paged layout whose 8 rows are the pass's rows
-// 8 g .. 8 g + 7 (rows past nrows are never stored: any rows will do there). A slot is loaded again once every warpgroup's products of its stage are done (the barrier
-// after wgmma_wait<1>), so kSlots - 1 stages are in flight. x_row0: the pass's first token row in
+// 8 g .. 8 g + 7 (rows past nrows are never stored: any rows will do there). A slot is loaded
+// again once every warpgroup's products of its stage are done (the barrier after
+// wgmma_wait<1>), so kSlots - 1 stages are in flight. x_row0: the pass's first token row in
 // the map; `bars`: kSlots mbarriers in shared memory (initialized here: every phase of the last
 // pass completed).
 template <uint32_t kN, class RowPtr>
