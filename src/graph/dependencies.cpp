@@ -41,25 +41,24 @@ BlockDeps derive_block_deps(const OpGraph& g, const std::vector<uint32_t>& block
     out[i].resize(std::max<uint32_t>(1, blocks[i]));
     for (uint32_t b = 0; b < out[i].size(); ++b) {
       const uint32_t self = part_of[i] + b;
-      // The regions this part reads and writes: its block's (blocked), or all of them (whole).
-      auto span = [&](int buf, bool causal) {
+      // The regions this part reads and writes: its block's (blocked; a causal read, blocks 0..b),
+      // or all of them (whole).
+      std::vector<size_t> reads, writes;
+      auto add = [&](std::vector<size_t>& to, int buf, bool causal) {
         const uint32_t lo = blocks[i] ? (causal ? 0 : b) : 0, hi = blocks[i] ? b + 1 : regions;
-        std::vector<size_t> r;
-        for (uint32_t k = lo; k < hi; ++k) r.push_back(size_t(buf) * regions + k);
-        return r;
+        for (uint32_t k = lo; k < hi; ++k) to.push_back(size_t(buf) * regions + k);
       };
+      for (int buf : node.reads)
+        add(reads, buf, std::count(node.reads_causal.begin(), node.reads_causal.end(), buf) > 0);
+      for (int buf : node.writes) add(writes, buf, false);
       std::vector<uint32_t> deps;
-      for (int buf : node.reads) {
-        const bool causal = std::count(node.reads_causal.begin(), node.reads_causal.end(), buf) > 0;
-        for (size_t r : span(buf, causal))
-          if (last_writer[r] >= 0) deps.push_back(uint32_t(last_writer[r]));
+      for (size_t r : reads)
+        if (last_writer[r] >= 0) deps.push_back(uint32_t(last_writer[r]));
+      for (size_t r : writes) {
+        if (last_writer[r] >= 0) deps.push_back(uint32_t(last_writer[r]));
+        for (uint32_t q : readers[r])
+          if (q != self) deps.push_back(q);
       }
-      for (int buf : node.writes)
-        for (size_t r : span(buf, false)) {
-          if (last_writer[r] >= 0) deps.push_back(uint32_t(last_writer[r]));
-          for (uint32_t q : readers[r])
-            if (q != self) deps.push_back(q);
-        }
       std::sort(deps.begin(), deps.end());
       deps.erase(std::unique(deps.begin(), deps.end()), deps.end());
       uint64_t* mine = &ancestors[size_t(self) * words];
@@ -77,15 +76,11 @@ BlockDeps derive_block_deps(const OpGraph& g, const std::vector<uint32_t>& block
         const uint32_t dn = node_of(d);
         out[i][b].push_back({int(dn), blocks[dn] ? d - part_of[dn] : kAllBlocks});
       }
-      for (int buf : node.reads) {
-        const bool causal = std::count(node.reads_causal.begin(), node.reads_causal.end(), buf) > 0;
-        for (size_t r : span(buf, causal)) readers[r].push_back(self);
+      for (size_t r : reads) readers[r].push_back(self);
+      for (size_t r : writes) {
+        last_writer[r] = self;
+        readers[r].clear();
       }
-      for (int buf : node.writes)
-        for (size_t r : span(buf, false)) {
-          last_writer[r] = self;
-          readers[r].clear();
-        }
     }
   }
   return out;
