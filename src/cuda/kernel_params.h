@@ -67,8 +67,8 @@ struct KernelParams {
   float* const* rank_arenas;
   uint32_t* const* rank_counters;
   // Prefill on sm_90a: TMA maps (CUtensorMap, 128 bytes each, cuda/tensor_map.h) of the bf16
-  // activation buffers the GEMM passes read, map i over arena buffer act_map_in[i]. n_act_maps 0
-  // elsewhere (and with MK_NO_TMA=1): the passes then copy with cp.async.
+  // activation buffers the GEMM passes read, map i over arena buffer act_map_in[i], with MK_TMA=1
+  // only. n_act_maps 0 otherwise: the passes then copy with cp.async.
   const void* act_maps;
   uint32_t act_map_in[kMaxActMaps];
   uint32_t n_act_maps;

@@ -26,9 +26,10 @@ constexpr uint32_t kPrefillTokens = 16, kPrefillTileRows = 64, kPrefillGatedOutp
 // take them as two passes of 128 rows: the same work, in half as many tiles.)
 constexpr uint32_t kPrefillWideGatedOutputs = 128;
 constexpr double kPrefillWideGatedWaves = 1.5;
-// QKV tiles take 96 rows (kGemmQkvN): Llama-3.2-1B's 3072 rows by 4 token blocks make 128 tiles, one
-// wave of 132 SMs, where tiles of 64 made 192: two waves, the second one half empty, with attention
-// waiting behind it (135 us of a 763 us layer at 512 tokens, H200).
+// QKV tiles take up to 96 rows (kGemmQkvN): Llama-3.2-1B's 3072 rows by 4 token blocks make 128
+// tiles, one wave of 132 SMs, where tiles of 64 made 192: two waves, the second one half empty, with
+// attention waiting behind it (135 us of a 763 us layer at 512 tokens, H200). Fewer token blocks
+// take narrower tiles (below).
 constexpr uint32_t kPrefillQkvRows = 96;
 // Prefill tiles also split the prompt into blocks of this many tokens (one tensor-core pass,
 // kGemmM): with whole-prompt tiles, a 512-token prefill had 32 o_proj tiles of 660 us each, and
@@ -282,7 +283,15 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
       n.units = (Hq + 2 * Hkv) * parts * blocks;
       n.token_blocks = blocks;
       set_token_blocks(n, n.units / blocks, n.units);
-      if (M >= kPrefillTokens) n.tile_units = std::max<uint32_t>(1, kPrefillQkvRows / (D / parts));
+      if (M >= kPrefillTokens) {
+        // Tiles of at most kPrefillQkvRows rows; narrower where they still make one wave of the
+        // SMs (a short prompt's single token block: 96 tiles of 32 rows rather than 32 of 96, each
+        // streaming fewer weight rows from HBM), in whole divisors so that no tile spans two blocks.
+        const uint32_t widest = std::max<uint32_t>(1, kPrefillQkvRows / (D / parts)), per_block = n.units / blocks;
+        n.tile_units = widest;
+        for (uint32_t t = widest; t >= 1; --t)
+          if (widest % t == 0 && per_block % t == 0 && blocks * (per_block / t) <= o.num_sms) n.tile_units = t;
+      }
       n.fixed_bytes = double(std::min(M, T ? T : M)) * H * act_bytes(in);
       n.bytes_per_unit = double(D) * H * wb / parts;
       n.reads = {in};

@@ -207,19 +207,19 @@ def test_kv_splits_match_cpu(arch, extra, n_tokens, prefill, run_mk, tmp_path, r
             np.load(tmp_path / "cpu.npy"), report, enforce_top1="decisive", min_cos=0.9998)
 
 
-@pytest.mark.parametrize("arch,tma", [("llama", True), ("qwen2", True), ("llama", False)])
+@pytest.mark.parametrize("arch,tma", [("llama", False), ("qwen2", False), ("llama", True)])
 def test_short_last_token_block_matches_cpu(arch, tma, run_mk, tmp_path, report, monkeypatch):
     # A 136-token prompt is a token block of 128 rows and one of 8: the short block's matvec and QKV
     # tiles take the CUDA-core path (under 16 rows the tensor-core pass does not pay), reading the
     # prefill's bf16 activations (kFlagBf16In) into shared memory. Against the CPU executor, which
-    # rounds the same activations to bf16 (--bf16). On Hopper the tensor-core passes are fed by the
-    # TMA; MK_NO_TMA=1 keeps them on their cp.async form, which must agree as well.
-    if not tma:
-        monkeypatch.setenv("MK_NO_TMA", "1")
+    # rounds the same activations to bf16 (--bf16). On Hopper the tensor-core passes copy their
+    # operands with cp.async; MK_TMA=1 feeds them by the TMA instead, which must agree as well.
+    if tma:
+        monkeypatch.setenv("MK_TMA", "1")
     model = tiny_models.save_model(arch, tmp_path / "m", init=0.1, head_gain=4.0)
     ids = torch.randint(0, model.config.vocab_size, (150,), generator=torch.Generator().manual_seed(6))
     args = ["logits", "--model", tmp_path / "m", "--tokens", ",".join(map(str, ids.tolist())), "--prefill", 136]
     run_mk(*args, "--device", "cuda", "--out", tmp_path / "gpu.npy")
     run_mk(*args, "--device", "cpu", "--bf16", "--out", tmp_path / "cpu.npy")
-    compare(f"{arch} 136-token prefill (128 + 8 rows){'' if tma else ', MK_NO_TMA=1'}", "gpu vs cpu_executor", np.load(tmp_path / "gpu.npy"),
+    compare(f"{arch} 136-token prefill (128 + 8 rows){', MK_TMA=1' if tma else ''}", "gpu vs cpu_executor", np.load(tmp_path / "gpu.npy"),
             np.load(tmp_path / "cpu.npy"), report, enforce_top1="decisive", min_cos=0.9998)

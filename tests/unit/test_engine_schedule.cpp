@@ -265,6 +265,26 @@ TEST(Graph, GatedPrefillTilesWidenWhenTheyFillTheSms) {
   EXPECT_EQ(gate_up_tile(512, 264), 64u);
 }
 
+// QKV tiles take 96 rows (6 parts of 16) where 4 token blocks make one wave of them (128 tiles on
+// 132 SMs), and narrow to the widest whole divisor that still stays in one wave where the prompt
+// has fewer blocks: 32 rows at one block (96 tiles), 48 at two (128).
+TEST(Graph, PrefillQkvTilesNarrowToFillTheSms) {
+  auto qkv_tile = [](uint32_t tokens, uint32_t sms) {
+    GraphOptions go = prefill_512_on_gpu();
+    go.n_tokens = tokens;
+    go.num_sms = sms;
+    for (const OpNode& n : build_graph(llama_1b(), go).nodes)
+      if (n.name == "L0.qkv_rope") return n.tile_units;
+    return 0u;
+  };
+  EXPECT_EQ(qkv_tile(512, 132), 6u);
+  EXPECT_EQ(qkv_tile(1024, 132), 6u);  // no width keeps 8 blocks in one wave: the widest
+  EXPECT_EQ(qkv_tile(256, 132), 3u);
+  EXPECT_EQ(qkv_tile(128, 132), 2u);
+  EXPECT_EQ(qkv_tile(32, 132), 2u);
+  EXPECT_EQ(qkv_tile(128, 264), 1u);
+}
+
 TEST(Schedule, EveryArchitectureAndSmCountKeepsInvariants) {
   for (Arch a : {Arch::Llama, Arch::Mistral, Arch::Qwen2, Arch::Qwen3, Arch::Gpt2})
     for (uint32_t sms : {1u, 7u, 132u})

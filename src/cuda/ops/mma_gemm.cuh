@@ -245,10 +245,15 @@ __device__ __forceinline__ void wgmma_k16(float (&acc)[kN / 2], uint64_t a, uint
 }
 
 // The same pass on sm_90a's wgmma: each consumer warpgroup multiplies 64 tokens by all kN rows
-// (m64nNk16, both operands from shared memory). A stage holds its activations and then its weights
-// as 128-byte swizzled rows (cuda/wgmma.cuh): piece b of row r at r * 128 + (b ^ r % 8) * 16 bytes.
-// `work` must be 1024-byte aligned (the megakernel's and gemm_rate's shared memory are, and
-// kSmemHead is a whole KB); the stages are a whole number of KB each.
+// (m64nNk16, both operands from shared memory). A stage holds its activations as 128-byte swizzled
+// rows (cuda/wgmma.cuh): piece b of row r at r * 128 + (b ^ r % 8) * 16 bytes; then its weights as
+// the TMA form's, the paged layout's 8 x 8 blocks (no-swizzle core matrices, 128 bytes apart along
+// K, 1 KB along rows), which eight neighbouring threads copy whole. With weights streamed from HBM
+// (a short prompt's tiles), a 32-token pass of 128 rows takes 16.4 us this way, 29.9 with the
+// weights as swizzled rows too (each 16-byte piece of a row from another 128-byte block), 25.2 by
+// the TMA form; with weights L2-resident (128 tokens), 14.4 us against 31.4 and 25.2 (gemm_rate,
+// H200, session 19). `work` must be 1024-byte aligned (the megakernel's and gemm_rate's shared
+// memory are, and kSmemHead is a whole KB); the stages are a whole number of KB each.
 // Stages are loaded kAhead = slots - 2 ahead, so that one group of wgmma may still read stage c - 1
 // while stage c's is issued: before stage c + kAhead is loaded into the slot of c - 2, every
 // warpgroup has waited for its wgmma of c - 2 (wgmma_wait<1> after issuing c - 1) and passed the
@@ -264,11 +269,12 @@ __device__ __forceinline__ void gemm_pass_wgmma(const __nv_bfloat16* X, uint32_t
   auto xs = [&](uint32_t st) { return reinterpret_cast<__nv_bfloat16*>(work + st * kStage); };
   auto ws = [&](uint32_t st) { return xs(st) + kGemmM * kGemmK; };
 
-  // One stage (one commit group): both operands as swizzled rows (above).
+  // One stage (one commit group): the activations as swizzled rows, the weights as core matrices.
   const StagePieces<kN> pieces(X, mc, K, row_ptr, nrows);
   auto swizzled = [](uint32_t r, uint32_t b) { return r * kGemmK + (b ^ r % 8) * 8; };
+  auto core = [](uint32_t n, uint32_t b) { return (n / 8 * 8 + b) * 64 + n % 8 * 8; };
   auto load_stage = [&](uint32_t c) {
-    if (c < chunks) pieces.copy(c, xs(c % kSlots), ws(c % kSlots), swizzled, swizzled);
+    if (c < chunks) pieces.copy(c, xs(c % kSlots), ws(c % kSlots), swizzled, core);
     asm volatile("cp.async.commit_group;" ::: "memory");
   };
 
@@ -285,12 +291,13 @@ __device__ __forceinline__ void gemm_pass_wgmma(const __nv_bfloat16* X, uint32_t
     if (c == 0) trace_phase(kPhaseInput);  // the pipeline filled (builds with MK_TRACE_PHASES)
     const uint32_t st = c % kSlots;
     // This warpgroup's 64 tokens are rows 64 wg onwards; 8-row groups 1 KB apart; a k16 step is
-    // 32 bytes further (2 in the descriptor's 16-byte units).
+    // 32 bytes further in the activations (2 in the descriptor's 16-byte units), two core matrices
+    // (256 bytes) in the weights.
     const uint64_t a = wgmma_desc_sw128(xs(st) + wg * 64 * kGemmK, 1024);
-    const uint64_t w = wgmma_desc_sw128(ws(st), 1024);
+    const uint64_t w = wgmma_desc_core(ws(st), 128, 1024);
     wgmma_fence();
 #pragma unroll
-    for (uint32_t kk = 0; kk < kGemmK / 16; ++kk) wgmma_k16<kN>(acc, a + 2 * kk, w + 2 * kk);
+    for (uint32_t kk = 0; kk < kGemmK / 16; ++kk) wgmma_k16<kN>(acc, a + 2 * kk, w + 16 * kk);
     wgmma_commit();
     load_stage(c + kAhead);
     wgmma_wait<1>();
