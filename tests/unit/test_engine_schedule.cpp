@@ -250,15 +250,19 @@ TEST(Schedule, PrefillTilesWaitForTheirTokenBlock) {
 // Gated prefill tiles take 128 outputs (one 256-row pass on Hopper) where those still make 1.5
 // waves of the SMs, 64 otherwise: 512 tokens on 132 SMs make 256 wide tiles; 256 tokens or 264
 // SMs would leave most of the last wave idle.
+// The tile size (in units) of node `name` of a 1B-shaped prefill of `tokens` on `sms` SMs.
+uint32_t prefill_tile_units(const std::string& name, uint32_t tokens, uint32_t sms) {
+  GraphOptions go = prefill_512_on_gpu();
+  go.n_tokens = tokens;
+  go.num_sms = sms;
+  for (const OpNode& n : build_graph(llama_1b(), go).nodes)
+    if (n.name == name) return n.tile_units;
+  ADD_FAILURE() << "no node " << name;
+  return 0u;
+}
+
 TEST(Graph, GatedPrefillTilesWidenWhenTheyFillTheSms) {
-  auto gate_up_tile = [](uint32_t tokens, uint32_t sms) {
-    GraphOptions go = prefill_512_on_gpu();
-    go.n_tokens = tokens;
-    go.num_sms = sms;
-    for (const OpNode& n : build_graph(llama_1b(), go).nodes)
-      if (n.name == "L0.gate_up") return n.tile_units;
-    return 0u;
-  };
+  auto gate_up_tile = [](uint32_t tokens, uint32_t sms) { return prefill_tile_units("L0.gate_up", tokens, sms); };
   EXPECT_EQ(gate_up_tile(512, 132), 128u);
   EXPECT_EQ(gate_up_tile(1024, 132), 128u);
   EXPECT_EQ(gate_up_tile(256, 132), 64u);
@@ -269,14 +273,7 @@ TEST(Graph, GatedPrefillTilesWidenWhenTheyFillTheSms) {
 // 132 SMs), and narrow to the widest whole divisor that still stays in one wave where the prompt
 // has fewer blocks: 32 rows at one block (96 tiles), 48 at two (128).
 TEST(Graph, PrefillQkvTilesNarrowToFillTheSms) {
-  auto qkv_tile = [](uint32_t tokens, uint32_t sms) {
-    GraphOptions go = prefill_512_on_gpu();
-    go.n_tokens = tokens;
-    go.num_sms = sms;
-    for (const OpNode& n : build_graph(llama_1b(), go).nodes)
-      if (n.name == "L0.qkv_rope") return n.tile_units;
-    return 0u;
-  };
+  auto qkv_tile = [](uint32_t tokens, uint32_t sms) { return prefill_tile_units("L0.qkv_rope", tokens, sms); };
   EXPECT_EQ(qkv_tile(512, 132), 6u);
   EXPECT_EQ(qkv_tile(1024, 132), 6u);  // no width keeps 8 blocks in one wave: the widest
   EXPECT_EQ(qkv_tile(256, 132), 3u);
