@@ -247,9 +247,6 @@ TEST(Schedule, PrefillTilesWaitForTheirTokenBlock) {
   EXPECT_EQ(waited(whole, gate_up, 0), waited(whole, gate_up, 3));
 }
 
-// Gated prefill tiles take 128 outputs (one 256-row pass on Hopper) where those still make 1.5
-// waves of the SMs, 64 otherwise: 512 tokens on 132 SMs make 256 wide tiles; 256 tokens or 264
-// SMs would leave most of the last wave idle.
 // The tile size (in units) of node `name` of a 1B-shaped prefill of `tokens` on `sms` SMs.
 uint32_t prefill_tile_units(const std::string& name, uint32_t tokens, uint32_t sms) {
   GraphOptions go = prefill_512_on_gpu();
@@ -261,6 +258,9 @@ uint32_t prefill_tile_units(const std::string& name, uint32_t tokens, uint32_t s
   return 0u;
 }
 
+// Gated prefill tiles take 128 outputs (one 256-row pass on Hopper) where those still make 1.5
+// waves of the SMs, 64 otherwise: 512 tokens on 132 SMs make 256 wide tiles; 256 tokens or 264
+// SMs would leave most of the last wave idle.
 TEST(Graph, GatedPrefillTilesWidenWhenTheyFillTheSms) {
   auto gate_up_tile = [](uint32_t tokens, uint32_t sms) { return prefill_tile_units("L0.gate_up", tokens, sms); };
   EXPECT_EQ(gate_up_tile(512, 132), 128u);
@@ -270,8 +270,8 @@ TEST(Graph, GatedPrefillTilesWidenWhenTheyFillTheSms) {
 }
 
 // QKV tiles take 96 rows (6 parts of 16) where 4 token blocks make one wave of them (128 tiles on
-// 132 SMs), and narrow to the widest whole divisor that still stays in one wave where the prompt
-// has fewer blocks: 32 rows at one block (96 tiles), 48 at two (128).
+// 132 SMs); with fewer blocks, the narrowest whole divisor of that which keeps them within one
+// wave: 32 rows at one block (96 tiles), 48 at two (128).
 TEST(Graph, PrefillQkvTilesNarrowToFillTheSms) {
   auto qkv_tile = [](uint32_t tokens, uint32_t sms) { return prefill_tile_units("L0.qkv_rope", tokens, sms); };
   EXPECT_EQ(qkv_tile(512, 132), 6u);
