@@ -244,6 +244,21 @@ __device__ __forceinline__ void wgmma_k16(float (&acc)[kN / 2], uint64_t a, uint
     wgmma_bf16<kNI>(*reinterpret_cast<float(*)[kNI / 2]>(acc + h * kNI / 2), a, w + h * (kNI * kGemmK * 2 >> 4));
 }
 
+// One stage's products, issued and committed (not waited for), for warpgroup wg's 64 tokens: the
+// stage holds the activations as 128-byte swizzled rows, then the weights as core matrices (both
+// forms of the pass lay it out so). Rows 64 wg onwards; 8-row groups 1 KB apart; a k16 step is 32
+// bytes further in the activations (2 in the descriptor's 16-byte units), two core matrices (256
+// bytes) in the weights.
+template <uint32_t kN>
+__device__ __forceinline__ void wgmma_stage_products(float (&acc)[kN / 2], const __nv_bfloat16* stage, uint32_t wg) {
+  const uint64_t a = wgmma_desc_sw128(stage + wg * 64 * kGemmK, 1024);
+  const uint64_t w = wgmma_desc_core(stage + kGemmM * kGemmK, 128, 1024);
+  wgmma_fence();
+#pragma unroll
+  for (uint32_t kk = 0; kk < kGemmK / 16; ++kk) wgmma_k16<kN>(acc, a + 2 * kk, w + 16 * kk);
+  wgmma_commit();
+}
+
 // The same pass on sm_90a's wgmma: each consumer warpgroup multiplies 64 tokens by all kN rows
 // (m64nNk16, both operands from shared memory). A stage holds its activations as 128-byte swizzled
 // rows (cuda/wgmma.cuh): piece b of row r at r * 128 + (b ^ r % 8) * 16 bytes; then its weights as
@@ -289,16 +304,7 @@ __device__ __forceinline__ void gemm_pass_wgmma(const __nv_bfloat16* X, uint32_t
     fence_proxy_async_shared();
     sync_consumers();  // everyone's pieces of stage c; every warpgroup is done with stage c - 2
     if (c == 0) trace_phase(kPhaseInput);  // the pipeline filled (builds with MK_TRACE_PHASES)
-    const uint32_t st = c % kSlots;
-    // This warpgroup's 64 tokens are rows 64 wg onwards; 8-row groups 1 KB apart; a k16 step is
-    // 32 bytes further in the activations (2 in the descriptor's 16-byte units), two core matrices
-    // (256 bytes) in the weights.
-    const uint64_t a = wgmma_desc_sw128(xs(st) + wg * 64 * kGemmK, 1024);
-    const uint64_t w = wgmma_desc_core(ws(st), 128, 1024);
-    wgmma_fence();
-#pragma unroll
-    for (uint32_t kk = 0; kk < kGemmK / 16; ++kk) wgmma_k16<kN>(acc, a + 2 * kk, w + 16 * kk);
-    wgmma_commit();
+    wgmma_stage_products<kN>(acc, xs(c % kSlots), wg);
     load_stage(c + kAhead);
     wgmma_wait<1>();
   }
@@ -365,12 +371,7 @@ __device__ __forceinline__ void gemm_pass_tma(const void* x_map, uint32_t x_row0
     while (!mbar_test(&bars[st], c / kSlots % 2)) {
     }
     if (c == 0) trace_phase(kPhaseInput);  // the pipeline filled (builds with MK_TRACE_PHASES)
-    const uint64_t a = wgmma_desc_sw128(xs(st) + wg * 64 * kGemmK, 1024);
-    const uint64_t w = wgmma_desc_core(ws(st), 128, 1024);
-    wgmma_fence();
-#pragma unroll
-    for (uint32_t kk = 0; kk < kGemmK / 16; ++kk) wgmma_k16<kN>(acc, a + 2 * kk, w + 16 * kk);
-    wgmma_commit();
+    wgmma_stage_products<kN>(acc, xs(st), wg);
     wgmma_wait<1>();   // this warpgroup's products of stage c - 1 are done
     sync_consumers();  // everyone's: the slot of c - 1 takes stage c + kSlots - 1
     load_stage(c + kSlots - 1);
