@@ -76,7 +76,37 @@ __device__ void run_norm(const Instruction& ins, const KernelParams& p, float* s
       if (lane == 0) stats[2 * m] = mean, stats[2 * m + 1] = inv;
     }
     sync_consumers();
-    for (uint32_t i0 = threadIdx.x; i0 < H; i0 += kThreads * kCols) {
+    // Eight consecutive columns a thread where the rows and the weights allow it: 16-byte weight
+    // loads and stores (a bf16 row of 2048 is then one store a thread), conflict-free float4 reads.
+    const bool vec = H % 8 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0 && reinterpret_cast<uintptr_t>(b) % 16 == 0;
+    for (uint32_t c0 = 8 * threadIdx.x; vec && c0 < H; c0 += 8 * kThreads) {
+      float wv[8], bv[8];
+      if (w)
+        unpack8(*reinterpret_cast<const uint4*>(w + c0), wv);
+      else
+        for (float& v : wv) v = 1.0f;
+      if (b)
+        unpack8(*reinterpret_cast<const uint4*>(b + c0), bv);
+      else
+        for (float& v : bv) v = 0.0f;
+      for (uint32_t m = 0; m < mc; ++m) {
+        const float mean = stats[2 * m], inv = stats[2 * m + 1];
+        const float4 x0 = *reinterpret_cast<const float4*>(x + m * H + c0), x1 = *reinterpret_cast<const float4*>(x + m * H + c0 + 4);
+        const float xs[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+        float y[8];
+#pragma unroll
+        for (uint32_t e = 0; e < 8; ++e) y[e] = (xs[e] - mean) * inv * wv[e] + bv[e];
+        const size_t at = size_t(m0 + m) * H + c0;
+        if (to_bf16) {
+          *reinterpret_cast<uint4*>(bf16_act(p, a.out) + at) =
+              make_uint4(pack_bf16(y[0], y[1]), pack_bf16(y[2], y[3]), pack_bf16(y[4], y[5]), pack_bf16(y[6], y[7]));
+        } else {
+          reinterpret_cast<float4*>(p.arena + a.out + at)[0] = make_float4(y[0], y[1], y[2], y[3]);
+          reinterpret_cast<float4*>(p.arena + a.out + at)[1] = make_float4(y[4], y[5], y[6], y[7]);
+        }
+      }
+    }
+    for (uint32_t i0 = threadIdx.x; !vec && i0 < H; i0 += kThreads * kCols) {
       float wv[kCols], bv[kCols];
 #pragma unroll
       for (uint32_t j = 0; j < kCols; ++j) {
