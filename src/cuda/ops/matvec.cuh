@@ -151,6 +151,84 @@ __device__ void gemm_store_pairs(const Instruction& ins, const KernelParams& p, 
     }
 }
 
+// A prefill's LM head (one row of logits) streams its weight rows through the ops' shared memory:
+// whole groups of 8 rows (contiguous in the paged layout) copied by cp.async, kLmStages - 1 of them
+// in flight (96 KB at Llama-3.2-1B's K = 2048), where the plain pass kept 8 rows a warp of 16-byte
+// loads in flight and drew ~2.7 TB/s (192 us for the 1B's 525 MB, H200, session 18; decode's
+// weight pipe streams them in 117). A step of a warp reads 4 of a group's 8-column blocks for all
+// 8 rows (512 contiguous bytes: no bank conflicts), lane l for row l % 8; the warps' sums of a
+// group meet in shared memory (two buffers, so the next group's need no extra barrier).
+constexpr uint32_t kLmStages = 4;
+
+__device__ __forceinline__ bool lm_head_streamed_fits(const KernelParams& p, uint32_t K) {
+  return K % 8 == 0 && p.smem_floats >= kSmemHead + K + 2 * kWarps * kPageRows + kLmStages * kPageRows * K / 2;
+}
+
+__device__ void lm_head_streamed(const Instruction& ins, const KernelParams& p, float* smem, const TokenSegments& s) {
+  const MatvecArgs& a = ins.a.mv;
+  const uint32_t K = a.in_dim, warp = threadIdx.x / 32, lane = threadIdx.x % 32, row = lane % kPageRows;
+  float* x = smem + kSmemHead;                   // the normalized input row, [K]
+  float* red = x + K;                            // [2][kWarps][kPageRows]
+  // 16-byte aligned: kSmemHead and K are multiples of 8 floats, red 2 * 8 * 8.
+  __nv_bfloat16* ring = reinterpret_cast<__nv_bfloat16*>(red + 2 * kWarps * kPageRows);
+  const uint32_t group = kPageRows * K;          // bf16 elements of a group of rows, contiguous
+  const __nv_bfloat16* W = weight(p, a.weight) + size_t(s.u_begin / kPageRows) * group;
+  const uint32_t groups = (s.u_end - s.u_begin + kPageRows - 1) / kPageRows;  // the last padded with zero rows
+  auto issue = [&](uint32_t g) {  // always one commit group, so that wait_group counts groups
+    if (g < groups) {
+      const __nv_bfloat16* src = W + size_t(g) * group;
+      __nv_bfloat16* dst = ring + (g % kLmStages) * group;
+      for (uint32_t i = threadIdx.x; i < group / 8; i += kThreads) cp_async16(dst + 8 * i, src + 8 * i);
+    }
+    asm volatile("cp.async.commit_group;" ::: "memory");
+  };
+  for (uint32_t g = 0; g + 1 < kLmStages; ++g) issue(g);  // the weights do not wait for the input row
+  load_act_rows(p, x, a.in, a.in_row0 + s.m_begin, 1, K, a.norm, ins.flags & kFlagBf16In, smem, input_tag(ins));
+  float best = -INFINITY;
+  uint32_t best_idx = s.u_begin;
+  for (uint32_t g = 0; g < groups; ++g) {
+    // Into the slot of group g - 1, whose readers all passed the second barrier of the last step.
+    issue(g + kLmStages - 1);
+    asm volatile("cp.async.wait_group %0;" ::"n"(kLmStages - 1) : "memory");
+    sync_consumers();  // every thread's copies of group g have landed
+    const __nv_bfloat16* rows = ring + (g % kLmStages) * group;
+    float sum = 0;
+    for (uint32_t b = warp * 4 + lane / kPageRows; b < K / 8; b += kWarps * 4) {
+      float w[8];
+      unpack8(*reinterpret_cast<const uint4*>(rows + b * 8 * kPageRows + row * 8), w);
+      const float4 x0 = *reinterpret_cast<const float4*>(x + b * 8), x1 = *reinterpret_cast<const float4*>(x + b * 8 + 4);
+      sum += w[0] * x0.x + w[1] * x0.y + w[2] * x0.z + w[3] * x0.w + w[4] * x1.x + w[5] * x1.y + w[6] * x1.z + w[7] * x1.w;
+    }
+    sum += __shfl_xor_sync(0xffffffffu, sum, 8);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 16);
+    float* sums = red + (g % 2) * kWarps * kPageRows;
+    if (lane < kPageRows) sums[warp * kPageRows + lane] = sum;
+    sync_consumers();
+    if (threadIdx.x < kPageRows) {  // thread t: row t of every group, so its rows rise
+      float y = 0;
+      for (uint32_t w = 0; w < kWarps; ++w) y += sums[w * kPageRows + threadIdx.x];
+      const uint32_t r = s.u_begin + g * kPageRows + threadIdx.x;
+      if (r < s.u_end) matvec_store(ins, p, s.m_begin, r, y, 0.0f, best, best_idx, true);
+    }
+  }
+  asm volatile("cp.async.wait_group 0;" ::: "memory");  // none left in flight over the next op's memory
+  // The tile's (max, argmax) from the 8 threads' (the first maximum wins ties, as torch.argmax).
+  float* best_v = smem;
+  uint32_t* best_i = reinterpret_cast<uint32_t*>(smem + kPageRows);
+  if (threadIdx.x < kPageRows) best_v[threadIdx.x] = best, best_i[threadIdx.x] = best_idx;
+  sync_consumers();
+  if (threadIdx.x == 0) {
+    float v = best_v[0];
+    uint32_t i = best_i[0];
+    for (uint32_t t = 1; t < kPageRows; ++t)
+      if (best_v[t] > v || (best_v[t] == v && best_i[t] < i)) v = best_v[t], i = best_i[t];
+    float* part = p.arena + a.partial + (size_t(ins.tile_index) * a.rows + s.m_begin) * 2;
+    part[0] = v;
+    part[1] = __uint_as_float(i);
+  }
+  sync_consumers();
+}
+
 // A prefill tile on the tensor cores: passes of kGemmM tokens by kN weight rows (a gated tile's
 // pass takes half up rows, half gate rows), each finished by an elementwise epilogue. Not LmHead:
 // its per-tile argmax follows warps, and a prefill computes one row of logits.
@@ -220,6 +298,13 @@ __device__ void matvec_segment(const Instruction& ins, const KernelParams& p, fl
     }
     if (p.smem_floats >= kSmemHead + gemm_work_floats(kGemmN)) {
       matvec_gemm<kGemmN>(ins, p, smem, s, pipe.full);
+      return;
+    }
+  }
+  if constexpr (kMma) {
+    if (static_cast<Opcode>(ins.opcode) == Opcode::LmHead && s.m_end - s.m_begin == 1 && s.u_begin % kPageRows == 0 &&
+        lm_head_streamed_fits(p, a.in_dim)) {
+      lm_head_streamed(ins, p, smem, s);
       return;
     }
   }
