@@ -35,31 +35,32 @@ using namespace mk::cuda;
 enum class Form { kMma, kWgmma, kTma };
 
 // Each block runs `passes` passes over rows (block * passes + i) * kN mod `rows` of W, with token
-// block (block % x_blocks) of X; the last pass's C goes to out (block 0 only). x_map: X as a TMA
-// tensor map (the TMA form's).
+// block (block % x_blocks) of X, columns [k0, k0 + klen) (a split matvec's range); the last pass's
+// C goes to out (block 0 only). x_map: X as a TMA tensor map (the TMA form's).
 template <uint32_t kN, Form kForm>
 __global__ void __launch_bounds__(kThreads, 1)
-    gemm_kernel(const __nv_bfloat16* X, const __grid_constant__ CUtensorMap x_map, uint32_t mc, uint32_t K,
-                const __nv_bfloat16* W, uint32_t rows, uint32_t nrows, uint32_t passes, uint32_t x_blocks, float* out) {
+    gemm_kernel(const __nv_bfloat16* X, const __grid_constant__ CUtensorMap x_map, uint32_t mc, uint32_t K, uint32_t k0,
+                uint32_t klen, const __nv_bfloat16* W, uint32_t rows, uint32_t nrows, uint32_t passes,
+                uint32_t x_blocks, float* out) {
   extern __shared__ __align__(1024) float smem[];  // as the megakernel's: swizzled wgmma operands need it
   float* work = smem + kSmemHead;
   constexpr uint32_t ldc = gemm_ldc(kN);
   const uint32_t x_row0 = blockIdx.x % x_blocks * kGemmM;
-  X += size_t(x_row0) * K;
+  X += size_t(x_row0) * K + k0;
   for (uint32_t i = 0; i < passes; ++i) {
     const uint32_t r0 = (blockIdx.x * passes + i) * kN % rows;
-    auto row = [&](uint32_t n) { return paged_row(W, (r0 + n) % rows, K); };
+    auto row = [&](uint32_t n) { return PagedRowFrom{paged_row(W, (r0 + n) % rows, K), k0}; };
     if constexpr (kForm == Form::kWgmma) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-      gemm_pass_wgmma<kN>(X, mc, K, row, nrows, work, ldc, work);
+      gemm_pass_wgmma<kN>(X, K, mc, klen, row, nrows, work, ldc, work);
 #endif
     } else if constexpr (kForm == Form::kTma) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
       __shared__ uint64_t bars[8];
-      gemm_pass_tma<kN>(&x_map, x_row0, mc, K, row, nrows, work, ldc, work, bars);
+      gemm_pass_tma<kN>(&x_map, x_row0, k0, mc, klen, row, nrows, work, ldc, work, bars);
 #endif
     } else {
-      gemm_pass_mma<kN>(X, mc, K, row, nrows, work, ldc, work);
+      gemm_pass_mma<kN>(X, K, mc, klen, row, nrows, work, ldc, work);
     }
   }
   if (blockIdx.x == 0)
@@ -103,23 +104,27 @@ CUtensorMap x_tensor_map(const Data& d) {
 }
 
 template <uint32_t kN, Form kForm>
-void launch(const Data& d, uint32_t mc, uint32_t nrows, uint32_t blocks, uint32_t passes, uint32_t x_blocks = 1) {
+void launch(const Data& d, uint32_t mc, uint32_t nrows, uint32_t blocks, uint32_t passes, uint32_t x_blocks = 1,
+            uint32_t k0 = 0, uint32_t klen = 0) {
   // gemm_work_floats is the device's figure (it depends on the form); the host takes the larger.
   const size_t work = std::max(kGemmStages * gemm_stage_floats(kN), wgmma_slots(kN) * wgmma_stage_floats(kN));
   const size_t bytes = (kSmemHead + work) * sizeof(float);
   cudaFuncSetAttribute(gemm_kernel<kN, kForm>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
   const CUtensorMap map = kForm == Form::kTma ? x_tensor_map(d) : CUtensorMap{};
-  gemm_kernel<kN, kForm><<<blocks, kThreads, bytes>>>(d.dx, map, mc, d.K, d.dw, d.rows, nrows, passes, x_blocks, d.dout);
+  gemm_kernel<kN, kForm><<<blocks, kThreads, bytes>>>(d.dx, map, mc, d.K, k0, klen ? klen : d.K - k0, d.dw, d.rows, nrows,
+                                                      passes, x_blocks, d.dout);
 }
 
 const char* name(Form f) { return f == Form::kMma ? "mma.sync" : f == Form::kWgmma ? "wgmma" : "tma"; }
 
 // One block, one pass over rows [0, nrows): the largest error against the host's sums, relative to
 // the largest |C|.
+// k0, klen: a split matvec's range of the columns (klen 0: all of K).
 template <uint32_t kN, Form kForm>
-bool check(uint32_t mc, uint32_t nrows, uint32_t K) {
+bool check(uint32_t mc, uint32_t nrows, uint32_t K, uint32_t k0 = 0, uint32_t klen = 0) {
+  if (klen == 0) klen = K - k0;
   Data d(mc, K, nrows, 1234 + mc + K);
-  launch<kN, kForm>(d, mc, nrows, 1, 1);
+  launch<kN, kForm>(d, mc, nrows, 1, 1, 1, k0, klen);
   std::vector<float> got(size_t(mc) * nrows);
   const cudaError_t err = cudaMemcpy(got.data(), d.dout, got.size() * 4, cudaMemcpyDeviceToHost);
   if (err != cudaSuccess) {
@@ -130,14 +135,14 @@ bool check(uint32_t mc, uint32_t nrows, uint32_t K) {
   for (uint32_t m = 0; m < mc; ++m)
     for (uint32_t n = 0; n < nrows; ++n) {
       double ref = 0;
-      for (uint32_t k = 0; k < K; ++k)
+      for (uint32_t k = k0; k < k0 + klen; ++k)
         ref += double(bf16_to_float(d.x[size_t(m) * K + k])) * bf16_to_float(d.w[size_t(n) * K + k]);
       worst = std::fmax(worst, std::fabs(ref - got[size_t(m) * nrows + n]));
       scale = std::fmax(scale, std::fabs(ref));
     }
   const bool ok = worst <= 1e-4 * scale + 1e-3;
-  std::printf("check %-8s kN=%3u tokens=%3u rows=%3u K=%4u: max error %.3g of %.3g  %s\n", name(kForm), kN, mc, nrows,
-              K, worst, scale, ok ? "ok" : "FAILED");
+  std::printf("check %-8s kN=%3u tokens=%3u rows=%3u K=%4u [%u, %u): max error %.3g of %.3g  %s\n", name(kForm), kN,
+              mc, nrows, K, k0, k0 + klen, worst, scale, ok ? "ok" : "FAILED");
   return ok;
 }
 
@@ -193,7 +198,10 @@ bool run_all(uint32_t sms, bool timing, Timing t) {
     ok &= check<kGemmWgmmaWideN, kForm>(128, 256, 2048);
     ok &= check<kGemmWgmmaWideN, kForm>(77, 200, 200);
     ok &= check<kGemmWgmmaWideN, kForm>(64, 256, 8192);
+    ok &= check<kGemmWgmmaWideN, kForm>(128, 256, 8192, 2048, 2048);  // a split projection's range
   }
+  ok &= check<kGemmN, kForm>(100, 64, 8192, 6144, 2048);
+  if constexpr (kForm != Form::kTma) ok &= check<kGemmN, kForm>(40, 64, 200, 128, 72);  // a ragged last range
   if (!timing) return ok;
   for (uint32_t x_blocks : {1u, 4u}) {
     time_it<kGemmN, kForm>(sms, x_blocks, t);

@@ -86,6 +86,9 @@ struct EmbedArgs {
 struct NormArgs {
   uint32_t in, out;  // arena: [M, hidden]
   InNorm norm;
+  // The products of a split MatvecResidual before it (MatvecArgs::k_splits; 0 or 1: none): arena
+  // [k_splits, rows, hidden], added to `in` in range order (and stored there) before the norm.
+  uint32_t partial, k_splits, rows;
 };
 
 struct QkvRopeArgs {
@@ -131,27 +134,43 @@ struct MatvecArgs {    // MatvecResidual, MatvecAct and LmHead share this shape
   uint32_t in_dim, out_dim;
   uint32_t in_row0;    // first input row used (LM head of the last prompt token only)
   uint32_t rows;       // M_out: how many input rows, from in_row0, are processed
-  uint32_t partial;    // LmHead: arena [tiles, rows, 2] of (max value, index as float bits)
+  uint32_t partial;    // LmHead: arena [tiles, rows, 2] of (max value, index as float bits);
+                       // a split MatvecResidual: arena [k_splits, rows, out_dim], each range's product
   uint32_t token_block;// T: units also split the rows into blocks of T (TokenSegments); 0: one block
+  uint32_t k_splits;   // MatvecResidual in prefill: units also split in_dim into this many ranges
+                       // (k_range), 0 or 1: none. A tile stores its range's product (the bias in
+                       // range 0's) to `partial` and leaves `out` alone: the Norm that follows adds
+                       // the ranges' products to it in range order (NormArgs), so that the sums do
+                       // not depend on the order the tiles ran in.
 };
+
+// Range s of k_splits over K columns, in whole 64-column stages of the GEMM passes: [*k0, *k1).
+MK_HD inline void k_range(uint32_t K, uint32_t k_splits, uint32_t s, uint32_t* k0, uint32_t* k1) {
+  const uint32_t n = k_splits > 1 ? k_splits : 1, chunk = ((K + n - 1) / n + 63) / 64 * 64;
+  *k0 = s * chunk < K ? s * chunk : K;
+  *k1 = *k0 + chunk < K ? *k0 + chunk : K;
+}
 
 // Prefill tiles of QkvRope and the matvec family may split by tokens as well as by units. With a
 // token block T > 0 and n units per block (heads or head parts; output rows), unit u of the op is
-// unit u % n for tokens [(u / n) T, min(M, (u / n + 1) T)). A tile's units then fall into at most a
-// few segments of one token block each; TokenSegments walks them:
+// unit u % n for tokens [(u / n) T, min(M, (u / n + 1) T)). A split matvec (k_splits S > 1) repeats
+// that S times: unit u is in K range (u / n) / B of k_range, token block (u / n) % B (B blocks). A
+// tile's units then fall into at most a few segments of one token block each; TokenSegments walks them:
 //   for (TokenSegments s(tile_begin, tile_end, n, T, M); s.next();) use s.u_begin, s.u_end, s.m_begin, s.m_end
 struct TokenSegments {
-  uint32_t u, tile_end, n, T, M;
+  uint32_t u, tile_end, n, T, M, B;
   uint32_t u_begin = 0, u_end = 0, m_begin = 0, m_end = 0;  // the current segment (units within a block)
+  uint32_t k_split = 0;                                      // and its K range
   MK_HD TokenSegments(uint32_t begin, uint32_t end, uint32_t n_units, uint32_t block, uint32_t tokens)
-      : u(begin), tile_end(end), n(n_units), T(block ? block : tokens), M(tokens) {}
+      : u(begin), tile_end(end), n(n_units), T(block ? block : tokens ? tokens : 1), M(tokens), B((tokens + T - 1) / T) {}
   MK_HD bool next() {
     if (u >= tile_end) return false;
     const uint32_t b = u / n, block_end = (b + 1) * n;
     u_begin = u % n;
     u_end = (tile_end < block_end ? tile_end : block_end) - b * n;
-    m_begin = b * T;
+    m_begin = b % B * T;
     m_end = M < m_begin + T ? M : m_begin + T;
+    k_split = b / B;
     u = b * n + u_end;
     return true;
   }

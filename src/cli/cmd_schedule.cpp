@@ -16,7 +16,8 @@ namespace {
 struct ScheduleFlags {
   std::string model;
   uint32_t sms = 132, tokens = 1, ctx = 0;
-  bool summary_only = false, no_fuse_norms = false, bf16_activations = false, no_block_deps = false;
+  bool summary_only = false, no_fuse_norms = false, bf16_activations = false, no_block_deps = false,
+       no_split_k = false;
 };
 
 RegisterCommand reg("schedule", "Print the per-SM instruction queues the scheduler builds for a model",
@@ -45,6 +46,7 @@ RegisterCommand reg("schedule", "Print the per-SM instruction queues the schedul
     go.n_tokens = f->tokens;
     go.max_ctx = f->ctx ? f->ctx : static_cast<uint32_t>(std::min(c.max_position_embeddings, 4096));
     go.fuse_norms = !f->no_fuse_norms;
+    go.split_k = !f->no_split_k;
     go.bf16_activations = f->bf16_activations;
     go.num_sms = f->sms;
     const OpGraph g = build_graph(c, go);

@@ -14,7 +14,7 @@ namespace mk::cli {
 struct ExecFlags {
   uint32_t sms = 0, threads = 0, ctx = 0, max_waits = kMaxWaits, prefill_chunk = 256, kv_splits = 0, tp = 1;
   int64_t random_order = -1;
-  bool no_fuse_norms = false, no_block_deps = false, bf16 = false, check_weights = false;
+  bool no_fuse_norms = false, no_block_deps = false, no_split_k = false, bf16 = false, check_weights = false;
   std::string weight_pipe = "auto", kernel = "auto";
   std::string device = "auto";
 
@@ -37,6 +37,8 @@ struct ExecFlags {
     app.add_flag("--no-block-deps", no_block_deps,
                  "prefill: every tile waits for all tiles of the ops before it, not only for its own block of "
                  "128 prompt tokens (to compare)");
+    app.add_flag("--no-split-k", no_split_k,
+                 "prefill: short prompts' o_proj and down tiles take their whole input, not ranges of it (to compare)");
     app.add_option("--weight-pipe", weight_pipe,
                    "GPU: how decode reads weights: auto (a producer warp streams them into shared memory ahead "
                    "of use, with cp.async.bulk on sm_90+), bulk, cp-async, or off (plain loads)")
@@ -65,6 +67,7 @@ struct ExecFlags {
     o.prefill_chunk = prefill_chunk;
     o.kv_splits = kv_splits;
     o.fuse_norms = !no_fuse_norms;
+    o.split_k = !no_split_k;
     o.token_block_deps = !no_block_deps;
     o.gpu_weight_pipe = weight_pipe == "bulk"       ? cuda::WeightPipe::Bulk
                         : weight_pipe == "cp-async" ? cuda::WeightPipe::CpAsync

@@ -54,7 +54,9 @@ __device__ __forceinline__ void sync_consumers() { asm volatile("bar.sync 1, %0;
 template <bool kMma, class F>
 __device__ __forceinline__ void for_each_token_segment(TokenSegments s, F&& f) {
   if constexpr (!kMma) {
-    s.next();
+    // Decode: one token, so the tile is one segment of block 0 and K range 0 (without next()'s
+    // divisions by the unit and block counts).
+    s.u_begin = s.u, s.u_end = s.tile_end, s.m_begin = 0, s.m_end = s.M, s.k_split = 0;
     f(s);
   } else {
     while (s.next()) f(s);

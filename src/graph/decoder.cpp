@@ -1,6 +1,7 @@
 // build_graph: the forward pass of a pre-norm decoder (every supported architecture) for M tokens,
 // as ops over named buffers. Architecture differences are flags of ModelConfig, not code paths.
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <string>
 
@@ -25,6 +26,9 @@ constexpr uint32_t kPrefillTokens = 16, kPrefillTileRows = 64, kPrefillGatedOutp
 // At least 1.5 waves of them, so that the last wave's idle SMs cost at most a quarter. (Other GPUs
 // take them as two passes of 128 rows: the same work, in half as many tiles.)
 constexpr uint32_t kPrefillWideGatedOutputs = 128;
+// Rows of a split projection's tile (residual(), below): one 256-row pass on Hopper.
+constexpr uint32_t kPrefillSplitRows = 256;
+constexpr uint32_t kPrefillSplitMinK = 512;
 constexpr double kPrefillWideGatedWaves = 1.5;
 // QKV tiles take up to 96 rows (kGemmQkvN): Llama-3.2-1B's 3072 rows by 4 token blocks make 128
 // tiles, one wave of 132 SMs, where tiles of 64 made 192: two waves, the second one half empty, with
@@ -132,6 +136,32 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
   const int part_o = S > 1 ? g.add_buffer("part_o", uint64_t(S) * M * Hq * D) : attn;
   const int part_lse = g.add_buffer("part_lse", uint64_t(S) * M * Hq);
   const int act = g.add_buffer("act", uint64_t(M) * I);
+  // A norm is its own Norm instruction (rather than folded into the matvec tiles that read it) with
+  // bf16 activations, but for the final norm before the LM head, or when norms are not fused.
+  auto norm_is_node = [&](int layer) { return !(o.fuse_norms && !(bf16_acts && layer >= 0)); };
+  // Prefill's residual projections may split by ranges of their input (residual(), below), in
+  // tiles of split_rows rows: kPrefillSplitRows or the largest smaller power of two (at least 8,
+  // the passes' weight groups) that divides H.
+  uint32_t split_rows = kPrefillSplitRows;
+  while (split_rows >= 8 && H % split_rows != 0) split_rows /= 2;
+  // How many ranges a projection from in_dim inputs takes (0 or 1: none). Only where its tiles
+  // of kPrefillTileRows rows would fill at most half the SMs (a short prompt's few token blocks),
+  // and only where a Norm instruction follows, which adds the ranges' products to the residual
+  // (NormArgs). As many ranges as keep the tiles within one wave of the SMs, of at least
+  // kPrefillSplitMinK columns, or in_dim / H where that is more (the MLP's down, also in small
+  // models); none past the last whole 64-column stage (k_range).
+  auto split_count = [&](uint32_t in_dim, int next_norm_layer) -> uint32_t {
+    if (M < kPrefillTokens || sharded || split_rows < 8 || !o.split_k || !norm_is_node(next_norm_layer)) return 0;
+    if (uint64_t(H / kPrefillTileRows) * blocks * 2 > o.num_sms) return 0;
+    const uint32_t row_tiles = H / split_rows, sms_per_range = row_tiles * blocks;
+    const uint32_t n = std::min(std::max(in_dim / H, in_dim / kPrefillSplitMinK), o.num_sms / sms_per_range);
+    if (n < 2) return 0;
+    const uint32_t chunk = ((in_dim + n - 1) / n + 63) / 64 * 64;
+    return (in_dim + chunk - 1) / chunk;
+  };
+  const uint32_t max_splits = std::max(split_count(Hq * D, 0), split_count(I, 0));
+  const int split_part = max_splits > 1 ? g.add_buffer("split_part", uint64_t(max_splits) * M * H) : -1;
+  uint32_t pending_splits = 0;  // the last split projection's ranges, for the Norm after it
   // Every rank's buffers have the same sizes (the vocabulary slice rounded up), so that a buffer has
   // the same offset on every rank: AllReduce and ArgmaxRanks read their peers' at their own.
   const int logits = g.add_buffer("logits", uint64_t(m_out) * tp.vocab_stride);
@@ -178,18 +208,27 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
   auto norm_input = [&](const std::string& prefix, const std::string& weight, int layer, int in_buf,
                         InNorm& fused) -> int {
     const InNorm norm{wid(g, weight), wid(g, weight + "_bias")};
-    if (o.fuse_norms && !(bf16_acts && layer >= 0)) {
+    if (!norm_is_node(layer)) {
+      assert(pending_splits == 0 && "a split projection is followed by a Norm instruction (split_count)");
       fused = norm;
       return in_buf;
     }
     OpNode n = node(prefix + "norm", Opcode::Norm, layer);
-    n.proto.a.norm = {off(in_buf), off(xn), norm};
+    n.proto.a.norm = {off(in_buf), off(xn), norm, kNone, 0, M};
     n.proto.flags |= bf16_flags(in_buf, xn);
     n.units = M;  // rows
     set_token_blocks(n, T, M);
     n.bytes_per_unit = H * (act_bytes(in_buf) + act_bytes(xn));
     n.reads = {in_buf};
     n.writes = {xn};
+    if (pending_splits > 1) {  // the split projection before: its products join the residual here
+      n.proto.a.norm.partial = off(split_part);
+      n.proto.a.norm.k_splits = pending_splits;
+      n.bytes_per_unit += double(H) * pending_splits * act_bytes(split_part);
+      n.reads.push_back(split_part);
+      n.writes.push_back(in_buf);
+      pending_splits = 0;
+    }
     g.add_node(std::move(n));
     fused = {kNone, kNone};
     return xn;
@@ -233,11 +272,33 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
 
   // A residual projection: out += W . in on one rank; with tensor parallelism each rank stores its
   // partial (its heads' or its MLP slice's columns) and an AllReduce adds every rank's into x.
+  // next_norm_layer: the layer of the norm that reads the residual next (-1: the final norm).
   auto residual = [&](const std::string& name, int layer, int in_buf, uint32_t in_dim, uint32_t weight, uint32_t bias,
-                      int partial) {
+                      int partial, int next_norm_layer) {
     if (partial < 0) {
-      g.add_node(matvec(name, Opcode::MatvecResidual, layer, in_buf, {kNone, kNone}, in_dim, H, x, weight, bias,
-                        kNone, kNone));
+      OpNode n = matvec(name, Opcode::MatvecResidual, layer, in_buf, {kNone, kNone}, in_dim, H, x, weight, bias,
+                        kNone, kNone);
+      // A short prompt's projection takes tiles of split_rows rows by a range of its input
+      // (split_count), so that it covers the SMs and each pass reads the activations for 4x the
+      // rows of a 64-row tile (prefill's passes are bound by what they read from L2). The ranges'
+      // products go to split_part, and the Norm that follows adds them to x in range order: the
+      // same sums whichever tile ran last, where adding each range's straight into x as the tiles
+      // finish made the prefill's results vary from run to run (session 19).
+      const uint32_t splits = split_count(in_dim, next_norm_layer);
+      if (splits > 1) {
+        MatvecArgs& a = n.proto.a.mv;
+        a.k_splits = splits;
+        a.partial = off(split_part);
+        n.units *= splits;
+        n.token_blocks = blocks * splits;
+        n.tile_units = split_rows;
+        n.fixed_bytes /= splits;
+        n.bytes_per_unit /= splits;
+        n.reads = {in_buf};
+        n.writes = {split_part};
+        pending_splits = splits;
+      }
+      g.add_node(std::move(n));
       return;
     }
     OpNode n = matvec(name, Opcode::MatvecResidual, layer, in_buf, {kNone, kNone}, in_dim, H, partial, weight, bias,
@@ -324,11 +385,12 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
       n.writes = {attn};
       g.add_node(std::move(n));
     }
-    residual(P + "o_proj", l, attn, Hq * D, wid(g, L + "o"), wid(g, L + "o_bias"), sharded ? tp_partial[2 * l] : -1);
+    residual(P + "o_proj", l, attn, Hq * D, wid(g, L + "o"), wid(g, L + "o_bias"), sharded ? tp_partial[2 * l] : -1, l);
     in = norm_input(P + "mlp_", L + "mlp_norm", l, x, fused);
     g.add_node(matvec(P + (c.gated_mlp ? "gate_up" : "fc"), Opcode::MatvecAct, l, in, fused, H, I, act,
                       wid(g, L + "up"), wid(g, L + "up_bias"), wid(g, L + "gate"), wid(g, L + "gate_bias")));
-    residual(P + "down", l, act, I, wid(g, L + "down"), wid(g, L + "down_bias"), sharded ? tp_partial[2 * l + 1] : -1);
+    residual(P + "down", l, act, I, wid(g, L + "down"), wid(g, L + "down_bias"), sharded ? tp_partial[2 * l + 1] : -1,
+             l + 1 < c.num_layers ? l + 1 : -1);
   }
   InNorm fused{};
   const int in = norm_input("final_", "final_norm", -1, x, fused);

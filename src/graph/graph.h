@@ -103,6 +103,9 @@ struct GraphOptions {
   uint32_t max_ctx = 2048;    // KV cache capacity
   bool all_logits = false;    // logits for every row, not only the last
   bool fuse_norms = true;     // fold each norm into the matvec tiles that consume it
+  // A short prompt's residual projections split by ranges of their input where a Norm instruction
+  // follows (MatvecArgs::k_splits).
+  bool split_k = true;
   // Prefill programs (M >= 16 tokens) keep the activations between ops (the normalized input,
   // attention's output, the MLP's) in bf16, with the block norms as their own Norm instructions;
   // the residual stream stays fp32. The GPU's tensor cores take bf16 operands, so its prefill

@@ -27,6 +27,7 @@ GraphOptions graph_options_for(const EngineOptions& e, uint32_t max_ctx, uint32_
   o.kv_span = std::min(max_ctx, pos + n_tokens);
   o.all_logits = all_logits;
   o.fuse_norms = e.fuse_norms;
+  o.split_k = e.split_k;
   o.num_sms = e.sms;
   o.weight_bytes = 4;
   o.tp_size = e.tp;

@@ -38,6 +38,7 @@ struct EngineOptions {
   uint32_t prefill_chunk = 256; // prompt tokens per prefill program run
   uint32_t kv_splits = 0;       // attention KV splits; 0: chosen by context (choose_kv_splits)
   bool fuse_norms = true;
+  bool split_k = true;          // a short prompt's o_proj and down by ranges of their input (GraphOptions)
   cuda::WeightPipe gpu_weight_pipe{};  // GPU: how decode reads weights (default Auto: the weight pipe)
   cuda::KernelBuild gpu_kernel{};      // GPU: the generic decode build or a specialized one (cuda/spec.h)
   uint32_t max_waits = kMaxWaits;

@@ -82,6 +82,7 @@ BLOCK_ORDERS = {
     "random2_sms7": ["--random-order", 2, "--sms", 7],
     "whole_ops_random3": ["--no-block-deps", "--random-order", 3],
     "tp2_random4": ["--tp", 2, "--random-order", 4],  # every rank's counters by block alike
+    "split_k_random5": ["--no-fuse-norms", "--random-order", 5],  # down by input ranges, summed in the Norm
 }
 
 
@@ -104,3 +105,18 @@ def test_token_block_prefill_matches_hf(long_prompt_case, order, run_mk, tmp_pat
     ours = np.load(out)
     diff, scale = np.abs(ours - hf_logits).max(), np.abs(hf_logits).max()
     assert diff <= 1e-3 * scale, f"{arch}/{order}: max |diff| {diff} vs max |logit| {scale}"
+
+
+def test_split_prefill_is_the_same_in_any_order(long_prompt_case, run_mk, tmp_path):
+    # With unfused norms a short prompt's down projection splits by ranges of its input, and the
+    # Norm after it adds the ranges' products to the residual in range order: the logits must not
+    # depend on the order the tiles ran in, bit for bit (adding each range's product to the
+    # residual as its tile finished made them vary).
+    arch, folder, ids, _ = long_prompt_case
+    runs = []
+    for seed in (1, 2):
+        out = tmp_path / f"logits{seed}.npy"
+        run_mk("logits", "--model", folder, "--tokens", ",".join(map(str, ids)), "--prefill", LONG_PROMPT,
+               "--prefill-chunk", LONG_PROMPT, "--no-fuse-norms", "--random-order", seed, "--out", out)
+        runs.append(np.load(out))
+    assert np.array_equal(runs[0], runs[1]), f"{arch}: the split prefill's logits depend on the order of its tiles"

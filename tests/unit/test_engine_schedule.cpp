@@ -282,6 +282,70 @@ TEST(Graph, PrefillQkvTilesNarrowToFillTheSms) {
   EXPECT_EQ(qkv_tile(128, 264), 1u);
 }
 
+// A short prompt's down projection takes tiles of 256 rows by a range of its 8192 inputs (16 of 512
+// at one token block, where 32 tiles of 64 rows would cover a quarter of the SMs), o_proj by 4
+// ranges; each range's products go to split_part, and the Norm after adds them to the residual in
+// range order. Not where a prompt's blocks fill the SMs (512 tokens), not before the final norm
+// (folded into the LM head), not with fused norms (no Norm instruction), and not with split_k off.
+// The ranges cover the input once, in whole 64-column stages.
+TEST(Graph, ShortPromptProjectionsSplitByInputRanges) {
+  auto node = [](const OpGraph& g, const std::string& name) -> const OpNode& {
+    for (const OpNode& n : g.nodes)
+      if (n.name == name) return n;
+    throw Error("no node " + name);
+  };
+  GraphOptions go = prefill_512_on_gpu();
+  go.n_tokens = 128;
+  const OpGraph g = build_graph(llama_1b(), go);
+  const OpNode& down = node(g, "L3.down");
+  EXPECT_EQ(down.proto.a.mv.k_splits, 16u);
+  EXPECT_EQ(down.tile_units, 256u);
+  EXPECT_EQ(down.units, 2048u * 16);
+  ASSERT_NE(down.proto.a.mv.partial, kNone);
+  EXPECT_EQ(down.writes.size(), 1u);  // split_part alone: x is the Norm's to update
+  const NormArgs& next = node(g, "L4.attn_norm").proto.a.norm;
+  EXPECT_EQ(next.k_splits, 16u);
+  EXPECT_EQ(next.partial, down.proto.a.mv.partial);
+  EXPECT_EQ(next.rows, 128u);
+  EXPECT_EQ(node(g, "L3.o_proj").proto.a.mv.k_splits, 4u);
+  EXPECT_EQ(node(g, "L3.mlp_norm").proto.a.norm.k_splits, 4u);
+  EXPECT_EQ(node(g, "L3.attn_norm").proto.a.norm.k_splits, 16u);
+  EXPECT_EQ(node(g, "L0.attn_norm").proto.a.norm.k_splits, 0u);  // after the embedding
+  EXPECT_EQ(node(g, "L15.down").proto.a.mv.k_splits, 0u);
+  EXPECT_LE(schedule(g, ScheduleOptions{}).instructions.size(), 20000u);
+  auto down_splits = [&](GraphOptions o) { return node(build_graph(llama_1b(), o), "L3.down").proto.a.mv.k_splits; };
+  GraphOptions o = go;
+  o.n_tokens = 256;  // 2 blocks: 64 tiles of 64 rows, under half the SMs still
+  EXPECT_EQ(down_splits(o), 8u);
+  o.n_tokens = 512;
+  EXPECT_EQ(down_splits(o), 0u);
+  o = go;
+  o.split_k = false;
+  EXPECT_EQ(down_splits(o), 0u);
+  o = go;
+  o.bf16_activations = false;  // fused norms, no Norm instructions
+  EXPECT_EQ(down_splits(o), 0u);
+  o.fuse_norms = false;
+  EXPECT_EQ(down_splits(o), 16u);
+  o = go;
+  o.n_tokens = 1;
+  EXPECT_EQ(down_splits(o), 0u);
+  for (uint32_t K : {8192u, 200u, 8960u})
+    for (uint32_t splits : {1u, 2u, 4u, 5u}) {
+      uint32_t next = 0;
+      for (uint32_t s = 0; s < splits; ++s) {
+        uint32_t k0, k1;
+        k_range(K, splits, s, &k0, &k1);
+        EXPECT_EQ(k0, next) << K << " / " << splits;
+        if (k0 < K) {
+          EXPECT_EQ(k0 % 64, 0u);  // (a range past K is empty: K = 200 in 5)
+        }
+        next = k1;
+      }
+      EXPECT_EQ(next, K) << K << " / " << splits;
+    }
+}
+
 TEST(Schedule, EveryArchitectureAndSmCountKeepsInvariants) {
   for (Arch a : {Arch::Llama, Arch::Mistral, Arch::Qwen2, Arch::Qwen3, Arch::Gpt2})
     for (uint32_t sms : {1u, 7u, 132u})

@@ -1,5 +1,6 @@
 // Row-wise ops of the CPU executor: Embed (token + learned position rows into the residual
-// stream) and the standalone Norm (used when norms are not fused into the following matvec).
+// stream) and the standalone Norm (used when norms are not fused into the following matvec), which
+// also adds a split projection's products to the residual stream.
 #include <cstring>
 #include <vector>
 
@@ -30,8 +31,14 @@ void run_norm(const Instruction& ins, const OpContext& ctx) {
   thread_local std::vector<float> row;
   row.resize(H);
   for (uint32_t m = ins.tile_begin; m < ins.tile_end; ++m) {  // a tile of rows
+    float* in = ctx.arena + a.in + size_t(m) * H;
+    // A split projection's products (NormArgs::k_splits) join the residual first, in range order.
+    for (uint32_t s = 0; a.k_splits > 1 && s < a.k_splits; ++s) {
+      const float* part = ctx.arena + a.partial + (size_t(s) * a.rows + m) * H;
+      for (uint32_t i = 0; i < H; ++i) in[i] += part[i];
+    }
     float* out = bf16 ? row.data() : ctx.arena + a.out + size_t(m) * H;
-    normalize(ctx.arena + a.in + size_t(m) * H, out, H, static_cast<NormKind>(ctx.dims->norm_kind),
+    normalize(in, out, H, static_cast<NormKind>(ctx.dims->norm_kind),
               ctx.dims->norm_eps, ctx.weight(a.norm.weight), ctx.weight(a.norm.bias));
     if (bf16)
       for (uint32_t i = 0; i < H; ++i) store_act(ctx, a.out, size_t(m) * H + i, out[i], true);

@@ -20,17 +20,23 @@ void run_matvec(const Instruction& ins, const OpContext& ctx) {
   for (TokenSegments s(ins.tile_begin, ins.tile_end, a.out_dim, a.token_block, a.rows); s.next();) {
     const float* x = input_rows(ctx, a.in, a.norm, a.in_row0 + s.m_begin, s.m_end - s.m_begin, a.in_dim,
                                 ins.flags & kFlagBf16In, scratch);
+    // A split matvec's range of the input (k_range), its product stored apart: the Norm that
+    // follows adds the ranges' products to the outputs (NormArgs).
+    uint32_t k0, k1;
+    k_range(a.in_dim, a.k_splits, s.k_split, &k0, &k1);
+    const bool split = a.k_splits > 1;
     for (uint32_t m = s.m_begin; m < s.m_end; ++m) {
       const float* xm = x + size_t(m - s.m_begin) * a.in_dim;
-      float* out = ctx.arena + a.out + size_t(m) * a.out_dim;
+      float* out = ctx.arena + (split ? a.partial + (size_t(s.k_split) * a.rows + m) * a.out_dim
+                                      : a.out + size_t(m) * a.out_dim);
       float best = -std::numeric_limits<float>::infinity();
       uint32_t best_index = s.u_begin;
       for (uint32_t r = s.u_begin; r < s.u_end; ++r) {
-        const float y = dot(W + size_t(r) * a.in_dim, xm, a.in_dim) + (bias ? bias[r] : 0.0f);
+        const float y = dot(W + size_t(r) * a.in_dim + k0, xm + k0, k1 - k0) + (bias && k0 == 0 ? bias[r] : 0.0f);
         switch (op) {
           case Opcode::MatvecResidual:
-            if (ins.flags & kFlagStore)
-              out[r] = y;  // a tensor-parallel partial, summed by AllReduce
+            if (ins.flags & kFlagStore || split)
+              out[r] = y;  // a tensor-parallel partial (summed by AllReduce) or a range's product
             else
               out[r] += y;
             break;

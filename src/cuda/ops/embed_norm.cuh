@@ -41,6 +41,26 @@ __device__ void run_embed(const Instruction& ins, const KernelParams& p, float* 
   }
 }
 
+// A split projection's products (NormArgs::k_splits) added to the tile's rows `x` (n floats from
+// row m0, in shared memory) in range order, and the sums stored back as the residual stream. Each
+// thread takes the 16-byte pieces copy_act gave it, so no barrier is needed before; the ranges'
+// loads of a piece are issued before its adds. (H % 8 == 0 where the graph splits.)
+__device__ void add_split_products(const KernelParams& p, const NormArgs& a, float* x, uint32_t m0, uint32_t n) {
+  const uint32_t H = p.dims.hidden;
+  for (uint32_t e = threadIdx.x; e < n / 4; e += kThreads) {
+    const size_t at = size_t(m0) * H + 4 * e;
+    float4 v = reinterpret_cast<float4*>(x)[e];
+#pragma unroll 4
+    for (uint32_t s = 0; s < a.k_splits; ++s) {
+      const float4 q = __ldcg(reinterpret_cast<const float4*>(p.arena + a.partial + size_t(s) * a.rows * H + at));
+      v.x += q.x, v.y += q.y, v.z += q.z, v.w += q.w;
+    }
+    reinterpret_cast<float4*>(x)[e] = v;
+    __stcg(reinterpret_cast<float4*>(p.arena + a.in + at), v);
+  }
+  sync_consumers();
+}
+
 // The tile's rows are copied into shared memory with batched loads (one L2 round trip for all of
 // them); a warp per row takes its mean and 1/rms; then each thread loads the norm weight of its
 // columns once, all loads at once, and writes those columns of every row: fp32, or bf16 for a
@@ -62,6 +82,7 @@ __device__ void run_norm(const Instruction& ins, const KernelParams& p, float* s
   for (uint32_t m0 = ins.tile_begin; m0 < ins.tile_end; m0 += fit) {
     const uint32_t mc = ins.tile_end - m0 < fit ? ins.tile_end - m0 : fit;
     load_rows(p, x, p.arena + a.in + size_t(m0) * H, mc, H, InNorm{kNone, kNone}, smem);
+    if (a.k_splits > 1) add_split_products(p, a, x, m0, mc * H);
     for (uint32_t m = warp; m < mc; m += kWarps) {
       const float* row = x + size_t(m) * H;
       float mean = 0;

@@ -119,15 +119,20 @@ __device__ void matvec_pass(const Instruction& ins, const KernelParams& p, uint3
 // per-tile decisions out of the loop, two adjacent outputs a thread (8-byte stores, reductions and
 // C reads; a warp covers 64 outputs of a token, conflict-free). r0, nr and out_dim even. Traced on
 // 512 tokens (H200), matvec_store's loop took 13 us of a 50 us gate/up tile and 8.6 of o_proj's 32.
+// A split matvec's tile (MatvecArgs::k_splits) stores its range's product to its slice of
+// a.partial instead (the bias in range 0's).
 __device__ void gemm_store_pairs(const Instruction& ins, const KernelParams& p, const float* C, uint32_t ldc,
-                                 uint32_t m0, uint32_t mc, uint32_t r0, uint32_t nr, bool gated) {
+                                 uint32_t m0, uint32_t mc, uint32_t r0, uint32_t nr, bool gated, uint32_t k_split) {
   const MatvecArgs& a = ins.a.mv;
   const Opcode op = static_cast<Opcode>(ins.opcode);
   const Activation act = static_cast<Activation>(p.dims.activation);
-  const __nv_bfloat16* bias = weight(p, a.bias);
+  const bool split = a.k_splits > 1;
+  const __nv_bfloat16* bias = k_split == 0 ? weight(p, a.bias) : nullptr;
   const __nv_bfloat16* gate_bias = weight(p, a.gate_bias);
-  const bool bf16_out = ins.flags & kFlagBf16Out, reduce = op == Opcode::MatvecResidual && !(ins.flags & kFlagStore);
-  const uint32_t out = a.out, out_dim = a.out_dim, lane = threadIdx.x % 32;
+  const bool bf16_out = ins.flags & kFlagBf16Out;
+  const bool reduce = op == Opcode::MatvecResidual && !(ins.flags & kFlagStore) && !split;
+  const uint32_t out = split ? a.partial + k_split * a.rows * a.out_dim : a.out, out_dim = a.out_dim;
+  const uint32_t lane = threadIdx.x % 32;
   for (uint32_t m = threadIdx.x / 32; m < mc; m += kWarps)
     for (uint32_t n = 2 * lane; n < nr; n += 64) {
       const uint32_t r = r0 + n;
@@ -229,6 +234,30 @@ __device__ void lm_head_streamed(const Instruction& ins, const KernelParams& p, 
   sync_consumers();
 }
 
+// A split matvec's segment where no tensor-core pass takes it (a token block of fewer than
+// kGemmMinTokens tokens, or no pass fits in shared memory): its range's product into its slice of
+// a.partial (the bias in range 0's), as gemm_store_pairs leaves it; a warp per (token, row), lanes
+// along the range. Such blocks are small and rare, so plain loads.
+__device__ void split_on_cuda_cores(const Instruction& ins, const KernelParams& p, const TokenSegments& s) {
+  const MatvecArgs& a = ins.a.mv;
+  uint32_t k0, k1;
+  k_range(a.in_dim, a.k_splits, s.k_split, &k0, &k1);
+  const __nv_bfloat16* W = weight(p, a.weight);
+  const __nv_bfloat16* bias = s.k_split == 0 ? weight(p, a.bias) : nullptr;
+  const bool bf16_in = ins.flags & kFlagBf16In;
+  const uint32_t warp = threadIdx.x / 32, lane = threadIdx.x % 32, rows = s.u_end - s.u_begin;
+  for (uint32_t e = warp; e < (s.m_end - s.m_begin) * rows; e += kWarps) {
+    const uint32_t m = s.m_begin + e / rows, r = s.u_begin + e % rows;
+    const PagedRow w = paged_row(W, r, a.in_dim);
+    const size_t x0 = size_t(a.in_row0 + m) * a.in_dim;
+    float sum = 0;
+    for (uint32_t k = k0 + lane; k < k1; k += 32)
+      sum += bf(*w.at(k)) * (bf16_in ? bf(bf16_act(p, a.in)[x0 + k]) : p.arena[a.in + x0 + k]);
+    sum = warp_sum(sum);
+    if (lane == 0) p.arena[a.partial + (size_t(s.k_split) * a.rows + m) * a.out_dim + r] = sum + (bias ? bf(bias[r]) : 0.0f);
+  }
+}
+
 // A prefill tile on the tensor cores: passes of kGemmM tokens by kN weight rows (a gated tile's
 // pass takes half up rows, half gate rows), each finished by an elementwise epilogue. Not LmHead:
 // its per-tile argmax follows warps, and a prefill computes one row of logits.
@@ -244,7 +273,12 @@ __device__ void matvec_gemm(const Instruction& ins, const KernelParams& p, float
   constexpr uint32_t ldc = gemm_ldc(kN);
   const uint32_t per = G ? kN / 2 : kN;
   const void* x_map = act_map(p, a.in);
-  // Tagged outputs (decode's handoff) and odd offsets take matvec_store, element by element.
+  // A split matvec's tile multiplies its range of the input (k_range), stored apart (the Norm that
+  // follows adds the ranges' products to the outputs).
+  uint32_t k0, k1;
+  k_range(K, a.k_splits, s.k_split, &k0, &k1);
+  // Tagged outputs (decode's handoff) and odd offsets take matvec_store, element by element (never
+  // a split matvec's: its tiles are whole groups of 8 rows, graph/decoder.cpp).
   const bool pairs = !(ins.flags & kFlagTagOut) && a.out_dim % 2 == 0 && s.u_begin % 2 == 0;
   for (uint32_t m0 = s.m_begin; m0 < s.m_end; m0 += kGemmM) {
     const uint32_t mc = s.m_end - m0 < kGemmM ? s.m_end - m0 : kGemmM;
@@ -253,13 +287,15 @@ __device__ void matvec_gemm(const Instruction& ins, const KernelParams& p, float
       // The TMA form copies weight rows by whole groups of 8: the pass's first row, and a gated
       // pass's first gate row, must start one.
       const bool groups = r0 % 8 == 0 && (nr % 8 == 0 || !G);
-      gemm_pass<kN>(bf16_act(p, a.in) + size_t(a.in_row0 + m0) * K, groups ? x_map : nullptr,
-                    a.in_row0 + m0, mc, K,
-                    [&](uint32_t n) { return n < nr ? paged_row(W, r0 + n, K) : paged_row(G, r0 + n - nr, K); },
+      gemm_pass<kN>(bf16_act(p, a.in) + size_t(a.in_row0 + m0) * K + k0, K, groups ? x_map : nullptr,
+                    a.in_row0 + m0, k0, mc, k1 - k0,
+                    [&](uint32_t n) {
+                      return PagedRowFrom{n < nr ? paged_row(W, r0 + n, K) : paged_row(G, r0 + n - nr, K), k0};
+                    },
                     G ? 2 * nr : nr, C, ldc, work, bars);
       trace_phase(kPhaseWeights);  // the products done: what follows is the epilogue
       if (pairs && nr % 2 == 0) {
-        gemm_store_pairs(ins, p, C, ldc, m0, mc, r0, nr, G != nullptr);
+        gemm_store_pairs(ins, p, C, ldc, m0, mc, r0, nr, G != nullptr, s.k_split);
       } else {
         float best = 0;  // unused: not LmHead
         uint32_t best_idx = 0;
@@ -284,15 +320,16 @@ __device__ void matvec_segment(const Instruction& ins, const KernelParams& p, fl
   const bool piped = !kMma && pipe_span(ins, p, &span);  // then a.rows == 1: one pass
   if (kMma && static_cast<Opcode>(ins.opcode) != Opcode::LmHead && gemm_fits(ins, s.m_end - s.m_begin, a.in_dim, a.norm)) {
     // Gated tiles (up and gate rows) take a wide pass where it fits, on sm_90a the widest for tiles
-    // of 128 outputs or more; C lies over the stages.
+    // of 128 outputs or more; so do other tiles of 256 rows (a split projection's) or 128 (C lies
+    // over the stages).
+    const uint32_t rows = (s.u_end - s.u_begin) * (a.gate != kNone ? 2 : 1);
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    if (a.gate != kNone && s.u_end - s.u_begin >= kGemmWgmmaWideN / 2 &&
-        p.smem_floats >= kSmemHead + gemm_work_floats(kGemmWgmmaWideN)) {
+    if (rows >= kGemmWgmmaWideN && p.smem_floats >= kSmemHead + gemm_work_floats(kGemmWgmmaWideN)) {
       matvec_gemm<kGemmWgmmaWideN>(ins, p, smem, s, pipe.full);
       return;
     }
 #endif
-    if (a.gate != kNone && p.smem_floats >= kSmemHead + gemm_work_floats(kGemmWideN)) {
+    if ((a.gate != kNone || rows >= kGemmWideN) && p.smem_floats >= kSmemHead + gemm_work_floats(kGemmWideN)) {
       matvec_gemm<kGemmWideN>(ins, p, smem, s, pipe.full);
       return;
     }
@@ -305,6 +342,12 @@ __device__ void matvec_segment(const Instruction& ins, const KernelParams& p, fl
     if (static_cast<Opcode>(ins.opcode) == Opcode::LmHead && s.m_end - s.m_begin == 1 && s.u_begin % kPageRows == 0 &&
         lm_head_streamed_fits(p, a.in_dim)) {
       lm_head_streamed(ins, p, smem, s);
+      return;
+    }
+  }
+  if constexpr (kMma) {
+    if (a.k_splits > 1) {
+      split_on_cuda_cores(ins, p, s);
       return;
     }
   }

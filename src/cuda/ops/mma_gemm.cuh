@@ -78,6 +78,13 @@ __device__ __forceinline__ bool gemm_fits(const Instruction& ins, uint32_t token
   return (ins.flags & kFlagBf16In) && norm.weight == kNone && tokens >= kGemmMinTokens && K % 8 == 0;
 }
 
+// Row n of a pass from column k0 on (a split matvec's range, k_range): at(k) is its column k0 + k.
+struct PagedRowFrom {
+  PagedRow row;
+  uint32_t k0;
+  __device__ __forceinline__ const __nv_bfloat16* at(uint32_t k) const { return row.at(k0 + k); }
+};
+
 // What one thread copies of every stage of a pass, in both forms: activation rows t / 8 + 32 j
 // (j < 4), piece t % 8, so that eight consecutive threads copy one row's 128 bytes; weight rows
 // t % 8 + 8 (t / 64) + 32 j (j < kN / 32), piece t / 8 % 8, so that eight consecutive threads copy
@@ -88,14 +95,15 @@ template <uint32_t kN>
 struct StagePieces {
   static constexpr uint32_t kX = kGemmM / 32, kW = kN / 32;
   const __nv_bfloat16 *X, *x_src, *w_src[kW], *w_any;  // w_any: an address to name for zero-filled pieces
-  uint32_t mc, K, xr, xb, wr, wb;
+  uint32_t ldx, mc, K, xr, xb, wr, wb;
 
   template <class RowPtr>
-  __device__ __forceinline__ StagePieces(const __nv_bfloat16* X_, uint32_t mc_, uint32_t K_, RowPtr row_ptr, uint32_t nrows)
-      : X(X_), w_any(row_ptr(0).at(0)), mc(mc_), K(K_) {
+  __device__ __forceinline__ StagePieces(const __nv_bfloat16* X_, uint32_t ldx_, uint32_t mc_, uint32_t K_, RowPtr row_ptr,
+                                         uint32_t nrows)
+      : X(X_), w_any(row_ptr(0).at(0)), ldx(ldx_), mc(mc_), K(K_) {
     const uint32_t t = threadIdx.x;
     xr = t / 8, xb = t % 8, wr = t % 8 + t / 64 * 8, wb = t / 8 % 8;
-    x_src = X + size_t(xr) * K + xb * 8;
+    x_src = X + size_t(xr) * ldx + xb * 8;
 #pragma unroll
     for (uint32_t j = 0; j < kW; ++j) {
       const uint32_t n = wr + j * 32;
@@ -112,7 +120,7 @@ struct StagePieces {
     for (uint32_t j = 0; j < kX; ++j) {
       const uint32_t r = xr + j * 32;
       const bool valid = x_in && r < mc;
-      cp_async16(xs + x_at(r, xb), valid ? x_src + size_t(j * 32) * K + c * kGemmK : X, valid);
+      cp_async16(xs + x_at(r, xb), valid ? x_src + size_t(j * 32) * ldx + c * kGemmK : X, valid);
     }
 #pragma unroll
     for (uint32_t j = 0; j < kW; ++j)
@@ -141,7 +149,7 @@ __device__ __forceinline__ void store_c_pair(float* C, uint32_t ldc, uint32_t m,
 // This is the mma.sync form (sm_80 onwards): two warps along N, four along M, ldmatrix fragments
 // from padded row-major stages.
 template <uint32_t kN, class RowPtr>
-__device__ __noinline__ void gemm_pass_mma(const __nv_bfloat16* X, uint32_t mc, uint32_t K, RowPtr row_ptr,
+__device__ __noinline__ void gemm_pass_mma(const __nv_bfloat16* X, uint32_t ldx, uint32_t mc, uint32_t K, RowPtr row_ptr,
                                            uint32_t nrows, float* C, uint32_t ldc, float* work) {
   static_assert(kN % 32 == 0 && kN <= 128, "two warps along N, warp tiles of a multiple of 16 rows");
   constexpr uint32_t kWarpN = kN / 2, kJ = kWarpN / 8;  // rows per warp; n8 tiles per warp
@@ -153,7 +161,7 @@ __device__ __noinline__ void gemm_pass_mma(const __nv_bfloat16* X, uint32_t mc, 
   auto ws = [&](uint32_t st) { return xs(st) + kGemmM * kGemmLd; };
 
   // One stage; always one commit group, so that wait_group counts stages. Rows padded to kGemmLd.
-  const StagePieces<kN> pieces(X, mc, K, row_ptr, nrows);
+  const StagePieces<kN> pieces(X, ldx, mc, K, row_ptr, nrows);
   auto row_major = [](uint32_t r, uint32_t b) { return r * kGemmLd + b * 8; };
   auto load_stage = [&](uint32_t c) {
     if (c < chunks) pieces.copy(c, xs(c % kGemmStages), ws(c % kGemmStages), row_major, row_major);
@@ -274,7 +282,7 @@ __device__ __forceinline__ void wgmma_stage_products(float (&acc)[kN / 2], const
 // warpgroup has waited for its wgmma of c - 2 (wgmma_wait<1> after issuing c - 1) and passed the
 // barrier of stage c.
 template <uint32_t kN, class RowPtr>
-__device__ __forceinline__ void gemm_pass_wgmma(const __nv_bfloat16* X, uint32_t mc, uint32_t K, RowPtr row_ptr,
+__device__ __forceinline__ void gemm_pass_wgmma(const __nv_bfloat16* X, uint32_t ldx, uint32_t mc, uint32_t K, RowPtr row_ptr,
                                                 uint32_t nrows, float* C, uint32_t ldc, float* work) {
   static_assert(kN % 32 == 0 && (kN <= 128 || kN == 256) && kThreads == 256,
                 "two warpgroups of 64 tokens; N a multiple of 32 up to 128, or 256");
@@ -285,7 +293,7 @@ __device__ __forceinline__ void gemm_pass_wgmma(const __nv_bfloat16* X, uint32_t
   auto ws = [&](uint32_t st) { return xs(st) + kGemmM * kGemmK; };
 
   // One stage (one commit group): the activations as swizzled rows, the weights as core matrices.
-  const StagePieces<kN> pieces(X, mc, K, row_ptr, nrows);
+  const StagePieces<kN> pieces(X, ldx, mc, K, row_ptr, nrows);
   auto swizzled = [](uint32_t r, uint32_t b) { return r * kGemmK + (b ^ r % 8) * 8; };
   auto core = [](uint32_t n, uint32_t b) { return (n / 8 * 8 + b) * 64 + n % 8 * 8; };
   auto load_stage = [&](uint32_t c) {
@@ -323,11 +331,12 @@ __device__ __forceinline__ void gemm_pass_wgmma(const __nv_bfloat16* X, uint32_t
 // fence. So row_ptr(8 g) must start a group of the paged layout whose 8 rows are the pass's rows
 // 8 g .. 8 g + 7 (rows past nrows are never stored: any rows will do there). A slot is loaded
 // again once every warpgroup's products of its stage are done (the barrier after
-// wgmma_wait<1>), so kSlots - 1 stages are in flight. x_row0: the pass's first token row in
+// wgmma_wait<1>), so kSlots - 1 stages are in flight. x_row0, x_col0: the pass's first token row
+// and column in
 // the map; `bars`: kSlots mbarriers in shared memory (initialized here: every phase of the last
 // pass completed).
 template <uint32_t kN, class RowPtr>
-__device__ __forceinline__ void gemm_pass_tma(const void* x_map, uint32_t x_row0, uint32_t mc, uint32_t K,
+__device__ __forceinline__ void gemm_pass_tma(const void* x_map, uint32_t x_row0, uint32_t x_col0, uint32_t mc, uint32_t K,
                                               RowPtr row_ptr, uint32_t nrows, float* C, uint32_t ldc, float* work,
                                               uint64_t* bars) {
   static_assert(kN % 32 == 0 && (kN <= 128 || kN == 256) && kThreads == 256,
@@ -354,7 +363,7 @@ __device__ __forceinline__ void gemm_pass_tma(const void* x_map, uint32_t x_row0
     const uint32_t st = c % kSlots;
     if (lane == 0) {
       mbar_expect_tx(&bars[st], kStageBytes);
-      tma_load_2d(xs(st), x_map, int32_t(c * kGemmK), int32_t(x_row0), &bars[st]);
+      tma_load_2d(xs(st), x_map, int32_t(x_col0 + c * kGemmK), int32_t(x_row0), &bars[st]);
     }
     if (lane < kGroups) bulk_copy(ws(st) + lane * 8 * kGemmK, w_src + c * (kGemmK * kPageRows), 1024, &bars[st]);
   };
@@ -389,20 +398,22 @@ __device__ __forceinline__ const void* act_map(const KernelParams& p, uint32_t i
 }
 
 // One pass, on whichever form the target has: on sm_90a fed by the TMA where X's buffer has a map
-// (x_map: X's rows from x_row0 on; `bars`: wgmma_slots(kN) mbarriers nobody else uses meanwhile)
-// and K is whole stages (a stage's 1 KB weight copies would read past a row group's last block).
-// The caller passes a map only where row_ptr's groups of 8 are the paged layout's (gemm_pass_tma).
+// (x_map: the pass's X from row x_row0 and column x_col0 on; `bars`: wgmma_slots(kN) mbarriers
+// nobody else uses meanwhile) and K is whole stages (a stage's 1 KB weight copies would read past
+// a row group's last block). The caller passes a map only where row_ptr's groups of 8 are the
+// paged layout's (gemm_pass_tma). X: the same first element, rows ldx apart; K: the columns the
+// pass multiplies (a split matvec's range: row_ptr(n).at(0) is its first).
 template <uint32_t kN, class RowPtr>
-__device__ __forceinline__ void gemm_pass(const __nv_bfloat16* X, const void* x_map, uint32_t x_row0, uint32_t mc,
-                                          uint32_t K, RowPtr row_ptr, uint32_t nrows, float* C, uint32_t ldc,
-                                          float* work, uint64_t* bars) {
+__device__ __forceinline__ void gemm_pass(const __nv_bfloat16* X, uint32_t ldx, const void* x_map, uint32_t x_row0,
+                                          uint32_t x_col0, uint32_t mc, uint32_t K, RowPtr row_ptr, uint32_t nrows,
+                                          float* C, uint32_t ldc, float* work, uint64_t* bars) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   if (x_map && K % kGemmK == 0)
-    gemm_pass_tma<kN>(x_map, x_row0, mc, K, row_ptr, nrows, C, ldc, work, bars);
+    gemm_pass_tma<kN>(x_map, x_row0, x_col0, mc, K, row_ptr, nrows, C, ldc, work, bars);
   else
-    gemm_pass_wgmma<kN>(X, mc, K, row_ptr, nrows, C, ldc, work);
+    gemm_pass_wgmma<kN>(X, ldx, mc, K, row_ptr, nrows, C, ldc, work);
 #else
-  gemm_pass_mma<kN>(X, mc, K, row_ptr, nrows, C, ldc, work);
+  gemm_pass_mma<kN>(X, ldx, mc, K, row_ptr, nrows, C, ldc, work);
 #endif
 }
 

@@ -70,7 +70,7 @@ __device__ void qkv_segment(const Instruction& ins, const KernelParams& p, float
         const uint32_t nr = rows - n0 < kGemmQkvN ? rows - n0 : kGemmQkvN;
         // The TMA form takes rows by groups of 8: a unit's rows (two runs of 8 rotary rows, or a
         // whole head of D) must make whole groups.
-        gemm_pass<kGemmQkvN>(bf16_act(p, a.in) + size_t(m0) * H, D % 8 == 0 ? act_map(p, a.in) : nullptr, m0, mc, H,
+        gemm_pass<kGemmQkvN>(bf16_act(p, a.in) + size_t(m0) * H, H, D % 8 == 0 ? act_map(p, a.in) : nullptr, m0, 0, mc, H,
                              [&](uint32_t n) { return paged_row(W, row_of(n0 + n), H); }, nr, y + n0, rows, x,
                              pipe.full);
       }
