@@ -4,14 +4,18 @@
 # random-weight Llama-3.2-1B-shaped model. BINS: the names, run in turn ROUNDS times (interleaved,
 # so that drifts of the card hit every binary alike); CTXS: the contexts. Then GPU parity
 # (test_gpu_parity.py, test_greedy_loop.py) for each name in PARITY. Logs go to $OUT.
-# Example: BINS="head new" ROUNDS=2 PARITY=new bash scripts/device/ab_decode.sh
+# A name may carry mk flags after a slash, commas for spaces: "new/--attn-fold-keys,0" runs mk-new
+# with `--attn-fold-keys 0` (its logs are named with the slash and commas as underscores).
+# Example: BINS="head new new/--attn-fold-keys,0" ROUNDS=2 PARITY=new bash scripts/device/ab_decode.sh
 set -uo pipefail
 M=/tmp/mk-bench-llama-3.2-1b
 [ -d $M ] || python3 bench/make_model.py --shape llama-3.2-1b --out $M > /dev/null
 nvidia-smi --query-gpu=name --format=csv,noheader
 for r in $(seq ${ROUNDS:-2}); do for b in $BINS; do
-  .devbin/mk-$b bench --model $M --contexts ${CTXS:-32,1024} --no-baseline --prompt 16 --out-dir /tmp/r-$b-$r > $OUT/bench-$b-$r.log 2>&1
-  echo "$b round $r: $(grep -E '^bench: .*ms/token' $OUT/bench-$b-$r.log | tr '\n' ' ' | head -c 400)"
+  bin=${b%%/*} flags=$([ "$bin" != "$b" ] && echo "${b#*/}" | tr ',' ' ') log=$(echo "$b" | tr '/,' '__')
+  .devbin/mk-$bin bench --model $M --contexts ${CTXS:-32,1024} --no-baseline --prompt 16 --out-dir /tmp/r-$log-$r \
+    $flags > $OUT/bench-$log-$r.log 2>&1
+  echo "$b round $r: $(grep -E '^bench: .*ms/token' $OUT/bench-$log-$r.log | tr '\n' ' ' | head -c 400)"
 done; done
 for b in ${PARITY:-}; do
   MK_BIN=$PWD/.devbin/mk-$b timeout 250 python3 -m pytest -q -x tests/py/test_gpu_parity.py tests/py/test_greedy_loop.py > $OUT/parity-$b.log 2>&1
