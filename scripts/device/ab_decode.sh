@@ -4,9 +4,9 @@
 # random-weight Llama-3.2-1B-shaped model. BINS: the names, run in turn ROUNDS times (interleaved,
 # so that drifts of the card hit every binary alike); CTXS: the contexts. Then GPU parity
 # (test_gpu_parity.py, test_greedy_loop.py) for each name in PARITY. Logs go to $OUT.
-# A name may carry mk flags after a slash, commas for spaces: "new/--attn-fold-keys,0" runs mk-new
-# with `--attn-fold-keys 0` (its logs are named with the slash and commas as underscores).
-# Example: BINS="head new new/--attn-fold-keys,0" ROUNDS=2 PARITY=new bash scripts/device/ab_decode.sh
+# A name may carry mk flags after a slash, commas for spaces: "new/--kernel,specialized" runs mk-new
+# with `--kernel specialized` (its logs are named with the slash and commas as underscores).
+# Example: BINS="head new new/--weight-pipe,off" ROUNDS=2 PARITY=new bash scripts/device/ab_decode.sh
 set -uo pipefail
 M=/tmp/mk-bench-llama-3.2-1b
 [ -d $M ] || python3 bench/make_model.py --shape llama-3.2-1b --out $M > /dev/null
