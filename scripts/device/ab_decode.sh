@@ -7,15 +7,17 @@
 # A name may carry mk flags after a slash, commas for spaces: "new/--kernel,specialized" runs mk-new
 # with `--kernel specialized` (its logs are named with the slash and commas as underscores).
 # Example: BINS="head new new/--weight-pipe,off" ROUNDS=2 PARITY=new bash scripts/device/ab_decode.sh
+# SHAPE: the bench shape (default llama-3.2-1b; bench/shapes.py names the others).
 set -uo pipefail
-M=/tmp/mk-bench-llama-3.2-1b
-[ -d $M ] || python3 bench/make_model.py --shape llama-3.2-1b --out $M > /dev/null
+SHAPE=${SHAPE:-llama-3.2-1b}
+M=/tmp/mk-bench-$SHAPE
+[ -d $M ] || python3 bench/make_model.py --shape $SHAPE --out $M > /dev/null
 nvidia-smi --query-gpu=name --format=csv,noheader
 for r in $(seq ${ROUNDS:-2}); do for b in $BINS; do
   bin=${b%%/*} flags=$([ "$bin" != "$b" ] && echo "${b#*/}" | tr ',' ' ') log=$(echo "$b" | tr '/,' '__')
-  .devbin/mk-$bin bench --model $M --contexts ${CTXS:-32,1024} --no-baseline --prompt 16 --out-dir /tmp/r-$log-$r \
-    $flags > $OUT/bench-$log-$r.log 2>&1
-  echo "$b round $r: $(grep -E '^bench: .*ms/token' $OUT/bench-$log-$r.log | tr '\n' ' ' | head -c 400)"
+  .devbin/mk-$bin bench --model $M --contexts ${CTXS:-32,1024} --no-baseline --prompt 16 --out-dir /tmp/r-$SHAPE-$log-$r \
+    $flags > $OUT/bench-$SHAPE-$log-$r.log 2>&1
+  echo "$SHAPE $b round $r: $(grep -E '^bench: .*ms/token' $OUT/bench-$SHAPE-$log-$r.log | tr '\n' ' ' | head -c 400)"
 done; done
 for b in ${PARITY:-}; do
   MK_BIN=$PWD/.devbin/mk-$b timeout 250 python3 -m pytest -q -x tests/py/test_gpu_parity.py tests/py/test_greedy_loop.py > $OUT/parity-$b.log 2>&1
