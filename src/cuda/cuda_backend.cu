@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -82,6 +83,10 @@ static bool paged(const WeightDecl& d) { return d.kind == WeightDecl::Kind::Load
 DeviceModel::DeviceModel(const std::vector<WeightDecl>& decls, const HostWeights& w, const ModelDims& dims) {
   info_ = query_device();
   if (!info_.present) throw Error("no usable CUDA device: " + info_.why_absent);
+#if MK_UNSAFE_NO_WAITS
+  std::fprintf(stderr, "mk: warning: an MK_UNSAFE_NO_WAITS build: no instruction waits for its inputs, so every "
+                       "result is garbage (for timing only)\n");
+#endif
   if (decls.size() != w.data.size()) throw Error("internal: weight declarations and data differ in number");
   // One allocation, every tensor 256-byte aligned so 16-byte vector loads are always legal.
   std::vector<size_t> offsets, elems;

@@ -152,6 +152,11 @@ __device__ void run_norm(const Instruction& ins, const KernelParams& p, float* s
 // history when the launch asks.
 __device__ __forceinline__ void emit_token(const KernelParams& p, uint32_t out_token, uint32_t m, uint32_t rows,
                                            int32_t token) {
+#if MK_UNSAFE_NO_WAITS
+  // A timing-only build may take the argmax of logits not written yet (the arena's poison): keep
+  // the next step's embedding and the host's checks within the vocabulary.
+  if (token < 0 || uint32_t(token) >= p.dims.vocab) token = 0;
+#endif
   p.io[out_token + m] = token;
   if (m + 1 == rows) {
     if (p.feedback_slot != kNone) p.io[p.feedback_slot] = token;
