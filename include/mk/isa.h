@@ -144,9 +144,16 @@ struct MatvecArgs {    // MatvecResidual, MatvecAct and LmHead share this shape
                        // not depend on the order the tiles ran in.
 };
 
-// Range s of k_splits over K columns, in whole 64-column stages of the GEMM passes: [*k0, *k1).
+// The columns each of k_splits ranges over K takes: whole 64-column stages of the GEMM passes (the
+// last range may be shorter, and ranges past K empty).
+MK_HD inline uint32_t k_range_chunk(uint32_t K, uint32_t k_splits) {
+  const uint32_t n = k_splits > 1 ? k_splits : 1;
+  return ((K + n - 1) / n + 63) / 64 * 64;
+}
+
+// Range s of k_splits over K columns: [*k0, *k1).
 MK_HD inline void k_range(uint32_t K, uint32_t k_splits, uint32_t s, uint32_t* k0, uint32_t* k1) {
-  const uint32_t n = k_splits > 1 ? k_splits : 1, chunk = ((K + n - 1) / n + 63) / 64 * 64;
+  const uint32_t chunk = k_range_chunk(K, k_splits);
   *k0 = s * chunk < K ? s * chunk : K;
   *k1 = *k0 + chunk < K ? *k0 + chunk : K;
 }

@@ -156,8 +156,8 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
     const uint32_t row_tiles = H / split_rows, sms_per_range = row_tiles * blocks;
     const uint32_t n = std::min(std::max(in_dim / H, in_dim / kPrefillSplitMinK), o.num_sms / sms_per_range);
     if (n < 2) return 0;
-    const uint32_t chunk = ((in_dim + n - 1) / n + 63) / 64 * 64;
-    return (in_dim + chunk - 1) / chunk;
+    const uint32_t chunk = k_range_chunk(in_dim, n);
+    return (in_dim + chunk - 1) / chunk;  // the ranges that are not empty
   };
   const uint32_t max_splits = std::max(split_count(Hq * D, 0), split_count(I, 0));
   const int split_part = max_splits > 1 ? g.add_buffer("split_part", uint64_t(max_splits) * M * H) : -1;
