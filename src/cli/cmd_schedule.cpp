@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "cli/command.h"
+#include "cli/options.h"
 #include "graph/graph.h"
 #include "model/config.h"
 #include "model/error.h"
@@ -15,9 +16,9 @@ namespace {
 
 struct ScheduleFlags {
   std::string model;
-  uint32_t sms = 132, tokens = 1, ctx = 0, kv_splits = 0;
-  bool summary_only = false, no_fuse_norms = false, bf16_activations = false, no_block_deps = false,
-       no_split_k = false;
+  uint32_t sms = 132, tokens = 1, ctx = 0;
+  bool summary_only = false, bf16_activations = false;
+  GraphFlags graph;
 };
 
 RegisterCommand reg("schedule", "Print the per-SM instruction queues the scheduler builds for a model",
@@ -29,13 +30,7 @@ RegisterCommand reg("schedule", "Print the per-SM instruction queues the schedul
       ->check(CLI::Range(1, 4096));
   app.add_option("--ctx", f->ctx, "context length; 0 = the model's, at most 4096");
   app.add_flag("--summary", f->summary_only, "print only the summary");
-  app.add_flag("--no-fuse-norms", f->no_fuse_norms, "schedule norms as separate instructions");
-  app.add_flag("--no-block-deps", f->no_block_deps,
-               "prefill: tiles wait for whole ops, not for the token block of 128 prompt tokens they read");
-  app.add_flag("--no-split-k", f->no_split_k,
-               "prefill: short prompts' o_proj and down tiles take their whole input, not ranges of it");
-  app.add_option("--kv-splits", f->kv_splits, "attention KV splits; 0 = by context, as the engine chooses")
-      ->check(CLI::Range(0, 256));
+  f->graph.add(app);
   app.add_flag("--bf16-activations", f->bf16_activations,
                "prefill (16+ tokens) as the GPU runs it: bf16 activations between ops, block norms on their own");
   return [f] {
@@ -49,15 +44,13 @@ RegisterCommand reg("schedule", "Print the per-SM instruction queues the schedul
     GraphOptions go;
     go.n_tokens = f->tokens;
     go.max_ctx = f->ctx ? f->ctx : static_cast<uint32_t>(std::min(c.max_position_embeddings, 4096));
-    go.fuse_norms = !f->no_fuse_norms;
-    go.split_k = !f->no_split_k;
-    go.kv_splits = f->kv_splits;
+    f->graph.apply(go);
     go.bf16_activations = f->bf16_activations;
     go.num_sms = f->sms;
     const OpGraph g = build_graph(c, go);
     ScheduleOptions so;
     so.num_sms = f->sms;
-    so.token_block_deps = !f->no_block_deps;
+    so.token_block_deps = !f->graph.no_block_deps;
     const Program p = schedule(g, so);
     std::cout << dump_program(p, g, !f->summary_only);
     return 0;

@@ -11,10 +11,38 @@
 
 namespace mk::cli {
 
+// The flags that shape the op graph and its schedule: shared by `mk schedule`, which builds a
+// program from a config alone, and the commands that run one.
+struct GraphFlags {
+  uint32_t kv_splits = 0;
+  bool no_fuse_norms = false, no_block_deps = false, no_split_k = false;
+
+  void add(CLI::App& app) {
+    app.add_option("--kv-splits", kv_splits,
+                   "attention KV splits; 0 = by context (one for prefill and up to 256 positions, else a unit per SM)")
+        ->check(CLI::Range(0, 256));
+    app.add_flag("--no-fuse-norms", no_fuse_norms, "run norms as separate instructions");
+    app.add_flag("--no-block-deps", no_block_deps,
+                 "prefill: every tile waits for all tiles of the ops before it, not only for its own block of "
+                 "128 prompt tokens (to compare)");
+    app.add_flag("--no-split-k", no_split_k,
+                 "prefill: short prompts' o_proj and down tiles take their whole input, not ranges of it (to compare)");
+  }
+  // Into GraphOptions (`mk schedule`) or EngineOptions, which name these fields alike; the block
+  // dependencies are the scheduler's (ScheduleOptions, EngineOptions::token_block_deps).
+  template <class Options>
+  void apply(Options& o) const {
+    o.kv_splits = kv_splits;
+    o.fuse_norms = !no_fuse_norms;
+    o.split_k = !no_split_k;
+  }
+};
+
 struct ExecFlags {
-  uint32_t sms = 0, threads = 0, ctx = 0, max_waits = kMaxWaits, prefill_chunk = 256, kv_splits = 0, tp = 1;
+  uint32_t sms = 0, threads = 0, ctx = 0, max_waits = kMaxWaits, prefill_chunk = 256, tp = 1;
   int64_t random_order = -1;
-  bool no_fuse_norms = false, no_block_deps = false, no_split_k = false, bf16 = false, check_weights = false;
+  bool bf16 = false, check_weights = false;
+  GraphFlags graph;
   std::string weight_pipe = "auto", kernel = "auto";
   std::string device = "auto";
 
@@ -30,15 +58,7 @@ struct ExecFlags {
     app.add_option("--max-waits", max_waits, "dependency slots per instruction (1-3; fewer adds barriers)")
         ->check(CLI::Range(1, 3));
     app.add_option("--prefill-chunk", prefill_chunk, "prompt tokens per prefill run")->check(CLI::Range(1, 4096));
-    app.add_option("--kv-splits", kv_splits,
-                   "attention KV splits; 0 = by context (one for prefill and up to 256 positions, else a unit per SM)")
-        ->check(CLI::Range(0, 256));
-    app.add_flag("--no-fuse-norms", no_fuse_norms, "run norms as separate instructions");
-    app.add_flag("--no-block-deps", no_block_deps,
-                 "prefill: every tile waits for all tiles of the ops before it, not only for its own block of "
-                 "128 prompt tokens (to compare)");
-    app.add_flag("--no-split-k", no_split_k,
-                 "prefill: short prompts' o_proj and down tiles take their whole input, not ranges of it (to compare)");
+    graph.add(app);
     app.add_option("--weight-pipe", weight_pipe,
                    "GPU: how decode reads weights: auto (a producer warp streams them into shared memory ahead "
                    "of use, with cp.async.bulk on sm_90+), bulk, cp-async, or off (plain loads)")
@@ -65,10 +85,8 @@ struct ExecFlags {
     o.max_ctx = ctx;
     o.max_waits = max_waits;
     o.prefill_chunk = prefill_chunk;
-    o.kv_splits = kv_splits;
-    o.fuse_norms = !no_fuse_norms;
-    o.split_k = !no_split_k;
-    o.token_block_deps = !no_block_deps;
+    graph.apply(o);
+    o.token_block_deps = !graph.no_block_deps;
     o.gpu_weight_pipe = weight_pipe == "bulk"       ? cuda::WeightPipe::Bulk
                         : weight_pipe == "cp-async" ? cuda::WeightPipe::CpAsync
                         : weight_pipe == "off"      ? cuda::WeightPipe::Off
