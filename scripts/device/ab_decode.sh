@@ -3,12 +3,13 @@
 # (scripts/device/build_devbin.sh, then copied to .devbin/mk-<name>; carry ".devbin"), on a
 # random-weight Llama-3.2-1B-shaped model. BINS: the names, run in turn ROUNDS times (interleaved,
 # so that drifts of the card hit every binary alike); CTXS: the contexts. Then GPU parity
-# (test_gpu_parity.py, test_greedy_loop.py) for each name in PARITY. Logs go to $OUT.
+# (parity_variant.sh: with the patches it was built with) for each name in PARITY. Logs go to $OUT.
 # A name may carry mk flags after a slash, commas for spaces: "new/--kernel,specialized" runs mk-new
 # with `--kernel specialized` (its logs are named with the slash and commas as underscores).
 # Example: BINS="head new new/--weight-pipe,off" ROUNDS=2 PARITY=new bash scripts/device/ab_decode.sh
 # SHAPE: the bench shape (default llama-3.2-1b; bench/shapes.py names the others).
 set -uo pipefail
+bash scripts/device/devbin_unpack.sh
 SHAPE=${SHAPE:-llama-3.2-1b}
 M=/tmp/mk-bench-$SHAPE
 [ -d $M ] || python3 bench/make_model.py --shape $SHAPE --out $M > /dev/null
@@ -19,7 +20,4 @@ for r in $(seq ${ROUNDS:-2}); do for b in $BINS; do
     $flags > $OUT/bench-$SHAPE-$log-$r.log 2>&1
   echo "$SHAPE $b round $r: $(grep -E '^bench: .*ms/token' $OUT/bench-$SHAPE-$log-$r.log | tr '\n' ' ' | head -c 400)"
 done; done
-for b in ${PARITY:-}; do
-  MK_BIN=$PWD/.devbin/mk-$b timeout 250 python3 -m pytest -q -x tests/py/test_gpu_parity.py tests/py/test_greedy_loop.py > $OUT/parity-$b.log 2>&1
-  echo "parity $b: $(tail -1 $OUT/parity-$b.log)"
-done
+for n in ${PARITY:-}; do bash scripts/device/parity_variant.sh $n; done

@@ -8,8 +8,9 @@
 # brings back only a few files).
 set -uo pipefail
 mkdir -p $OUT
-NAMES=${NAMES:-$(ls .devbin | sed -n 's/^mk-//p')}
-for n in ${GR_NAMES:-$(ls .devbin | sed -n 's/^gr-//p')}; do
+bash scripts/device/devbin_unpack.sh
+NAMES=${NAMES:-$(ls .devbin | sed -n 's/^mk-\([^.]*\)$/\1/p')}
+for n in ${GR_NAMES:-$(ls .devbin | sed -n 's/^gr-\([^.]*\)$/\1/p')}; do
   echo "== gr-$n"
   .devbin/gr-$n > $OUT/gr-$n.txt 2>&1
   grep -E "rate  (wgmma|tma)|FAILED|SOME CHECKS" $OUT/gr-$n.txt
@@ -27,14 +28,4 @@ for r in $(seq ${ROUNDS:-2}); do
       bash scripts/device/prefill_sweep.sh 2>/dev/null | tail -n +3
   done
 done
-# A patched variant's parity runs with its patch applied to this copy of the tree (its tests and
-# gemm_rate may change with it), as .devbin/variants.txt records; taken off again afterwards.
-for n in ${PARITY:-}; do
-  patch_file=$(awk -v n=$n '$1 == n && $2 != "-" {print $2}' .devbin/variants.txt 2>/dev/null)
-  echo "== parity mk-$n${patch_file:+ ($patch_file applied)}"
-  [ -n "$patch_file" ] && patch -s -p1 < $patch_file
-  MK_BIN=$PWD/.devbin/mk-$n timeout ${PARITY_TIMEOUT:-300} python3 -m pytest -q tests/py/test_gpu_parity.py \
-    tests/py/test_greedy_loop.py tests/py/test_gemm_pass_gpu.py > $OUT/parity-$n.log 2>&1
-  tail -1 $OUT/parity-$n.log
-  [ -n "$patch_file" ] && patch -s -R -p1 < $patch_file
-done
+for n in ${PARITY:-}; do bash scripts/device/parity_variant.sh $n; done
