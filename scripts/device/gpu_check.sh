@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs on the lent GPU machine: GPU parity tests against HF transformers and the CPU executor, then
 # compute-sanitizer (memcheck, racecheck, synccheck) on a tiny model. Logs go to $OUT.
-# MK_BIN: the mk binary to test (default: this tree's build).
+# MK_BIN: the mk binary to test (default: this tree's build). MK_ARGS: mk flags for the smoke and
+# sanitizer runs (e.g. --data-waits). SKIP_PARITY=1: only those.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 MK_BIN=${MK_BIN:-$PWD/build/src/cli/mk} MK_REPORT=$OUT/gpu_report.txt
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee $OUT/device.txt
@@ -12,7 +13,7 @@ tiny_models.save_model("llama", "/tmp/tiny_llama")
 tiny_models.save_model("qwen3", "/tmp/tiny_qwen3")
 PY
 echo "== smoke"
-$MK_BIN logits --model /tmp/tiny_llama --tokens 1,2,3,4,5 --device cuda --generate 8 2>&1 | tail -3
+$MK_BIN logits --model /tmp/tiny_llama --tokens 1,2,3,4,5 --device cuda --generate 8 ${MK_ARGS:-} 2>&1 | tail -3
 $MK_BIN logits --model /tmp/tiny_llama --tokens 1,2,3,4,5 --device cpu --generate 8 2>&1 | tail -3
 if [ -z "${SKIP_PARITY:-}" ]; then
 echo "== parity"
@@ -24,7 +25,7 @@ echo "== compute-sanitizer"
 for model in qwen3 llama; do
   for tool in memcheck racecheck synccheck; do
     compute-sanitizer --tool $tool --error-exitcode 9 $MK_BIN logits --model /tmp/tiny_$model \
-      --tokens $(seq -s, 1 20) --prefill 18 --device cuda --generate 4 > $OUT/sanitizer_${model}_$tool.log 2>&1
+      --tokens $(seq -s, 1 20) --prefill 18 --device cuda --generate 4 ${MK_ARGS:-} > $OUT/sanitizer_${model}_$tool.log 2>&1
     echo "$model $tool rc=$? $(tail -1 $OUT/sanitizer_${model}_$tool.log)"
   done
 done
