@@ -4,6 +4,7 @@
 # MK_BIN: the mk binary to test (default: this tree's build). MK_ARGS: mk flags for the smoke and
 # sanitizer runs (e.g. --data-waits). SKIP_PARITY=1: only those.
 set -uo pipefail
+bash scripts/device/devbin_unpack.sh  # .devbin's packed builds, should MK_BIN name one
 export PYTHONUNBUFFERED=1 MK_BIN=${MK_BIN:-$PWD/build/src/cli/mk} MK_REPORT=$OUT/gpu_report.txt
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee $OUT/device.txt
 python3 - <<'PY' 2>&1 | tail -3

@@ -4,6 +4,7 @@
 # source-level sampling; prints the speed-of-light summary, the warp stall reasons and the 40 SASS
 # lines with the most stall samples. The report and the per-line CSV go to $OUT/ncu/.
 set -uo pipefail
+bash scripts/device/devbin_unpack.sh  # .devbin's packed builds, should MK_BIN name one
 SHAPE=${SHAPE:-llama-3.2-1b} MK_BIN=${MK_BIN:-$PWD/build/src/cli/mk} MODEL=/tmp/mk-bench-$SHAPE
 mkdir -p $OUT/ncu
 [ -d $MODEL ] || python3 bench/make_model.py --shape $SHAPE --out $MODEL > /dev/null

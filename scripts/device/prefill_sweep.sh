@@ -5,6 +5,7 @@
 # baseline's CUDA events measure). Prints one line per length; the table also goes to $OUT.
 # NO_TORCH=1 skips the baseline (comparing builds: run it once); LABEL names the table's file.
 set -uo pipefail
+bash scripts/device/devbin_unpack.sh  # .devbin's packed builds, should MK_BIN name one
 SHAPE=${SHAPE:-llama-3.2-1b} PROMPTS=${PROMPTS:-16 32 64 128 256 512}
 MK_BIN=${MK_BIN:-$PWD/build/src/cli/mk} MODEL=/tmp/mk-bench-$SHAPE
 [ -d $MODEL ] || python3 bench/make_model.py --shape $SHAPE --out $MODEL > /dev/null

@@ -3,6 +3,7 @@
 # tokens on the GPU and on the CPU executor (same bf16 weights and KV precision), for several
 # prompts, raw and chat-templated; prints the ids and the first divergence, if any.
 set -uo pipefail
+bash scripts/device/devbin_unpack.sh  # .devbin's packed builds, should MK_BIN name one
 MODEL=${1:?path to SmolLM2-135M-Instruct.Q4_1.gguf}
 MK_BIN=${MK_BIN:-$PWD/build/src/cli/mk}
 i=0

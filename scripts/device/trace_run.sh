@@ -3,6 +3,7 @@
 # tokens) of a random-weight model of SHAPE, and prints the stage-by-stage chain
 # (bench/trace_stages.py). Traces, SVGs and tables go to $OUT/trace/.
 set -uo pipefail
+bash scripts/device/devbin_unpack.sh  # .devbin's packed builds, should MK_BIN name one
 SHAPE=${SHAPE:-llama-3.2-1b} CONTEXTS=${CONTEXTS:-32 1024} PREFILL=${PREFILL:-512}
 MK_BIN=${MK_BIN:-$PWD/build/src/cli/mk} MODEL=/tmp/mk-bench-$SHAPE
 mkdir -p $OUT/trace
