@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs on the lent GPU machine: an A/B of decode speed between mk binaries built here
-# (scripts/device/build_devbin.sh, then copied to .devbin/mk-<name>; carry ".devbin"), on a
+# (scripts/device/build_variants.sh: .devbin/mk-<name>.xz, unpacked first; carry ".devbin"), on a
 # random-weight Llama-3.2-1B-shaped model. BINS: the names, run in turn ROUNDS times (interleaved,
 # so that drifts of the card hit every binary alike); CTXS: the contexts. Then GPU parity
 # (parity_variant.sh: with the patches it was built with) for each name in PARITY. Logs go to $OUT.

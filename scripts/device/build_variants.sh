@@ -4,8 +4,8 @@
 # devbin_unpack.sh), for an A/B on the lent GPU in one call (carry ".devbin"). A variant is NAME or
 # NAME:PATCH[+PATCH...], each PATCH a file of scripts/device/experiments/ (without .patch), applied
 # in order to this tree for its build and taken off again; NAME alone is the tree as it is.
-# .devbin/variants.txt records "NAME PATCH-FILE[+PATCH-FILE...]" (ab_prefill.sh applies them for the
-# variant's parity tests). Needs a tree whose files the patches touch are unmodified. Also: ARCH,
+# .devbin/variants.txt records "NAME PATCH-FILE[+PATCH-FILE...]" (parity_variant.sh applies them for
+# the variant's parity tests). Needs a tree whose files the patches touch are unmodified. Also: ARCH,
 # PHASES and NOWAITS, as build_devbin.sh takes them; NO_GEMM_RATE=1 skips gemm_rate.
 #   VARIANTS="head unsw:gemm_unswizzled dwb:data_waits+tag_poll_backoff" bash scripts/device/build_variants.sh
 set -euo pipefail
