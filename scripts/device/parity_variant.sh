@@ -5,6 +5,7 @@
 # tests run too; taken off again afterwards. K: a pytest -k expression; PARITY_TIMEOUT: seconds.
 #   bash scripts/device/parity_variant.sh NAME
 set -uo pipefail
+bash scripts/device/devbin_unpack.sh  # run alone (not from ab_decode.sh), its binary may still be packed
 n=${1:?the name of a variant}
 patches=$(awk -v n=$n '$1 == n && $2 != "-" {print $2}' .devbin/variants.txt 2>/dev/null)
 echo "== parity mk-$n${patches:+ ($patches applied)}"
