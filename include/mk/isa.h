@@ -44,17 +44,24 @@ inline constexpr uint16_t kFlagWaitAllRanks = 2;  // every wait must hold on eve
 inline constexpr uint16_t kFlagBf16In = 4;   // QkvRope, MatvecResidual, MatvecAct, LmHead: `in` is bf16
 inline constexpr uint16_t kFlagBf16Out = 8;  // Norm, AttnPartial, AttnReduce, MatvecAct: the output is bf16
 // The fence-free handoff of decode programs on one GPU (graph/handoff_tags.cpp, docs/ISA.md). An
-// fp32 activation buffer whose writers are Embed and the matvecs and whose readers are QkvRope and
-// the matvecs is *tagged*: every write stores each value with its two lowest mantissa bits replaced
-// by the write's tag (its ordinal among the buffer's writes in the program, mod 4). A matvec that
-// writes such a buffer (not its first write) then signals without the fence that would make its
-// stores visible first, and each reader re-reads the words whose tag is not yet the expected one:
-// what it can see instead is only the previous write of the buffer, whose tag differs.
-inline constexpr uint16_t kFlagTagOut = 16;    // Embed, MatvecResidual, MatvecAct: store `out` tagged
+// fp32 activation buffer whose writers are Embed, the matvecs and attention (its output: AttnPartial's
+// with one KV split, AttnReduce's) and whose readers are QkvRope and the matvecs is *tagged*: every
+// write stores each value with its two lowest mantissa bits replaced by the write's tag (its ordinal
+// among the buffer's writes in the program, mod 4). A writer of such a buffer (not its first write)
+// then signals without the fence that would make its stores visible first, and each reader re-reads
+// the words whose tag is not yet the expected one: what it can see instead is only the previous
+// write of the buffer, whose tag differs.
+inline constexpr uint16_t kFlagTagOut = 16;    // Embed, the matvecs, AttnPartial, AttnReduce: store the output tagged
 inline constexpr uint16_t kFlagNoFence = 32;   // signal without a fence (the outputs are tagged)
 inline constexpr uint16_t kFlagCheckIn = 64;   // QkvRope and the matvecs: `in` carries tag_in
 inline constexpr uint16_t kFlagCheckRes = 128; // MatvecResidual: `out` (the residual added to) carries tag_res
 inline constexpr int kTagOutShift = 8, kTagInShift = 10, kTagResShift = 12;  // 2-bit tags in flags
+// Waits by data (decode on one GPU, GraphOptions::data_waits, graph/handoff_tags.cpp): the last wait
+// names the writer of the tagged input row (kFlagCheckIn), which every tile reads whole. The GPU
+// skips that wait and re-reads the row until every value carries its tag; the other waits (the
+// writer's own producers) keep older writes of the row out of reach. The CPU executor does the same
+// in random order (cpu/executor.cpp) and waits for every counter otherwise.
+inline constexpr uint16_t kFlagWaitByData = 1u << 14;
 MK_HD inline uint32_t flag_tag(uint16_t flags, int shift) { return (flags >> shift) & 3u; }
 
 enum class NormKind : uint8_t { Rms = 0, Layer = 1 };
@@ -239,6 +246,23 @@ static_assert(sizeof(QkvRopeArgs) <= sizeof(uint32_t) * 16, "operands overflow t
 MK_HD inline uint32_t qkv_unit_row(uint32_t u, uint32_t t, uint32_t D, uint32_t P) {
   const uint32_t pw = D / 2 / P, head = u / P, part = u % P;
   return head * D + (t < pw ? part * pw + t : D / 2 + part * pw + (t - pw));
+}
+
+// The input row a decode QkvRope or matvec instruction reads whole, if it does (waits by data:
+// graph/handoff_tags.cpp marks them, the CPU executor awaits their tags): its arena offset and its
+// length in floats; length 0 where its tiles read parts of it (a token block, ranges of K).
+struct WholeRow { uint32_t offset; uint64_t floats; };
+MK_HD inline WholeRow whole_input_row(const Instruction& ins, uint32_t hidden) {
+  switch (static_cast<Opcode>(ins.opcode)) {
+    case Opcode::QkvRope: return {ins.a.qkv.in, ins.a.qkv.token_block == 0 ? hidden : 0u};
+    case Opcode::MatvecResidual:
+    case Opcode::MatvecAct:
+    case Opcode::LmHead: {
+      const MatvecArgs& m = ins.a.mv;
+      return {m.in, m.k_splits <= 1 && m.in_row0 == 0 ? uint64_t(m.in_dim) * m.rows : 0u};
+    }
+    default: return {0, 0};
+  }
 }
 
 // Model dimensions that both executors read at run time (the generic path). The specialized

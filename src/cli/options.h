@@ -15,7 +15,7 @@ namespace mk::cli {
 // program from a config alone, and the commands that run one.
 struct GraphFlags {
   uint32_t kv_splits = 0;
-  bool no_fuse_norms = false, no_block_deps = false, no_split_k = false;
+  bool no_fuse_norms = false, no_block_deps = false, no_split_k = false, no_data_waits = false;
 
   void add(CLI::App& app) {
     app.add_option("--kv-splits", kv_splits,
@@ -27,6 +27,9 @@ struct GraphFlags {
                  "128 prompt tokens (to compare)");
     app.add_flag("--no-split-k", no_split_k,
                  "prefill: short prompts' o_proj and down tiles take their whole input, not ranges of it (to compare)");
+    app.add_flag("--no-data-waits", no_data_waits,
+                 "GPU decode: stages that read a whole tagged row from the stage before wait for that stage's counter, "
+                 "not for the row's tags (to compare)");
   }
   // Into GraphOptions (`mk schedule`) or EngineOptions, which name these fields alike; the block
   // dependencies are the scheduler's (ScheduleOptions, EngineOptions::token_block_deps).
@@ -35,6 +38,7 @@ struct GraphFlags {
     o.kv_splits = kv_splits;
     o.fuse_norms = !no_fuse_norms;
     o.split_k = !no_split_k;
+    o.data_waits = !no_data_waits;
   }
 };
 

@@ -3,6 +3,7 @@
 #include "cpu/executor.h"
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <random>
 #include <sstream>
@@ -34,8 +35,9 @@ void CpuExecutor::join_ranks(const std::vector<CpuExecutor*>& ranks) {
   }
 }
 
-bool CpuExecutor::ready(const Instruction& ins) const {
-  for (uint16_t w = 0; w < ins.n_waits; ++w) {
+bool CpuExecutor::ready(const Instruction& ins, bool by_data) const {
+  const bool row_by_data = by_data && (ins.flags & kFlagWaitByData);
+  for (uint16_t w = 0; w < ins.n_waits - (row_by_data ? 1 : 0); ++w) {
     const uint32_t target = ins.waits[w].count * epoch_;
     if (counters_[ins.waits[w].counter].load(std::memory_order_acquire) < target) return false;
     // Every rank runs its program once per step, so its epoch is ours.
@@ -43,6 +45,14 @@ bool CpuExecutor::ready(const Instruction& ins) const {
       for (const std::atomic<uint32_t>* c : rank_counters_)
         if (c[ins.waits[w].counter].load(std::memory_order_acquire) < target) return false;
   }
+  return !row_by_data || input_row_tagged(ins);
+}
+
+bool CpuExecutor::input_row_tagged(const Instruction& ins) const {
+  const WholeRow row = whole_input_row(ins, program_.dims.hidden);
+  const uint32_t tag = flag_tag(ins.flags, kTagInShift);
+  for (uint64_t i = 0; i < row.floats; ++i)
+    if ((std::bit_cast<uint32_t>(arena_[row.offset + i]) & 3u) != tag) return false;
   return true;
 }
 
@@ -125,7 +135,7 @@ void CpuExecutor::run_random(uint32_t pos) {
   while (!pending.empty()) {
     runnable.clear();
     for (size_t i = 0; i < pending.size(); ++i)
-      if (ready(*pending[i])) runnable.push_back(i);
+      if (ready(*pending[i], true)) runnable.push_back(i);
     if (runnable.empty()) {
       // Alone, nothing ready is a hang at once; with tensor-parallel peers, they may still be
       // coming: wait for them up to the hang timeout.

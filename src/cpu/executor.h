@@ -46,7 +46,11 @@ class CpuExecutor {
  private:
   void run_threaded(uint32_t pos);
   void run_random(uint32_t pos);
-  bool ready(const Instruction& ins) const;
+  // Whether every wait of `ins` holds; `by_data`: as the GPU, a wait by data (kFlagWaitByData) is
+  // the input row carrying its tag rather than its writer's counter (random order only: one thread,
+  // so the arena is read while nothing writes it).
+  bool ready(const Instruction& ins, bool by_data = false) const;
+  bool input_row_tagged(const Instruction& ins) const;
   void execute(const Instruction& ins, uint32_t pos);
   [[noreturn]] void report_hang(const std::vector<uint32_t>& positions) const;
 

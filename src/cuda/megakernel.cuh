@@ -65,7 +65,10 @@ __device__ bool wait_for(const Instruction& ins, const KernelParams& p, uint32_t
 #if MK_UNSAFE_NO_WAITS
   return true;  // a timing-only build: every SM runs its queue through without waiting (CMakeLists.txt)
 #endif
-  for (uint16_t w = 0; w < ins.n_waits; ++w) {
+  // With kFlagWaitByData the last wait is for the writer of the input row, whose tags the tile
+  // awaits as it loads the row instead (isa.h).
+  const uint16_t n_waits = ins.n_waits - (ins.flags & kFlagWaitByData ? 1 : 0);
+  for (uint16_t w = 0; w < n_waits; ++w) {
     const uint32_t id = ins.waits[w].counter, target = ins.waits[w].count * p.step.epoch;
     if (!wait_counter<::cuda::thread_scope_device>(p, p.counters[id], id, target, sm, index)) return false;
     if (ins.flags & kFlagWaitAllRanks)

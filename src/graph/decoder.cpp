@@ -434,7 +434,7 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
   }
   g.logits = off(logits);
   g.finalize();
-  if (!sharded && o.tagged_handoff) assign_handoff_tags(g);
+  if (!sharded && o.tagged_handoff) assign_handoff_tags(g, o.data_waits);
   return g;
 }
 

@@ -57,6 +57,10 @@ struct OpNode {
   double bytes_per_unit = 0; // bytes read per unit (weights, KV)
   std::vector<int> reads, writes;  // buffer ids
   std::vector<int> deps;           // node ids this one must wait for (filled by finalize)
+  // Waits by data (kFlagWaitByData in isa.h): the dependency, one of `deps`, whose tagged output is
+  // this node's whole input row, so that the GPU may await the row's tags instead of its counter
+  // (assign_handoff_tags); -1: none. The scheduler then also waits for that node's own deps.
+  int wait_by_data = -1;
 };
 
 struct OpGraph {
@@ -121,6 +125,9 @@ struct GraphOptions {
   // Decode on one GPU: matvecs hand their outputs to the next stage without a fence (kFlagNoFence
   // in isa.h, assign_handoff_tags); off only to compare the two.
   bool tagged_handoff = true;
+  // ... and the stages that read a tagged row whole wait for it by its tags rather than by its
+  // writer's counter (OpNode::wait_by_data); off only to compare the two.
+  bool data_waits = true;
 };
 
 // How heads, the MLP and the vocabulary split across tensor-parallel ranks (docs/TENSOR_PARALLEL.md).
@@ -140,10 +147,11 @@ TpSplit tp_split(const ModelConfig& config, uint32_t size, uint32_t rank);
 // partial outputs to 8M floats.
 uint32_t choose_kv_splits(const ModelConfig& config, const GraphOptions& options);
 
-// Decode programs on one GPU: tags the activation buffers that only Embed and the matvecs write and
-// only QkvRope and the matvecs read, and lets the matvecs that write them signal without a fence
-// (graph/handoff_tags.cpp). Call after finalize; a prefill graph is left as it is.
-void assign_handoff_tags(OpGraph& graph);
+// Decode programs on one GPU: tags the activation buffers that only Embed, the matvecs and attention's
+// output stage write and only QkvRope and the matvecs read, and lets their writers signal without a fence
+// (graph/handoff_tags.cpp). With `data_waits`, also sets OpNode::wait_by_data where it is safe.
+// Call after finalize; a prefill graph is left as it is.
+void assign_handoff_tags(OpGraph& graph, bool data_waits = false);
 
 // Builds the graph of any supported architecture (a pre-norm decoder: attention, then MLP).
 OpGraph build_graph(const ModelConfig& config, const GraphOptions& options);

@@ -28,6 +28,7 @@ GraphOptions graph_options_for(const EngineOptions& e, uint32_t max_ctx, uint32_
   o.all_logits = all_logits;
   o.fuse_norms = e.fuse_norms;
   o.split_k = e.split_k;
+  o.data_waits = e.data_waits;
   o.num_sms = e.sms;
   o.weight_bytes = 4;
   o.tp_size = e.tp;

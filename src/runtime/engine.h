@@ -39,6 +39,7 @@ struct EngineOptions {
   uint32_t kv_splits = 0;       // attention KV splits; 0: chosen by context (choose_kv_splits)
   bool fuse_norms = true;
   bool split_k = true;          // a short prompt's o_proj and down by ranges of their input (GraphOptions)
+  bool data_waits = true;       // GPU decode: waits by data for whole tagged rows (GraphOptions)
   cuda::WeightPipe gpu_weight_pipe{};  // GPU: how decode reads weights (default Auto: the weight pipe)
   cuda::KernelBuild gpu_kernel{};      // GPU: the generic decode build or a specialized one (cuda/spec.h)
   uint32_t max_waits = kMaxWaits;

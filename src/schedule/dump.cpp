@@ -89,6 +89,7 @@ std::string dump_program(const Program& p, const OpGraph& g, bool full) {
            << ins.tile_end << ")";
         for (uint16_t w = 0; w < ins.n_waits; ++w)
           os << (w ? ", " : " wait ") << "c" << ins.waits[w].counter << ">=" << ins.waits[w].count;
+        if (ins.flags & kFlagWaitByData) os << " (GPU: the last by data)";
         os << " -> c" << ins.signal << "  " << human_bytes(ins.cost_bytes) << "\n";
       }
     }

@@ -4,6 +4,7 @@
 #include <cassert>
 #include <cmath>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -107,6 +108,27 @@ uint32_t tile_blocks(const OpNode& n, const Tiling& t) {
   return std::count(seen.begin(), seen.end(), false) == 0 ? blocks : 0;
 }
 
+// The dependencies of node i with waits by data (OpNode::wait_by_data): its own but the writer of
+// its input row, then that writer's, then the writer itself last (the one wait the GPU skips,
+// kFlagWaitByData); none where it has none. Whole nodes only (decode).
+std::optional<std::vector<BlockDep>> waits_by_data(const OpGraph& g, const BlockDeps& deps,
+                                                   const std::vector<uint32_t>& blocks, size_t i) {
+  const int w = g.nodes[i].wait_by_data;
+  if (w < 0 || blocks[i] || blocks[w]) return std::nullopt;
+  if (std::none_of(deps[i][0].begin(), deps[i][0].end(), [&](const BlockDep& d) { return d.node == w; }))
+    return std::nullopt;  // not a dependency of its own after all: nothing to skip
+  auto same = [](const BlockDep& a, const BlockDep& b) { return a.node == b.node && a.block == b.block; };
+  std::vector<BlockDep> out;
+  auto add = [&](const BlockDep& d) {
+    if (d.node != w && std::none_of(out.begin(), out.end(), [&](const BlockDep& e) { return same(d, e); }))
+      out.push_back(d);
+  };
+  for (const BlockDep& d : deps[i][0]) add(d);
+  for (const BlockDep& d : deps[w][0]) add(d);
+  out.push_back({w, kAllBlocks});
+  return out;
+}
+
 }  // namespace
 
 Program schedule(const OpGraph& g, const ScheduleOptions& o) {
@@ -158,12 +180,17 @@ Program schedule(const OpGraph& g, const ScheduleOptions& o) {
 
   for (size_t i = 0; i < n_nodes; ++i) {
     const OpNode& n = g.nodes[i];
+    // Waits by data where the node has them and they fit one instruction (no Barrier join: the
+    // wait the GPU skips must be the instruction's own).
+    std::optional<std::vector<BlockDep>> data_deps = waits_by_data(g, deps, blocks, i);
+    if (data_deps && data_deps->size() > o.max_waits) data_deps.reset();
+    const bool by_data = data_deps.has_value();
     // The waits of each part of the node: (counter, count, time it is satisfied) per producer part.
     struct Pending { Wait w; double at; };
     std::vector<std::vector<Pending>> part_waits(deps[i].size());
     for (size_t b = 0; b < deps[i].size(); ++b) {
       std::vector<Pending>& waits = part_waits[b];
-      for (const BlockDep& d : deps[i][b])
+      for (const BlockDep& d : by_data ? *data_deps : deps[i][b])
         for (uint32_t x = 0; x < tiles[d.node].size(); ++x)
           if (d.block == kAllBlocks || d.block == x)
             waits.push_back({{counter[d.node][x], tiles[d.node][x]}, finish[d.node][x]});
@@ -196,6 +223,7 @@ Program schedule(const OpGraph& g, const ScheduleOptions& o) {
       double ready = 0;
       for (const Pending& w : waits) ready = std::max(ready, w.at + o.handoff_us);
       Instruction ins = n.proto;
+      if (by_data) ins.flags |= kFlagWaitByData;
       ins.n_waits = static_cast<uint16_t>(waits.size());
       for (size_t w = 0; w < waits.size(); ++w) ins.waits[w] = waits[w].w;
       ins.signal = counter[i][b];

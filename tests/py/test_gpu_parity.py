@@ -159,6 +159,42 @@ def test_specialized_build_matches_generic(llama1b, run_mk, tmp_path, report):
     assert gen[0] == gen[1], "greedy tokens differ between the generic and the specialized build"
 
 
+@pytest.mark.parametrize("kernel", ["generic", "specialized"])
+def test_data_waits_match_counter_waits_1b_shape(kernel, llama1b, run_mk, tmp_path, report):
+    # Decode stages that await their input row's tags instead of its writer's counter (the default):
+    # the same arithmetic, so the logits must be those of the counter waits to rounding order; a row
+    # read before (or after) the write it waited for would show as logits far off, or a trap. Both
+    # decode builds, 64 steps one launch a step, then 32 greedy steps in the device loop.
+    folder, config = llama1b
+    ids = torch.randint(0, config.vocab_size, (PROMPT_LEN + 64,), generator=torch.Generator().manual_seed(6)).tolist()
+    args = ["logits", "--model", folder, "--tokens", ",".join(map(str, ids)), "--prefill", PROMPT_LEN, "--device", "cuda",
+            "--kernel", kernel]
+    run_mk(*args, "--no-data-waits", "--out", tmp_path / "counters.npy")
+    run_mk(*args, "--out", tmp_path / "data.npy")
+    data, counters = np.load(tmp_path / "data.npy"), np.load(tmp_path / "counters.npy")
+    compare(f"llama-3.2-1b-shape {kernel}", "data waits vs counter waits", data, counters, report,
+            enforce_top1="all", min_cos=0.99999)
+    assert np.abs(data - counters).max() <= 1e-3 * np.abs(counters).max()
+    prompt = ["logits", "--model", folder, "--tokens", ",".join(map(str, ids[:PROMPT_LEN])), "--device", "cuda",
+              "--kernel", kernel, "--generate", 32]
+    gen = [run_mk(*prompt, *extra).stdout.split("generated:")[1].split() for extra in ([], ["--no-data-waits"])]
+    assert gen[0] == gen[1], f"{kernel}: greedy tokens differ with --no-data-waits"
+
+
+@pytest.mark.parametrize("arch,extra", [("llama", []), ("qwen2", ["--kv-splits", "3"]), ("qwen3", []), ("gpt2", [])])
+def test_data_waits_match_cpu(arch, extra, run_mk, tmp_path, report):
+    # Waits by data on every architecture's decode (AttnReduce between attention and o_proj with
+    # several KV splits) against the CPU executor, which waits for every counter.
+    model = tiny_models.save_model(arch, tmp_path / "m", init=0.1, head_gain=4.0)
+    ids = torch.randint(0, model.config.vocab_size, (PROMPT_LEN + 64,), generator=torch.Generator().manual_seed(8))
+    args = ["logits", "--model", tmp_path / "m", "--tokens", ",".join(map(str, ids.tolist())), "--prefill", PROMPT_LEN,
+            *extra]
+    run_mk(*args, "--device", "cuda", "--out", tmp_path / "gpu.npy")
+    run_mk(*args, "--device", "cpu", "--bf16", "--out", tmp_path / "cpu.npy")
+    compare(f"{arch} data waits {' '.join(extra)}", "gpu vs cpu_executor", np.load(tmp_path / "gpu.npy"),
+            np.load(tmp_path / "cpu.npy"), report, enforce_top1="decisive", min_cos=0.9998)
+
+
 @pytest.mark.parametrize("arch,tp", [("qwen2", 2), ("gpt2", 4), ("llama", 4)])
 def test_tensor_parallel_on_one_gpu(arch, tp, run_mk, tmp_path, report):
     # The ranks share one GPU, each on its share of the SMs, launched at once and meeting on

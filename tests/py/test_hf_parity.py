@@ -18,10 +18,14 @@ VARIANTS = {
     "sms1": ["--sms", 1],
     "sms7": ["--sms", 7],
     "sms132": ["--sms", 132],
-    "random7": ["--sms", 7, "--random-order", 3],
+    # The counter waits alone (decode's waits by data off), in random order.
+    "random7": ["--sms", 7, "--random-order", 3, "--no-data-waits"],
     "random132": ["--sms", 132, "--random-order", 4],
     "unfused_barriers": ["--sms", 13, "--no-fuse-norms", "--max-waits", 1, "--random-order", 5],
     "chunked_prefill": ["--sms", 9, "--prefill-chunk", 5],
+    # Decode stages awaiting their input row by its tags, as the GPU does (kFlagWaitByData, on by
+    # default), in random order.
+    "data_waits_random": ["--sms", 11, "--random-order", 8],
     "tp2": ["--tp", 2, "--sms", 5],
     "tp4_random": ["--tp", 4, "--sms", 7, "--random-order", 6],
 }

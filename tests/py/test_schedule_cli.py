@@ -20,3 +20,15 @@ def test_schedule_flags_change_the_program(run_mk, tmp_path):
     decode = opcode_counts(run_mk, folder)
     assert "attn_reduce" not in decode, "one KV split at the default context"
     assert opcode_counts(run_mk, folder, "--kv-splits", 3)["attn_reduce"] == 3 * 4, "a merge a layer, a tile a query head"
+
+
+def test_data_waits_mark_the_wait_the_gpu_skips(run_mk, tmp_path):
+    folder = tmp_path / "llama"
+    tiny_models.ARCHS["llama"]().save_pretrained(folder)
+    dump = lambda *flags: run_mk("schedule", "--model", folder / "config.json", "--sms", 16, *flags).stdout
+    assert "by data" not in dump("--no-data-waits")
+    marked = [l for l in dump().splitlines() if "by data" in l]
+    # 3 layers: QKV of the last two, gate/up of all three, down of the last two, the LM head.
+    assert {l.split()[0] for l in marked} == {"qkv_rope", "matvec_act", "matvec_residual", "lm_head"}
+    assert not any(" L0 " in l and l.startswith(("qkv_rope", "matvec_residual")) for l in marked), \
+        "L0's QKV and down read the first write of their row: what is there before could carry any tag"

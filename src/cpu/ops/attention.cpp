@@ -34,8 +34,9 @@ void run_attn_partial(const Instruction& ins, const OpContext& ctx) {
         float* o = bf16 ? out_row.data() : ctx.arena + a.part_o + o_index;
         float* lse = ctx.arena + a.part_lse + (size_t(s) * M + m) * Hq + hq;
         for (uint32_t i = 0; i < D; ++i) o[i] = 0;
-        if (lo >= hi) {
+        if (lo >= hi) {  // no key in this split: zeros (tagged, as every output of a tagged writer)
           *lse = -std::numeric_limits<float>::infinity();
+          for (uint32_t i = 0; i < D; ++i) o[i] = tag_output(ins, 0.0f);
           if (bf16)
             for (uint32_t i = 0; i < D; ++i) store_act(ctx, a.part_o, o_index + i, 0.0f, true);
           continue;
@@ -53,7 +54,7 @@ void run_attn_partial(const Instruction& ins, const OpContext& ctx) {
           const float* v = ctx.kv_row(ins.layer, 1, kvh, k);
           for (uint32_t i = 0; i < D; ++i) o[i] += w * v[i];
         }
-        for (uint32_t i = 0; i < D; ++i) o[i] /= sum;
+        for (uint32_t i = 0; i < D; ++i) o[i] = tag_output(ins, o[i] / sum);
         if (bf16)
           for (uint32_t i = 0; i < D; ++i) store_act(ctx, a.part_o, o_index + i, o[i], true);
         *lse = mx + std::log(sum);
@@ -85,8 +86,7 @@ void run_attn_reduce(const Instruction& ins, const OpContext& ctx) {
         const float* o = ctx.arena + a.part_o + ((size_t(s) * M + m) * Hq + h) * D;
         for (uint32_t i = 0; i < D; ++i) out[i] += w * o[i];
       }
-      if (total > 0)
-        for (uint32_t i = 0; i < D; ++i) out[i] /= total;
+      for (uint32_t i = 0; i < D; ++i) out[i] = tag_output(ins, total > 0 ? out[i] / total : out[i]);
       if (bf16)
         for (uint32_t i = 0; i < D; ++i) store_act(ctx, a.out, out_index + i, out[i], true);
     }

@@ -2,6 +2,7 @@
 // arena, the int32 io slots, the KV cache and the step's parameters. Shared by every op file.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -51,6 +52,14 @@ float activate(float x, Activation act);
 // Rotates pairs (i, i + D/2), i < pairs, of `v` by the angles of one RoPE table row (cos | sin).
 // A part of a head passes v and table_row offset by its first pair.
 void apply_rope(float* v, const float* table_row, size_t head_dim, size_t pairs);
+
+// A value as a tagged writer stores it (kFlagTagOut in isa.h): its two lowest mantissa bits replaced
+// by the write's tag, as on the GPU, so that the executor's random-order runs can await an input
+// row by its tags (kFlagWaitByData); the value itself unchanged without the flag.
+inline float tag_output(const Instruction& ins, float v) {
+  if (!(ins.flags & kFlagTagOut)) return v;
+  return std::bit_cast<float>((std::bit_cast<uint32_t>(v) & ~3u) | flag_tag(ins.flags, kTagOutShift));
+}
 
 // Element i of the activation buffer at arena offset `buf`: written as fp32, or rounded to bf16 and
 // stored at half the stride when `bf16` (kFlagBf16Out in isa.h).

@@ -21,6 +21,7 @@ void run_embed(const Instruction& ins, const OpContext& ctx) {
       const float* p = pos_table + size_t(ctx.step.pos + m) * H;
       for (uint32_t i = 0; i < H; ++i) out[i] += p[i];
     }
+    for (uint32_t i = 0; i < H; ++i) out[i] = tag_output(ins, out[i]);
   }
 }
 

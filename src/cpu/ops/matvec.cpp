@@ -38,12 +38,13 @@ void run_matvec(const Instruction& ins, const OpContext& ctx) {
             if (ins.flags & kFlagStore || split)
               out[r] = y;  // a tensor-parallel partial (summed by AllReduce) or a range's product
             else
-              out[r] += y;
+              out[r] = tag_output(ins, out[r] + y);
             break;
           case Opcode::MatvecAct:
             store_act(ctx, a.out, size_t(m) * a.out_dim + r,
-                      G ? activate(dot(G + size_t(r) * a.in_dim, xm, a.in_dim) + (gate_bias ? gate_bias[r] : 0.0f), act) * y
-                        : activate(y, act),
+                      tag_output(ins, G ? activate(dot(G + size_t(r) * a.in_dim, xm, a.in_dim) +
+                                                        (gate_bias ? gate_bias[r] : 0.0f), act) * y
+                                        : activate(y, act)),
                       ins.flags & kFlagBf16Out);
             break;
           default:  // LmHead: the first maximum wins ties, as torch.argmax does

@@ -105,7 +105,7 @@ __device__ void run_attn_partial(const Instruction& ins, const KernelParams& p, 
 #pragma unroll
     for (int j = 0; j < J; ++j) {
       const uint32_t i = lane + 32 * j;
-      if (i < D) store_act(p, a.part_o, po + i, l > 0 ? o[j] / l : 0.0f, ins.flags & kFlagBf16Out);
+      if (i < D) store_act(p, a.part_o, po + i, with_tag(l > 0 ? o[j] / l : 0.0f, output_tag(ins)), ins.flags & kFlagBf16Out);
     }
     if (lane == 0) p.arena[a.part_lse + (size_t(s) * M + m) * Hq + hq] = l > 0 ? mx + logf(l) : -INFINITY;
     __syncwarp();
@@ -156,7 +156,8 @@ __device__ void run_attn_reduce(const Instruction& ins, const KernelParams& p, f
     const size_t out = (size_t(m) * Hq + h) * D;
 #pragma unroll
     for (int j = 0; j < J; ++j)
-      if (lane + 32 * j < D) store_act(p, a.out, out + lane + 32 * j, total > 0 ? acc[j] : 0.0f, ins.flags & kFlagBf16Out);
+      if (lane + 32 * j < D)
+        store_act(p, a.out, out + lane + 32 * j, with_tag(total > 0 ? acc[j] : 0.0f, output_tag(ins)), ins.flags & kFlagBf16Out);
   }
 }
 

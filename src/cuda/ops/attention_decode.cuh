@@ -145,7 +145,7 @@ __device__ __forceinline__ void attn_decode(const Instruction& ins, const Kernel
             acc += src[i] * c;
           }
         const uint32_t hq = kvh * group + g0 + h;
-        p.arena[a.part_o + (size_t(s) * Hq + hq) * D + i] = sum > 0 ? acc / sum : 0.0f;
+        p.arena[a.part_o + (size_t(s) * Hq + hq) * D + i] = with_tag(sum > 0 ? acc / sum : 0.0f, output_tag(ins));
         if (i == 0) p.arena[a.part_lse + size_t(s) * Hq + hq] = sum > 0 ? mx + logf(sum) : -INFINITY;
       }
       sync_consumers();  // the merge buffer is reused by the next pass
