@@ -338,6 +338,7 @@ __device__ void load_row_hi_lo(const KernelParams& p, float* dst, const float* s
       store_hi_lo(v, reinterpret_cast<uint2*>(dst + blk * 16));
     }
     sync_consumers();
+    trace_phase(kPhaseRowWhole);
     return;
   }
   const __nv_bfloat16* bias = weight(p, norm.bias);
@@ -355,6 +356,7 @@ __device__ void load_row_hi_lo(const KernelParams& p, float* dst, const float* s
 #pragma unroll
     for (uint32_t i = 0; i < 16; ++i) ss += (dst[blk * 16 + i] - mean) * (dst[blk * 16 + i] - mean);
   const float inv = rsqrtf(block_sum(ss, scratch) / dim + p.dims.norm_eps);
+  trace_phase(kPhaseRowWhole);  // past block_sum's barriers: every thread's part landed and summed
   for (uint32_t blk = threadIdx.x; blk < blocks; blk += kThreads) {
     uint4 wv[2];
     wv[0] = __ldg(reinterpret_cast<const uint4*>(w + blk * 16));

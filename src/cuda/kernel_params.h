@@ -22,7 +22,8 @@ struct HangReport {
 // weight pages done, the signal begun); two counts of warp 0's waits on weight pages (how many
 // pages had not landed when it first looked, and the ns it waited for them: a consumer that never
 // waits sets the pace, one that always waits is waiting on memory); and when thread 0's part of a
-// decode input row landed in shared memory (the rest of the input phase is its norm and conversion);
+// decode input row landed in shared memory, and when every thread's part had (the rest of the input
+// phase is its norm and conversion);
 // and how many of the instruction's weight pages had landed in the ring when its consumers came for
 // them (a full ring there and consumers that never wait: they set the pace).
 enum TracePhase : uint32_t {
@@ -33,7 +34,8 @@ enum TracePhase : uint32_t {
   kPhasePageStallNs = 4,
   kPhaseRowLanded = 5,
   kPhaseRingReady = 6,
-  kTracePhases = 7
+  kPhaseRowWhole = 7,
+  kTracePhases = 8
 };
 
 // At most this many TMA maps of activation buffers (KernelParams::act_maps): a prefill's GEMM inputs

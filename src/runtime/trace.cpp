@@ -72,7 +72,7 @@ std::string format_trace_summary(const TraceSummary& s) {
 std::vector<PhaseTime> summarize_phases(const Program& p, const std::vector<uint64_t>& t,
                                         const std::vector<uint64_t>& ph) {
   struct Samples {
-    std::vector<double> input, row, weights, finish, signal, total, stalls, stall_us, ready;
+    std::vector<double> input, row, row_whole, weights, finish, signal, total, stalls, stall_us, ready;
   };
   std::map<std::string, Samples> by_node;
   std::vector<std::string> order;
@@ -88,6 +88,7 @@ std::vector<PhaseTime> summarize_phases(const Program& p, const std::vector<uint
     Samples& s = it->second;
     if (input) s.input.push_back(us(start, input));
     if (const uint64_t row = ph[kTracePhases * i + kPhaseRowLanded]) s.row.push_back(us(start, row));
+    if (const uint64_t whole = ph[kTracePhases * i + kPhaseRowWhole]) s.row_whole.push_back(us(start, whole));
     if (input && weights) {
       s.weights.push_back(us(input, weights));
       s.stalls.push_back(double(ph[kTracePhases * i + kPhasePageStalls]));
@@ -106,7 +107,8 @@ std::vector<PhaseTime> summarize_phases(const Program& p, const std::vector<uint
   std::vector<PhaseTime> rows;
   for (const std::string& node : order) {
     const Samples& s = by_node[node];
-    rows.push_back({node, s.total.size(), median(s.input), median(s.row), median(s.weights), median(s.finish),
+    rows.push_back({node, s.total.size(), median(s.input), median(s.row), median(s.row_whole), median(s.weights),
+                    median(s.finish),
                     median(s.signal), median(s.total), median(s.stalls), median(s.stall_us), median(s.ready)});
   }
   return rows;
@@ -116,9 +118,9 @@ std::string format_phase_summary(const std::vector<PhaseTime>& rows) {
   std::ostringstream os;
   char buf[256];
   os << "inside the instructions (medians, us; - where a kind has no such phase):\n"
-     << "| node | instructions | input load | of which row landed | weights | finish | signal | total | "
+     << "| node | instructions | input load | of which row landed | row whole | weights | finish | signal | total | "
         "pages waited for | page wait | pages ready |\n"
-     << "|---|---|---|---|---|---|---|---|---|---|---|\n";
+     << "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   auto cell = [](double v) {
     char b[32];
     if (std::isnan(v)) return std::string("-");
@@ -126,8 +128,9 @@ std::string format_phase_summary(const std::vector<PhaseTime>& rows) {
     return std::string(b);
   };
   for (const PhaseTime& r : rows) {
-    std::snprintf(buf, sizeof buf, "| %s | %zu | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.node.c_str(),
-                  r.instructions, cell(r.input_us).c_str(), cell(r.row_us).c_str(), cell(r.weights_us).c_str(),
+    std::snprintf(buf, sizeof buf, "| %s | %zu | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.node.c_str(),
+                  r.instructions, cell(r.input_us).c_str(), cell(r.row_us).c_str(), cell(r.row_whole_us).c_str(),
+                  cell(r.weights_us).c_str(),
                   cell(r.finish_us).c_str(), cell(r.signal_us).c_str(), cell(r.total_us).c_str(),
                   cell(r.page_stalls).c_str(), cell(r.stall_us).c_str(), cell(r.ring_ready).c_str());
     os << buf;

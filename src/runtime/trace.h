@@ -35,13 +35,16 @@ std::string format_trace_summary(const TraceSummary& summary);
 // (RoPE and the KV append, say) and begins to signal (kPhaseSignal: the fence and the counter).
 // Two more slots are counts, not times: the pages warp 0 found not yet landed (kPhasePageStalls)
 // and the ns it waited on them (kPhasePageStallNs); and when thread 0's part of a decode input row
-// landed (kPhaseRowLanded), which splits the input phase into the load and the norm; and how many of
-// its weight pages were in the ring when the consumers came for them (kPhaseRingReady).
+// landed (kPhaseRowLanded); when every thread's part had landed (kPhaseRowWhole: past the first
+// barrier after the row's copy, with a fused norm the sum of squares' block reduction), which splits
+// the rest of the input phase into the row's slowest part and the norm; and how many of its weight
+// pages were in the ring when the consumers came for them (kPhaseRingReady).
 using cuda::kPhaseInput;
 using cuda::kPhasePageStallNs;
 using cuda::kPhasePageStalls;
 using cuda::kPhaseRingReady;
 using cuda::kPhaseRowLanded;
+using cuda::kPhaseRowWhole;
 using cuda::kPhaseSignal;
 using cuda::kPhaseWeights;
 using cuda::kTracePhases;
@@ -52,7 +55,8 @@ struct PhaseTime {
   std::string node;
   size_t instructions = 0;
   double input_us = 0;    // start (dependencies met) to the input row loaded
-  double row_us = 0;      // start to the input row landed in shared memory, before its norm
+  double row_us = 0;      // start to thread 0's part of the input row landed in shared memory
+  double row_whole_us = 0;  // start to every thread's part landed (with a norm: and summed)
   double weights_us = 0;  // input loaded to the last weight page done
   double finish_us = 0;   // weights done (else start) to the signal begun
   double signal_us = 0;   // signal begun to end
