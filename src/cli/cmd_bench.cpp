@@ -15,6 +15,7 @@
 #include "cli/command.h"
 #include "cli/options.h"
 #include "cli/random_prompt.h"
+#include "mk_build_commit.h"
 #include "model/config.h"
 #include "model/error.h"
 #include "runtime/trace.h"
@@ -100,7 +101,8 @@ RegisterCommand reg("bench", "Benchmark decode and prefill against the device's 
   app.add_option("--prompt", f->prompt, "prompt length for time to first token");
   app.add_option("--out-dir", f->out_dir, "where the JSON and markdown results go");
   app.add_option("--python", f->python, "python with torch + transformers for the baseline (default: python3)");
-  app.add_option("--commit", f->commit, "commit id to record (default: git rev-parse, or $MK_COMMIT)");
+  app.add_option("--commit", f->commit,
+                 "commit id to record (default: $MK_COMMIT, else the commit mk was built from, as mk --version says)");
   app.add_flag("--no-baseline", f->no_baseline, "skip the PyTorch baseline");
   app.add_flag("--profile", f->profile, "GPU: print where one decode step's time goes, per opcode");
   f->exec.add(app);
@@ -147,16 +149,11 @@ RegisterCommand reg("bench", "Benchmark decode and prefill against the device's 
 
     json j;
     j["device"] = engine->device_name();
+    // The build's commit rather than the current directory's git: the binary may run on a copy of the
+    // tree (the GPU machine's) whose git says something else.
     std::string commit = f->commit;
     if (commit.empty() && getenv("MK_COMMIT")) commit = getenv("MK_COMMIT");
-    if (commit.empty()) {
-      try {
-        commit = run_capture("git rev-parse --short HEAD 2>/dev/null");
-        commit.erase(commit.find_last_not_of("\n") + 1);
-      } catch (const Error&) {
-        commit = "unknown";
-      }
-    }
+    if (commit.empty()) commit = MK_BUILD_COMMIT;
     j["commit"] = commit;
     char date[32];
     const std::time_t now = std::time(nullptr);

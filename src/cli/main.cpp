@@ -10,6 +10,7 @@
 #include <string>
 
 #include "cli/command.h"
+#include "mk_build_commit.h"
 #include "model/error.h"
 
 namespace mk::cli {
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
   CLI::App app{"mk: batch-1 LLM decoding with one persistent kernel per step"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show the help of every subcommand");
+  app.set_version_flag("--version", std::string("mk ") + MK_BUILD_COMMIT, "Print the commit mk was built from and exit");
   auto& registry = command_registry();
   std::sort(registry.begin(), registry.end(),
             [](const CommandSpec& a, const CommandSpec& b) { return a.name < b.name; });

@@ -1,8 +1,14 @@
 """`mk bench` on the CPU with a tiny model: the JSON rows of shared/BENCH.md, and contexts past a
-model's learned positions dropped with a note instead of failing the run."""
+model's learned positions dropped with a note instead of failing the run; the commit it records."""
 import json
+import os
+import re
+import subprocess
+from pathlib import Path
 
 import tiny_models
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_bench_writes_rows_and_skips_contexts_past_learned_positions(run_mk, tmp_path):
@@ -24,3 +30,20 @@ def test_bench_fails_when_no_context_fits(run_mk, tmp_path):
                   "--out-dir", tmp_path / "out", check=False)
     assert proc.returncode != 0
     assert "every context is past the model's 256 positions" in proc.stderr
+
+
+def test_version_and_bench_name_the_commit_mk_was_built_from(run_mk, tmp_path, monkeypatch):
+    # Stamped at build time (cmake/build_commit.cmake), not read from the current directory's git:
+    # on the GPU machine the binary runs on a copy of the tree whose git is the session's first state.
+    version = run_mk("--version").stdout.strip()
+    assert re.fullmatch(r"mk [0-9a-f]{7,40}(-dirty)?", version), version
+    built = version.split()[1]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=REPO)
+    if head.returncode == 0:  # a checkout: the binary under test is built from it
+        assert head.stdout.startswith(built.removesuffix("-dirty")), (built, head.stdout)
+    monkeypatch.delenv("MK_COMMIT", raising=False)
+    tiny_models.save_model("gpt2", tmp_path / "m")
+    run_mk("bench", "--model", tmp_path / "m", "--device", "cpu", "--contexts", "8", "--prompt", "8", "--steps", "2",
+           "--no-baseline", "--out-dir", tmp_path / "out")
+    (result,) = list((tmp_path / "out").glob("*.json"))
+    assert json.loads(result.read_text())["commit"] == built
