@@ -237,6 +237,16 @@ DeviceProgram::~DeviceProgram() {
                   rank_arenas_, rank_counters_, act_maps_})
     device_free(p);
   if (stream_) cudaStreamDestroy(static_cast<cudaStream_t>(stream_));
+  for (void* e : run_events_)
+    if (e) cudaEventDestroy(static_cast<cudaEvent_t>(e));
+}
+
+float DeviceProgram::last_run_ms() const {
+  if (!run_events_[1]) throw Error("last_run_ms: no timed run (enable_timing first)");
+  float ms = 0;
+  check(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(run_events_[0]), static_cast<cudaEvent_t>(run_events_[1])),
+        "reading a run's time");
+  return ms;
 }
 
 void DeviceProgram::join_ranks(const std::vector<DeviceProgram*>& ranks) {
@@ -297,11 +307,22 @@ void DeviceProgram::run(uint32_t pos, bool feedback, uint32_t history_index) {
   p.n_act_maps = uint32_t(act_map_in_.size());
   for (size_t i = 0; i < act_map_in_.size(); ++i) p.act_map_in[i] = act_map_in_[i];
   void* args[] = {&p};
+  const cudaStream_t stream = static_cast<cudaStream_t>(stream_);
+  if (timing_) {
+    for (void*& e : run_events_)
+      if (!e) {
+        cudaEvent_t made = nullptr;
+        check(cudaEventCreate(&made), "creating a timing event");
+        e = made;
+      }
+    check(cudaEventRecord(static_cast<cudaEvent_t>(run_events_[0]), stream), "timing a run");
+  }
   // Cooperative launch: every block must be resident at once, or blocks would wait on counters
   // of blocks that never start.
   check(cudaLaunchCooperativeKernel(kernel_, dim3(program_.num_sms),
-                                    dim3(kBlockThreads), args, smem_bytes_, static_cast<cudaStream_t>(stream_)),
+                                    dim3(kBlockThreads), args, smem_bytes_, stream),
         "launching the megakernel");
+  if (timing_) check(cudaEventRecord(static_cast<cudaEvent_t>(run_events_[1]), stream), "timing a run");
 }
 
 void DeviceProgram::synchronize() {

@@ -89,6 +89,10 @@ class DeviceProgram {
   std::vector<int32_t> read_history(uint32_t n) const;
   // Per-instruction [start, end] %globaltimer stamps of the next run (for mk trace).
   void enable_trace(bool on);
+  // With timing on, each run() is bracketed by CUDA events on its stream, and last_run_ms() (after
+  // synchronize) is the launch-to-end time between them, as the PyTorch baseline times its graphs.
+  void enable_timing(bool on) { timing_ = on; }
+  float last_run_ms() const;
   std::vector<uint64_t> read_trace() const;
   // The same run's phase stamps inside each instruction ([instructions][kTracePhases], 0 where not
   // stamped); empty unless built with MK_TRACE_PHASES.
@@ -120,6 +124,8 @@ class DeviceProgram {
   uint32_t ops_smem_floats_ = 0;   // shared memory the ops may use; the pipe's pages follow it
   uint32_t pipe_pages_ = 0;
   bool tracing_ = false;
+  bool timing_ = false;
+  void* run_events_[2] = {nullptr, nullptr};  // cudaEvent_t: before and after the last timed run
 };
 
 }  // namespace mk::cuda

@@ -29,6 +29,7 @@ void DeviceProgram::join_ranks(const std::vector<DeviceProgram*>&) { unavailable
 int32_t DeviceProgram::read_token(uint32_t) const { unavailable(); }
 std::vector<int32_t> DeviceProgram::read_history(uint32_t) const { unavailable(); }
 void DeviceProgram::enable_trace(bool) { unavailable(); }
+float DeviceProgram::last_run_ms() const { unavailable(); }
 std::vector<uint64_t> DeviceProgram::read_trace() const { unavailable(); }
 std::vector<uint64_t> DeviceProgram::read_phases() const { unavailable(); }
 

@@ -224,8 +224,16 @@ const float* Engine::run_gpu(Compiled& c, const int32_t* tokens, uint32_t n, boo
   for (Compiled* r : ranks) r->gpu->set_tokens(tokens, n);
   // Every rank's launch first (each on its own stream with tensor parallelism, so they run at
   // once and meet on AllReduce), then every wait: a step ends when all ranks have finished it.
-  for (Compiled* r : ranks) r->gpu->run(pos_);
+  for (Compiled* r : ranks) {
+    r->gpu->enable_timing(time_gpu_runs_);
+    r->gpu->run(pos_);
+  }
   for (Compiled* r : ranks) r->gpu->synchronize();
+  if (time_gpu_runs_) {
+    float slowest = 0;
+    for (Compiled* r : ranks) slowest = std::max(slowest, r->gpu->last_run_ms());
+    last_forward_gpu_ms_ += slowest;
+  }
   if (!want_logits) return nullptr;
   return gather_logits(ranks, [](Compiled* r, float* out) { r->gpu->read_logits(out); });
 }
@@ -292,6 +300,7 @@ void Engine::check_tokens(std::span<const int32_t> tokens) const {
 
 std::vector<float> Engine::forward(std::span<const int32_t> tokens, bool all_logits) {
   check_tokens(tokens);
+  last_forward_gpu_ms_ = 0;
   const uint32_t V = config_.vocab_size;
   std::vector<float> out;
   for (size_t start = 0; start < tokens.size();) {

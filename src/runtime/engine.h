@@ -87,6 +87,10 @@ class Engine {
   // The last traced run's stamps inside each instruction (runtime/trace.h, summarize_phases): GPU
   // builds configured with -DMK_TRACE_PHASES=ON only; else empty.
   const std::vector<uint64_t>& trace_phases() const { return trace_phases_; }
+  // GPU: time every program run by CUDA events on its stream (launch to end, no host work), and the
+  // last forward()'s runs summed (ms; 0 on the CPU or with timing off). mk bench's TTFT.
+  void time_gpu_runs(bool on) { time_gpu_runs_ = on; }
+  double last_forward_gpu_ms() const { return last_forward_gpu_ms_; }
   std::string device_name() const;
   void reset();  // forget the conversation: position 0 (the cache is overwritten as it refills)
   // Step back to position `pos` (<= position()): the cache keeps the first `pos` tokens and the
@@ -152,6 +156,8 @@ class Engine {
   uint32_t pos_ = 0;
   std::vector<uint64_t> trace_phases_;
   int32_t last_argmax_ = -1;
+  bool time_gpu_runs_ = false;
+  double last_forward_gpu_ms_ = 0;
 };
 
 }  // namespace mk

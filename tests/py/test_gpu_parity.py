@@ -1,6 +1,7 @@
 """The megakernel on the GPU against HF transformers (bf16 on CUDA) and against our CPU executor running
 the same program with the same bf16 weights: per-step cosine similarity of the logits and top-1
 agreement over a 32-token prompt and 128 decode steps. Skipped cleanly without a usable GPU."""
+import json
 import os
 import subprocess
 
@@ -259,3 +260,14 @@ def test_short_last_token_block_matches_cpu(arch, tma, run_mk, tmp_path, report,
     run_mk(*args, "--device", "cpu", "--bf16", "--out", tmp_path / "cpu.npy")
     compare(f"{arch} 136-token prefill (128 + 8 rows){', MK_TMA=1' if tma else ''}", "gpu vs cpu_executor", np.load(tmp_path / "gpu.npy"),
             np.load(tmp_path / "cpu.npy"), report, enforce_top1="decisive", min_cos=0.9998)
+
+
+def test_bench_times_the_prefill_by_cuda_events_too(run_mk, tmp_path):
+    # TTFT two ways: forward() on the host clock, and the program's run between CUDA events on its
+    # stream (as the PyTorch baseline times its prefill graph), which leaves the host's part out.
+    tiny_models.save_model("llama", tmp_path / "m")
+    run_mk("bench", "--model", tmp_path / "m", "--device", "cuda", "--contexts", "8", "--prompt", "64", "--steps", "4",
+           "--no-baseline", "--out-dir", tmp_path / "out")
+    (result,) = list((tmp_path / "out").glob("*.json"))
+    (row,) = [r for r in json.loads(result.read_text())["rows"] if "ttft_ms" in r]
+    assert 0 < row["gpu_ttft_ms"] <= row["ttft_ms"], row
