@@ -151,7 +151,7 @@ uint32_t choose_kv_splits(const ModelConfig& config, const GraphOptions& options
 // output stage write and only QkvRope and the matvecs read, and lets their writers signal without a fence
 // (graph/handoff_tags.cpp). With `data_waits`, also sets OpNode::wait_by_data where it is safe.
 // Call after finalize; a prefill graph is left as it is.
-void assign_handoff_tags(OpGraph& graph, bool data_waits = false);
+void assign_handoff_tags(OpGraph& graph, bool data_waits);
 
 // Builds the graph of any supported architecture (a pre-norm decoder: attention, then MLP).
 OpGraph build_graph(const ModelConfig& config, const GraphOptions& options);
