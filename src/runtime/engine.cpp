@@ -167,8 +167,8 @@ GraphOptions Engine::graph_options(uint32_t n_tokens, bool all_logits, uint32_t 
   return o;
 }
 
-Engine::Compiled& Engine::compiled(uint32_t n_tokens, bool all_logits) {
-  const GraphOptions go = graph_options(n_tokens, all_logits, pos_);
+Engine::Compiled& Engine::compiled_at(uint32_t n_tokens, bool all_logits, uint32_t pos) {
+  const GraphOptions go = graph_options(n_tokens, all_logits, pos);
   const std::tuple<uint32_t, bool, uint32_t> key{n_tokens, all_logits, go.kv_splits};
   auto is_decode = [](const auto& kv) { return std::get<0>(kv.first) == 1 && !std::get<1>(kv.first); };
   if (!programs_.count(key) && programs_.size() >= kProgramCache)
@@ -368,6 +368,11 @@ std::vector<int32_t> Engine::decode_greedy(uint32_t steps) {
     forward(std::span(&out.back(), 1));
   }
   return out;
+}
+
+void Engine::prepare_decode(uint32_t steps) {
+  const uint32_t end = std::min(max_ctx_, pos_ + steps);
+  for (uint32_t pos = pos_; pos < end; ++pos) compiled_at(1, false, pos);
 }
 
 std::vector<uint64_t> Engine::trace_decode_step() {

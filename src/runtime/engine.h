@@ -76,6 +76,10 @@ class Engine {
   // Greedy decoding of `steps` tokens from last_argmax(), with no host round trip between steps on
   // the GPU (each step's argmax feeds the next). Returns the tokens; last_argmax() is the next one.
   std::vector<int32_t> decode_greedy(uint32_t steps);
+  // Builds now every decode program that the next `steps` steps from the current position will
+  // run (they differ in their KV splits), so that timing those steps times no scheduling: mk bench's
+  // warm-up. Generation builds them when it first reaches them.
+  void prepare_decode(uint32_t steps);
   bool on_gpu() const { return device_ == Device::Cuda; }
   // One greedy decode step with a timestamp (ns) at the start and end of every instruction:
   // [2 * i] and [2 * i + 1] for instruction i of the decode program; %globaltimer on the GPU, the
@@ -110,7 +114,7 @@ class Engine {
   };
   // At most kProgramCache programs are kept (each prompt length makes one): past that, all but the
   // decode programs are dropped, so a long chat does not grow memory without bound.
-  Compiled& compiled(uint32_t n_tokens, bool all_logits);
+  Compiled& compiled(uint32_t n_tokens, bool all_logits) { return compiled_at(n_tokens, all_logits, pos_); }
   static constexpr size_t kProgramCache = 8;
   size_t programs_cached() const { return programs_.size(); }
   const HostWeights& weights() const { return weights_; }
@@ -119,6 +123,8 @@ class Engine {
   Engine() = default;
   // The options of the program that runs n_tokens from `pos`, its KV splits chosen.
   GraphOptions graph_options(uint32_t n_tokens, bool all_logits, uint32_t pos) const;
+  // The program that runs n_tokens from position `pos`.
+  Compiled& compiled_at(uint32_t n_tokens, bool all_logits, uint32_t pos);
   void check_tokens(std::span<const int32_t> tokens) const;  // non-empty, in the vocabulary, fit the context
   std::vector<uint64_t> trace_run(std::span<const int32_t> tokens);
   // Runs a CPU program for n tokens from tokens[0] on every rank at once (one host thread per

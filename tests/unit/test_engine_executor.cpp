@@ -184,6 +184,24 @@ TEST(Engine, DecodeChangesKvSplitsAsContextGrows) {
   expect_reference_logits(*engine, tokens, ours, prompt - 1, "decode across 256 positions");
 }
 
+// mk bench's warm-up: the decode programs of the steps it will time are built before the clock
+// starts, the one past the KV-split change included.
+TEST(Engine, PrepareDecodeBuildsTheProgramsOfTheStepsAhead) {
+  const ModelConfig c = test::toy_config(Arch::Llama);
+  EngineOptions eo;
+  eo.max_ctx = 272;
+  eo.sms = 16;
+  auto engine = random_engine(c, 5, eo);
+  engine->forward(std::vector<int32_t>(250, 7));
+  engine->prepare_decode(4);  // positions 250-253: one split, the program forward() did not build
+  const size_t before = engine->programs_cached();
+  engine->prepare_decode(10);  // to 259: the several-split program too
+  EXPECT_EQ(engine->programs_cached(), before + 1);
+  engine->decode_greedy(10);
+  EXPECT_EQ(engine->programs_cached(), before + 1) << "decoding built a program that prepare_decode did not";
+  engine->prepare_decode(1000);  // past the context: stops at its end
+}
+
 TEST(Engine, RewindKeepsThePrefixAndGivesTheSameLogits) {
   const ModelConfig c = test::toy_config(Arch::Qwen3);
   GraphOptions go;
