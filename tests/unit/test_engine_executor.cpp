@@ -163,14 +163,20 @@ size_t attn_reduce_ops(const OpGraph& g) {
                        [](const OpNode& n) { return n.proto.opcode == uint16_t(Opcode::AttnReduce); });
 }
 
+// A toy engine whose context reaches past the 256 positions where decode changes its KV splits,
+// with enough SMs for several splits.
+std::unique_ptr<Engine> engine_past_split_change(const ModelConfig& c) {
+  EngineOptions eo;
+  eo.max_ctx = 272;
+  eo.sms = 16;
+  return random_engine(c, 5, eo);
+}
+
 // Decode programs are chosen by context: one KV split (no AttnReduce) up to 256 positions, several
 // past it. Generation crossing that point moves to the other program and stays exact.
 TEST(Engine, DecodeChangesKvSplitsAsContextGrows) {
   const ModelConfig c = test::toy_config(Arch::Llama);
-  EngineOptions eo;
-  eo.max_ctx = 272;
-  eo.sms = 16;
-  auto engine = random_engine(c, 5, eo);
+  auto engine = engine_past_split_change(c);
   std::vector<int32_t> tokens;
   for (int i = 0; i < 262; ++i) tokens.push_back((i * 29 + 3) % c.vocab_size);
   const size_t prompt = 250;
@@ -188,10 +194,7 @@ TEST(Engine, DecodeChangesKvSplitsAsContextGrows) {
 // starts, the one past the KV-split change included.
 TEST(Engine, PrepareDecodeBuildsTheProgramsOfTheStepsAhead) {
   const ModelConfig c = test::toy_config(Arch::Llama);
-  EngineOptions eo;
-  eo.max_ctx = 272;
-  eo.sms = 16;
-  auto engine = random_engine(c, 5, eo);
+  auto engine = engine_past_split_change(c);
   engine->forward(std::vector<int32_t>(250, 7));
   engine->prepare_decode(4);  // positions 250-253: one split, the program forward() did not build
   const size_t before = engine->programs_cached();
