@@ -69,13 +69,13 @@ std::string markdown(const json& j) {
   os << "|---|---|---|---|---|---|---|\n";
   char buf[256];
   for (const auto& r : j["rows"]) {
-    std::string ttft = r.contains("ttft_ms") ? std::to_string(r["ttft_ms"].get<double>()).substr(0, 7) + " (" +
-                                                   std::to_string(r["prompt_tokens"].get<int>()) +
-                                                   (r.contains("gpu_ttft_ms")
-                                                        ? "; GPU events " + std::to_string(r["gpu_ttft_ms"].get<double>()).substr(0, 7)
-                                                        : "") +
-                                                   ")"
-                                             : "";
+    auto ms = [&](const char* key) { return std::to_string(r[key].get<double>()).substr(0, 7); };
+    std::string ttft;  // "ttft_ms (prompt tokens[; GPU events gpu_ttft_ms])"
+    if (r.contains("ttft_ms")) {
+      ttft = ms("ttft_ms") + " (" + std::to_string(r["prompt_tokens"].get<int>());
+      if (r.contains("gpu_ttft_ms")) ttft += "; GPU events " + ms("gpu_ttft_ms");
+      ttft += ")";
+    }
     if (r.contains("ms_per_token")) {
       std::snprintf(buf, sizeof buf, "| %s | %s | %d | %.3f | %.1f | %s | %s |\n",
                     r["model_shape"].get<std::string>().c_str(), r["path"].get<std::string>().c_str(),
