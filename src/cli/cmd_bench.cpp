@@ -49,22 +49,32 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// Bytes one decode step must read: every weight once (bf16 on the GPU, fp32 on the CPU; the RoPE
-// table and embedding rows are negligible) plus the K and V of `context` positions in every layer.
+// Bytes one decode step must read, summed over the ranks with --tp: every weight once (bf16 on the
+// GPU, fp32 on the CPU; what ranks replicate, each reads) plus the K and V of `context` positions
+// in every layer (each rank its own KV heads). Not the embedding tables, of which a step reads a
+// row, unless the token embedding is also the LM head (tied, on one rank).
 double bytes_per_token(Engine& e, uint32_t context) {
-  const ModelConfig& c = e.config();
-  const double wbytes = e.on_gpu() ? 2 : 4;
-  double weights = 0;
-  for (const WeightDecl& d : e.compiled(1, false).graph.weights)
-    if (d.kind == WeightDecl::Kind::Loaded && d.name != "pos_embed") weights += d.numel() * wbytes;
-  const double kv = 2.0 * c.num_layers * c.num_kv_heads * c.head_dim * context * (e.on_gpu() ? 2 : 4);
-  return weights + kv;
+  const double elem = e.on_gpu() ? 2 : 4;
+  double bytes = 0;
+  for (const Engine::Compiled* rank : e.compiled(1, false).ranks()) {
+    const auto& w = rank->graph.weights;
+    const bool embed_is_head = std::none_of(w.begin(), w.end(), [](const WeightDecl& d) { return d.name == "lm_head"; });
+    for (const WeightDecl& d : w)
+      if (d.kind == WeightDecl::Kind::Loaded && d.name != "pos_embed" && (d.name != "embed" || embed_is_head))
+        bytes += d.numel() * elem;
+    const ModelDims& dims = rank->graph.dims;
+    bytes += 2.0 * dims.n_layers * dims.n_kv_heads * dims.head_dim * context * elem;
+  }
+  return bytes;
 }
 
 std::string markdown(const json& j) {
   std::ostringstream os;
   os << "Device: " << j["device"].get<std::string>() << ", commit " << j["commit"].get<std::string>() << ", "
-     << j["date"].get<std::string>() << ", read bandwidth " << j["read_bandwidth_gbps"].get<double>() << " GB/s\n\n";
+     << j["date"].get<std::string>() << ", read bandwidth " << j["read_bandwidth_gbps"].get<double>() << " GB/s";
+  if (j.contains("gpus") && j["gpus"].get<int>() > 1)
+    os << " per GPU (" << j["gpus"].get<int>() << " GPUs: % of bandwidth is of their sum)";
+  os << "\n\n";
   os << "| shape | path | context | ms/token | tokens/s | % of bandwidth | TTFT (ms, prompt) |\n";
   os << "|---|---|---|---|---|---|---|\n";
   char buf[256];
@@ -163,14 +173,20 @@ RegisterCommand reg("bench", "Benchmark decode and prefill against the device's 
     const std::time_t now = std::time(nullptr);
     std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
     j["date"] = date;
-    double bandwidth = 0;
+    double bandwidth = 0;  // one GPU's, measured on the first
     if (engine->on_gpu()) bandwidth = cuda::measure_read_bandwidth_gbps();
     j["read_bandwidth_gbps"] = bandwidth;
+    const uint32_t tp = eo.tp;
+    if (tp > 1) j["tp"] = tp;
+    if (engine->gpus_used() > 1) j["gpus"] = engine->gpus_used();
+    // With --tp over several GPUs the step's bytes are read by all of them: its share of their sum.
+    const double aggregate_bandwidth = bandwidth * std::max(1u, engine->gpus_used());
     json rows = json::array();
     std::string suffix;
     if (f->exec.graph.no_fuse_norms) suffix += "_unfused";
     if (f->exec.graph.no_data_waits) suffix += "_counter_waits";
     if (f->exec.weight_pipe != "auto" && engine->on_gpu()) suffix += "_pipe_" + f->exec.weight_pipe;
+    if (tp > 1) suffix += "_tp" + std::to_string(tp);
     const std::string path =
         (!engine->on_gpu() ? "cpu" : f->exec.kernel == "specialized" ? "specialized" : "generic") + suffix;
 
@@ -188,7 +204,7 @@ RegisterCommand reg("bench", "Benchmark decode and prefill against the device's 
         const double bytes = bytes_per_token(e, ctx + 4 + f->steps / 2);
         json r = {{"model_shape", label}, {"path", row_path}, {"context", ctx}, {"ms_per_token", ms},
                   {"tokens_per_s", 1000 / ms}, {"bytes_per_token", bytes}};
-        if (bandwidth > 0) r["bandwidth_fraction"] = bytes / (ms / 1000) / (bandwidth * 1e9);
+        if (bandwidth > 0) r["bandwidth_fraction"] = bytes / (ms / 1000) / (aggregate_bandwidth * 1e9);
         rows.push_back(r);
         std::cerr << "bench: " << row_path << ", context " << ctx << ": " << ms << " ms/token\n";
       }
@@ -223,7 +239,8 @@ RegisterCommand reg("bench", "Benchmark decode and prefill against the device's 
       rows.push_back({{"model_shape", label}, {"path", path + "_host_loop"}, {"context", contexts.front()},
                       {"ms_per_token", ms}, {"tokens_per_s", 1000 / ms}});
     }
-    if (f->profile && engine->on_gpu()) {
+    if (f->profile && engine->on_gpu() && tp > 1) std::cerr << "bench: --profile traces one rank only (--tp 1)\n";
+    if (f->profile && engine->on_gpu() && tp == 1) {
       engine->reset();
       engine->forward(random_tokens(contexts.front(), vocab, 3));
       engine->trace_decode_step();  // warm
@@ -269,8 +286,9 @@ RegisterCommand reg("bench", "Benchmark decode and prefill against the device's 
       const json base = at == std::string::npos ? json{{"rows", json::array()}} : json::parse(out.substr(at));
       for (json r : base["rows"]) {
         r["model_shape"] = label;
-        if (r.contains("ms_per_token") && bandwidth > 0) {
+        if (r.contains("ms_per_token") && bandwidth > 0 && tp == 1) {
           // The same bytes as ours at that context: both must read the weights and the KV cache.
+          // (Not with --tp: the baseline runs the whole model on one GPU.)
           for (const auto& mine : rows)
             if (mine.contains("bytes_per_token") && mine["context"] == r["context"])
               r["bandwidth_fraction"] = mine["bytes_per_token"].get<double>() / (r["ms_per_token"].get<double>() / 1000) /

@@ -148,9 +148,10 @@ int run(GenerateFlags& f) {
   std::string seed = opts.sampling.greedy() ? "greedy" : "seed " + std::to_string(opts.sampling.seed);
   std::fprintf(stderr,
                "prompt: %zu tokens, prefill %.0f ms (%.1f tok/s) | generated: %zu tokens, %.1f tok/s | "
-               "stop: %s | %s | load %.0f ms\n",
+               "stop: %s | %s | load %.0f ms | %s\n",
                r.prompt_tokens, r.prefill_ms, r.prefill_ms > 0 ? r.prompt_tokens * 1000.0 / r.prefill_ms : 0.0,
-               r.tokens.size(), r.decode_tok_per_s(), stop_reason_name(r.stop), seed.c_str(), session->load_ms);
+               r.tokens.size(), r.decode_tok_per_s(), stop_reason_name(r.stop), seed.c_str(), session->load_ms,
+               session->engine->device_name().c_str());
   return r.stop == StopReason::kInterrupted ? kExitInterrupted : 0;
 }
 

@@ -43,7 +43,7 @@ struct GraphFlags {
 };
 
 struct ExecFlags {
-  uint32_t sms = 0, threads = 0, ctx = 0, max_waits = kMaxWaits, prefill_chunk = 256, tp = 1;
+  uint32_t sms = 0, threads = 0, ctx = 0, max_waits = kMaxWaits, prefill_chunk = 256, tp = 1, tp_gpus = 0;
   int64_t random_order = -1;
   bool bf16 = false, check_weights = false;
   GraphFlags graph;
@@ -74,7 +74,12 @@ struct ExecFlags {
         ->check(CLI::IsMember({"auto", "generic", "specialized"}));
     app.add_option("--tp", tp,
                    "tensor parallelism: split the model over this many ranks (heads, MLP, vocabulary), which "
-                   "meet on all-reduce instructions inside the step (on a GPU the ranks share its SMs)")
+                   "meet on all-reduce instructions inside the step: a GPU each where the host has enough that "
+                   "reach each other (peer access), else several ranks to a GPU, each on its share of the SMs")
+        ->check(CLI::Range(1, 64));
+    app.add_option("--tp-gpus", tp_gpus,
+                   "GPU: spread the --tp ranks over this many GPUs (it must divide --tp; 1: every rank on the "
+                   "first GPU); default: as many as the host has that divide --tp")
         ->check(CLI::Range(1, 64));
     app.add_flag("--check-weights", check_weights,
                  "scan the loaded weights for NaN/Inf and stop with an error naming the first (tensor, index, value)");
@@ -100,6 +105,7 @@ struct ExecFlags {
                                              : cuda::KernelBuild::Auto;
     o.check_weights = check_weights;
     o.tp = tp;
+    o.tp_gpus = tp_gpus;
     if (random_order >= 0) o.random_order = static_cast<uint64_t>(random_order);
     return o;
   }

@@ -50,10 +50,56 @@ void device_free(void* p) {
   if (p) cudaFree(p);
 }
 
+// Makes GPU `ordinal` the calling thread's current device for the scope, and restores the one
+// before: the engine's ranks may sit on several GPUs, and every allocation, copy, launch and
+// synchronization must go to the right one. Throws only when the GPU cannot be selected, and never
+// with `quiet` (destructors, query_device).
+class OnDevice {
+ public:
+  explicit OnDevice(int ordinal, bool quiet = false) {
+    if (cudaGetDevice(&before_) != cudaSuccess || before_ == ordinal) {
+      cudaGetLastError();
+      before_ = -1;
+      return;
+    }
+    const cudaError_t err = cudaSetDevice(ordinal);
+    if (err != cudaSuccess && !quiet) check(err, "selecting the GPU");
+    if (err != cudaSuccess) cudaGetLastError();
+  }
+  ~OnDevice() {
+    if (before_ >= 0) cudaSetDevice(before_);
+  }
+  OnDevice(const OnDevice&) = delete;
+  OnDevice& operator=(const OnDevice&) = delete;
+
+ private:
+  int before_ = -1;
+};
+
 }  // namespace
 
-DeviceInfo query_device() {
+int device_count() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return count;
+}
+
+bool peer_access(int from, int to) {
+  if (from == to) return true;
+  int can = 0;
+  if (cudaDeviceCanAccessPeer(&can, from, to) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return can != 0;
+}
+
+DeviceInfo query_device(int ordinal) {
   DeviceInfo info;
+  info.ordinal = ordinal;
   int count = 0;
   const cudaError_t err = cudaGetDeviceCount(&count);
   if (err != cudaSuccess || count == 0) {
@@ -61,8 +107,12 @@ DeviceInfo query_device() {
     info.why_absent = err != cudaSuccess ? cudaGetErrorString(err) : "no CUDA device";
     return info;
   }
+  if (ordinal < 0 || ordinal >= count) {
+    info.why_absent = "no CUDA device " + std::to_string(ordinal) + " (the host has " + std::to_string(count) + ")";
+    return info;
+  }
   cudaDeviceProp prop{};
-  if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess) {
+  if (cudaGetDeviceProperties(&prop, ordinal) != cudaSuccess) {
     cudaGetLastError();
     info.why_absent = "cannot read the device's properties";
     return info;
@@ -73,16 +123,20 @@ DeviceInfo query_device() {
   info.smem_per_block = prop.sharedMemPerBlockOptin;
   info.major = prop.major;
   info.minor = prop.minor;
+  OnDevice on(ordinal, /*quiet=*/true);
   cudaMemGetInfo(&info.free_bytes, &info.total_bytes);
+  cudaGetLastError();
   return info;
 }
 
 // Whether weight `d` is stored in pages on the GPU (cuda/paged_weights.h): every rank-2 loaded weight.
 static bool paged(const WeightDecl& d) { return d.kind == WeightDecl::Kind::Loaded && d.shape.size() == 2; }
 
-DeviceModel::DeviceModel(const std::vector<WeightDecl>& decls, const HostWeights& w, const ModelDims& dims) {
-  info_ = query_device();
+DeviceModel::DeviceModel(const std::vector<WeightDecl>& decls, const HostWeights& w, const ModelDims& dims,
+                         int ordinal) {
+  info_ = query_device(ordinal);
   if (!info_.present) throw Error("no usable CUDA device: " + info_.why_absent);
+  OnDevice on(ordinal);
 #if MK_UNSAFE_NO_WAITS
   std::fprintf(stderr, "mk: warning: an MK_UNSAFE_NO_WAITS build: no instruction waits for its inputs, so every "
                        "result is garbage (for timing only)\n");
@@ -128,6 +182,7 @@ DeviceModel::DeviceModel(const std::vector<WeightDecl>& decls, const HostWeights
 }
 
 DeviceModel::~DeviceModel() {
+  OnDevice on(info_.ordinal, /*quiet=*/true);
   device_free(weights_);
   device_free(table_);
   device_free(kv_);
@@ -139,6 +194,7 @@ const char* specialized_build(const ModelDims& dims) {
 
 DeviceProgram::DeviceProgram(DeviceModel& model, const Program& program) : model_(model), program_(program) {
   const DeviceInfo& dev = model.info_;
+  OnDevice on(dev.ordinal);
   if (program.num_sms > static_cast<uint32_t>(dev.sms))
     throw Error("program scheduled for " + std::to_string(program.num_sms) + " SMs, the GPU has " +
                 std::to_string(dev.sms));
@@ -233,6 +289,7 @@ void DeviceProgram::make_act_maps() {
 }
 
 DeviceProgram::~DeviceProgram() {
+  OnDevice on(model_.info_.ordinal, /*quiet=*/true);
   for (void* p : {instructions_, queue_begin_, counters_, arena_, io_, history_, positions_, hang_, trace_,
                   rank_arenas_, rank_counters_, act_maps_})
     device_free(p);
@@ -243,6 +300,7 @@ DeviceProgram::~DeviceProgram() {
 
 float DeviceProgram::last_run_ms() const {
   if (!run_events_[1]) throw Error("last_run_ms: no timed run (enable_timing first)");
+  OnDevice on(model_.info_.ordinal);
   float ms = 0;
   check(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(run_events_[0]), static_cast<cudaEvent_t>(run_events_[1])),
         "reading a run's time");
@@ -250,11 +308,25 @@ float DeviceProgram::last_run_ms() const {
 }
 
 void DeviceProgram::join_ranks(const std::vector<DeviceProgram*>& ranks) {
+  const int mine = model_.info_.ordinal;
+  OnDevice on(mine);
   std::vector<float*> arenas;
   std::vector<uint32_t*> counters;
   for (DeviceProgram* r : ranks) {
     if (r->program_.arena_floats != program_.arena_floats || r->program_.num_counters != program_.num_counters)
       throw Error("internal: tensor-parallel ranks' programs differ in shape");
+    // A rank on another GPU: its arena and counters are read (and polled) through peer access.
+    if (const int peer = r->model_.info_.ordinal; peer != mine) {
+      if (!peer_access(mine, peer))
+        throw Error("--tp: GPU " + std::to_string(mine) + " cannot access GPU " + std::to_string(peer) +
+                    "'s memory (no peer access between them), which the ranks' all-reduce needs; --tp-gpus 1 "
+                    "runs every rank on one GPU");
+      const cudaError_t err = cudaDeviceEnablePeerAccess(peer, 0);
+      if (err == cudaErrorPeerAccessAlreadyEnabled)
+        cudaGetLastError();
+      else
+        check(err, "enabling peer access between the ranks' GPUs");
+    }
     arenas.push_back(static_cast<float*>(r->arena_));
     counters.push_back(static_cast<uint32_t*>(r->counters_));
   }
@@ -273,11 +345,13 @@ void DeviceProgram::join_ranks(const std::vector<DeviceProgram*>& ranks) {
 }
 
 void DeviceProgram::set_tokens(const int32_t* ids, uint32_t n) {
+  OnDevice on(model_.info_.ordinal);
   check(cudaMemcpy(static_cast<int32_t*>(io_) + program_.tokens_in, ids, n * sizeof(int32_t), cudaMemcpyHostToDevice),
         "uploading tokens");
 }
 
 void DeviceProgram::run(uint32_t pos, bool feedback, uint32_t history_index) {
+  OnDevice on(model_.info_.ordinal);
   ++epoch_;
   KernelParams p{};
   p.instructions = static_cast<const Instruction*>(instructions_);
@@ -326,6 +400,7 @@ void DeviceProgram::run(uint32_t pos, bool feedback, uint32_t history_index) {
 }
 
 void DeviceProgram::synchronize() {
+  OnDevice on(model_.info_.ordinal);
   check(cudaDeviceSynchronize(), "running the megakernel");
   HangReport h{};
   check(cudaMemcpy(&h, hang_, sizeof h, cudaMemcpyDeviceToHost), "reading the hang report");
@@ -341,12 +416,14 @@ void DeviceProgram::synchronize() {
 }
 
 void DeviceProgram::read_logits(float* out) const {
+  OnDevice on(model_.info_.ordinal);
   check(cudaMemcpy(out, static_cast<float*>(arena_) + program_.logits,
                    size_t(program_.logits_rows) * program_.logits_cols * sizeof(float), cudaMemcpyDeviceToHost),
         "reading logits");
 }
 
 int32_t DeviceProgram::read_token(uint32_t row) const {
+  OnDevice on(model_.info_.ordinal);
   int32_t t = -1;
   check(cudaMemcpy(&t, static_cast<int32_t*>(io_) + program_.tokens_out + row, sizeof t, cudaMemcpyDeviceToHost),
         "reading the token");
@@ -354,6 +431,7 @@ int32_t DeviceProgram::read_token(uint32_t row) const {
 }
 
 std::vector<int32_t> DeviceProgram::read_history(uint32_t n) const {
+  OnDevice on(model_.info_.ordinal);
   std::vector<int32_t> h(n);
   check(cudaMemcpy(h.data(), history_, n * sizeof(int32_t), cudaMemcpyDeviceToHost), "reading tokens");
   return h;
@@ -362,6 +440,7 @@ std::vector<int32_t> DeviceProgram::read_history(uint32_t n) const {
 void DeviceProgram::enable_trace(bool on) {
   tracing_ = on;
   if (on && !trace_) {
+    OnDevice dev(model_.info_.ordinal);
     const size_t n = program_.instructions.size() * (2 + kPhaseStamps);
     trace_ = device_alloc(n * sizeof(uint64_t), "the trace");
     check(cudaMemset(trace_, 0, n * sizeof(uint64_t)), "clearing the trace");  // 0: a phase not stamped
@@ -369,6 +448,7 @@ void DeviceProgram::enable_trace(bool on) {
 }
 
 std::vector<uint64_t> DeviceProgram::read_trace() const {
+  OnDevice on(model_.info_.ordinal);
   std::vector<uint64_t> t(program_.instructions.size() * 2);
   if (trace_)
     check(cudaMemcpy(t.data(), trace_, t.size() * sizeof(uint64_t), cudaMemcpyDeviceToHost), "reading the trace");
@@ -376,6 +456,7 @@ std::vector<uint64_t> DeviceProgram::read_trace() const {
 }
 
 std::vector<uint64_t> DeviceProgram::read_phases() const {
+  OnDevice on(model_.info_.ordinal);
   std::vector<uint64_t> t(program_.instructions.size() * kPhaseStamps);
   if (trace_ && !t.empty())
     check(cudaMemcpy(t.data(), static_cast<uint64_t*>(trace_) + program_.instructions.size() * 2,

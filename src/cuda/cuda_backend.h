@@ -14,6 +14,7 @@ namespace mk::cuda {
 
 struct DeviceInfo {
   bool present = false;
+  int ordinal = 0;            // the CUDA device number
   std::string name;
   int sms = 0;
   size_t smem_per_block = 0;  // the opt-in maximum of dynamic shared memory
@@ -23,7 +24,12 @@ struct DeviceInfo {
 };
 
 // Never throws: no driver, no device or a broken runtime all mean present = false.
-DeviceInfo query_device();
+DeviceInfo query_device(int ordinal = 0);
+// The number of CUDA devices (0 when there is no usable driver or device). Never throws.
+int device_count();
+// Whether kernels on GPU `from` can read and write GPU `to`'s memory once peer access is enabled
+// (true for a GPU and itself). Never throws.
+bool peer_access(int from, int to);
 
 // Read bandwidth of device memory (GB/s), by a streaming-read kernel over `bytes` (median of 10).
 double measure_read_bandwidth_gbps(size_t bytes = size_t(4) << 30);
@@ -44,10 +50,12 @@ enum class KernelBuild : uint8_t { Auto, Generic, Specialized };
 // nullptr when only the generic build runs them. Answers without a GPU too.
 const char* specialized_build(const ModelDims& dims);
 
-// Weights (bf16) and the KV cache (bf16) on the GPU. Throws mk::Error with the sizes on OOM.
+// Weights (bf16) and the KV cache (bf16) on GPU `ordinal`. Throws mk::Error with the sizes on OOM.
+// Its programs allocate, copy and launch on that GPU whatever device the calling thread has set.
 class DeviceModel {
  public:
-  DeviceModel(const std::vector<WeightDecl>& decls, const HostWeights& weights, const ModelDims& dims);
+  DeviceModel(const std::vector<WeightDecl>& decls, const HostWeights& weights, const ModelDims& dims,
+              int ordinal = 0);
   WeightPipe weight_pipe = WeightPipe::Auto;
   KernelBuild kernel_build = KernelBuild::Auto;
   ~DeviceModel();
@@ -82,8 +90,9 @@ class DeviceProgram {
   void read_logits(float* out) const;               // logits_rows x logits_cols, synchronizing
   // Tensor parallelism: `ranks` are every rank's programs, in rank order (this one among them),
   // built alike. Their arenas and counters become this one's peers (AllReduce, ArgmaxRanks,
-  // kFlagWaitAllRanks), and this program launches on its own stream so that the ranks' launches
-  // run at once (on one GPU, each on its share of the SMs).
+  // kFlagWaitAllRanks): peer memory where a rank is on another GPU (peer access is enabled here;
+  // mk::Error when the GPUs cannot reach each other). This program launches on its own stream so
+  // that the ranks' launches run at once (ranks on one GPU each on its share of the SMs).
   void join_ranks(const std::vector<DeviceProgram*>& ranks);
   int32_t read_token(uint32_t row) const;
   std::vector<int32_t> read_history(uint32_t n) const;

@@ -8,14 +8,17 @@ namespace {
 [[noreturn]] void unavailable() { throw Error("this build of mk has no CUDA support (nvcc was not found)"); }
 }  // namespace
 
-DeviceInfo query_device() {
+DeviceInfo query_device(int ordinal) {
   DeviceInfo info;
+  info.ordinal = ordinal;
   info.why_absent = "this build of mk has no CUDA support";
   return info;
 }
+int device_count() { return 0; }
+bool peer_access(int from, int to) { return from == to; }
 double measure_read_bandwidth_gbps(size_t) { unavailable(); }
 const char* specialized_build(const ModelDims&) { return nullptr; }
-DeviceModel::DeviceModel(const std::vector<WeightDecl>&, const HostWeights&, const ModelDims&) { unavailable(); }
+DeviceModel::DeviceModel(const std::vector<WeightDecl>&, const HostWeights&, const ModelDims&, int) { unavailable(); }
 DeviceModel::~DeviceModel() = default;
 DeviceProgram::DeviceProgram(DeviceModel& model, const Program& program) : model_(model), program_(program) {
   unavailable();

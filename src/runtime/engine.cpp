@@ -10,6 +10,7 @@
 #include "model/safetensors.h"
 #include "cuda/cuda_backend.h"
 #include "runtime/limits.h"
+#include "runtime/tp_placement.h"
 
 namespace mk {
 namespace {
@@ -35,38 +36,59 @@ GraphOptions graph_options_for(const EngineOptions& e, uint32_t max_ctx, uint32_
   return o;
 }
 
-// The GPU the options ask for: none for --device cpu, the device (present or not) for auto, and
-// an error naming why for --device cuda without a usable one.
-cuda::DeviceInfo requested_gpu(const EngineOptions& o) {
-  const cuda::DeviceInfo gpu = o.device == Device::Cpu ? cuda::DeviceInfo{} : cuda::query_device();
-  if (o.device == Device::Cuda && !gpu.present)
-    throw Error("--device cuda: no usable CUDA device (" + gpu.why_absent + ")");
-  return gpu;
+// The GPUs the options ask for and where the ranks go on them. No GPU (empty) for --device cpu or
+// when auto finds none usable; an error naming why for --device cuda without one.
+struct GpuPlan {
+  std::vector<cuda::DeviceInfo> gpus;  // in ordinal order; the first `placement.gpus` are used
+  TpPlacement placement;               // when there are GPUs
+};
+
+GpuPlan plan_gpus(const EngineOptions& o) {
+  GpuPlan plan;
+  if (o.device == Device::Cpu) return plan;
+  cuda::DeviceInfo first = cuda::query_device(0);
+  if (!first.present) {
+    if (o.device == Device::Cuda) throw Error("--device cuda: no usable CUDA device (" + first.why_absent + ")");
+    return plan;
+  }
+  plan.gpus.push_back(std::move(first));
+  // GPUs past the first only where ranks may spread over them: a query opens a context on its GPU.
+  const int wanted = o.tp <= 1 ? 1 : int(o.tp_gpus ? o.tp_gpus : o.tp);
+  for (int i = 1, n = std::min(wanted, cuda::device_count()); i < n; ++i) {
+    cuda::DeviceInfo g = cuda::query_device(i);
+    if (!g.present) break;
+    plan.gpus.push_back(std::move(g));
+  }
+  plan.placement = place_ranks(std::max(1u, o.tp), o.tp_gpus, o.sms, plan.gpus, cuda::peer_access);
+  return plan;
 }
 
-// The host check, and the GPU check when `gpu` is the device the engine will run on, for every
-// rank of `go` (one without --tp): with --tp N the engine holds N ranks' weights (the replicated
-// ones, such as the embedding, N times) and KV caches (each of its own KV heads). --tp 0 is
+// The host check, and with `plan`'s GPUs each GPU's check, for every rank of `go` (one without
+// --tp): with --tp N the engine holds N ranks' weights (the replicated ones, such as the
+// embedding, N times) and KV caches (each of its own KV heads), each on its rank's GPU. --tp 0 is
 // refused by build_graph (tp_split).
-void check_memory_for(const ModelConfig& c, const GraphOptions& go, uint32_t max_ctx, const cuda::DeviceInfo* gpu) {
-  MemoryEstimate host, device;
+void check_memory_for(const ModelConfig& c, const GraphOptions& go, uint32_t max_ctx, const GpuPlan& plan) {
+  MemoryEstimate host;
+  std::vector<MemoryEstimate> device(plan.gpus.size());
   for (uint32_t r = 0; r < std::max(1u, go.tp_size); ++r) {
     GraphOptions o = go;
     o.tp_rank = r;
     const OpGraph g = build_graph(c, o);
     host += host_memory_estimate(g);
-    device += gpu_memory_estimate(g);
+    if (!device.empty()) device[plan.placement.device.at(r)] += gpu_memory_estimate(g);
   }
   if (const std::optional<size_t> avail = host_memory_available()) check_host_memory(host, *avail, max_ctx);
-  if (gpu && gpu->present && gpu->total_bytes) check_gpu_memory(device, gpu->free_bytes, gpu->total_bytes, max_ctx);
+  for (size_t i = 0; i < device.size(); ++i)
+    if (plan.gpus[i].total_bytes)
+      check_gpu_memory(device[i], plan.gpus[i].free_bytes, plan.gpus[i].total_bytes, max_ctx,
+                       plan.placement.gpus > 1 ? "GPU " + std::to_string(i) : "GPU");
 }
 
 }  // namespace
 
 void Engine::check_memory(const ModelConfig& config, const EngineOptions& options) {
   const uint32_t max_ctx = context_length(config, options);
-  const cuda::DeviceInfo gpu = requested_gpu(options);
-  check_memory_for(config, graph_options_for(options, max_ctx, 1, false), max_ctx, &gpu);
+  check_memory_for(config, graph_options_for(options, max_ctx, 1, false), max_ctx, plan_gpus(options));
 }
 
 std::unique_ptr<Engine> Engine::open(const std::filesystem::path& model, EngineOptions options) {
@@ -101,28 +123,24 @@ std::unique_ptr<Engine> Engine::create(const ModelConfig& config, const TensorSo
   e->device_ = Device::Cpu;
   const uint32_t tp = e->options_.tp;
   if (!tp) throw Error("--tp 0: tensor parallelism needs at least one rank");
-  const cuda::DeviceInfo gpu = requested_gpu(e->options_);
-  if (gpu.present) e->device_ = Device::Cuda;
-  // On the GPU the ranks share one device so far, each on its share of the SMs (the multi-GPU
-  // path is docs/TENSOR_PARALLEL.md's next step).
-  if (!e->options_.sms && gpu.present) e->options_.sms = gpu.sms / tp;
-  if (gpu.present && tp > 1 && e->options_.sms * tp > static_cast<uint32_t>(gpu.sms))
-    throw Error("--tp " + std::to_string(tp) + " with --sms " + std::to_string(e->options_.sms) +
-                ": the ranks share one GPU of " + std::to_string(gpu.sms) + " SMs");
-  if (gpu.present && e->options_.sms == 0)
-    throw Error("--tp " + std::to_string(tp) + ": more ranks than the GPU's " + std::to_string(gpu.sms) + " SMs");
+  const GpuPlan plan = plan_gpus(e->options_);
+  const bool on_gpu = !plan.gpus.empty();
+  if (on_gpu) {
+    e->device_ = Device::Cuda;
+    e->options_.sms = plan.placement.sms;  // every rank's programs are scheduled alike
+    e->gpus_used_ = plan.placement.gpus;
+  }
   if (!e->options_.sms) e->options_.sms = 4 * e->options_.threads;
 
   // The weight table is the same for every program: build it from the decode graph.
   const OpGraph g = build_graph(c, e->graph_options(1, false, 0));
-  check_memory_for(c, e->graph_options(1, false, 0), e->max_ctx_, e->device_ == Device::Cuda ? &gpu : nullptr);
+  check_memory_for(c, e->graph_options(1, false, 0), e->max_ctx_, plan);
   auto progress = [&](size_t done, size_t total) {
     if (e->options_.progress) e->options_.progress("loading weights", done, total);
   };
-  const bool on_gpu = e->device_ == Device::Cuda;
   // One rank's weights (checked and rounded as asked) and their table, and its KV cache on the
-  // host or its copy on the GPU (weights and KV cache).
-  auto load_rank = [&](const OpGraph& graph, HostWeights& weights, std::vector<const float*>& table,
+  // host or its copy on its GPU (weights and KV cache).
+  auto load_rank = [&](uint32_t rank, const OpGraph& graph, HostWeights& weights, std::vector<const float*>& table,
                        std::vector<float>& kv, std::unique_ptr<cuda::DeviceModel>& gpu_model) {
     weights = load_weights(c, graph.weights, source, progress);
     if (e->options_.check_weights) check_weights_finite(weights, graph.weights, source);
@@ -131,19 +149,19 @@ std::unique_ptr<Engine> Engine::create(const ModelConfig& config, const TensorSo
         for (float& v : t) v = bf16_to_f32(f32_to_bf16(v));
     table = weights.table();
     if (on_gpu) {
-      gpu_model = std::make_unique<cuda::DeviceModel>(graph.weights, weights, graph.dims);
+      gpu_model = std::make_unique<cuda::DeviceModel>(graph.weights, weights, graph.dims, plan.placement.device[rank]);
       gpu_model->weight_pipe = e->options_.gpu_weight_pipe;
       gpu_model->kernel_build = e->options_.gpu_kernel;
     } else {
       kv.assign(kv_cache_elements(graph.dims), 0.0f);
     }
   };
-  load_rank(g, e->weights_, e->table_, e->kv_, e->gpu_model_);
+  load_rank(0, g, e->weights_, e->table_, e->kv_, e->gpu_model_);
   for (uint32_t r = 1; r < tp; ++r) {
     GraphOptions go = e->graph_options(1, false, 0);
     go.tp_rank = r;
     Rank& rank = e->other_ranks_.emplace_back();
-    load_rank(build_graph(c, go), rank.weights, rank.table, rank.kv, rank.gpu);
+    load_rank(r, build_graph(c, go), rank.weights, rank.table, rank.kv, rank.gpu);
   }
   return e;
 }
@@ -418,7 +436,7 @@ std::vector<uint64_t> Engine::trace_run(std::span<const int32_t> tokens) {
 }
 
 std::string Engine::device_name() const {
-  if (gpu_model_) return gpu_model_->device().name;
+  if (gpu_model_) return gpu_model_->device().name + (gpus_used_ > 1 ? " x" + std::to_string(gpus_used_) : "");
   return "cpu (" + std::to_string(options_.threads) + " threads)";
 }
 

@@ -46,6 +46,7 @@ struct EngineOptions {
   bool token_block_deps = true; // prefill tiles wait for their token block of the ops before (ScheduleOptions)
   bool check_weights = false;   // scan the loaded weights for NaN/Inf; mk::Error naming the first
   uint32_t tp = 1;              // tensor-parallel ranks (CPU executor: one thread group per rank)
+  uint32_t tp_gpus = 0;         // GPUs the ranks spread over (runtime/tp_placement.h); 0: as many as fit
   // Loading progress: stage name, done, total.
   std::function<void(const std::string&, size_t, size_t)> progress;
 };
@@ -95,7 +96,9 @@ class Engine {
   // last forward()'s runs summed (ms; 0 on the CPU or with timing off). mk bench's TTFT.
   void time_gpu_runs(bool on) { time_gpu_runs_ = on; }
   double last_forward_gpu_ms() const { return last_forward_gpu_ms_; }
+  // The GPU's name (" xN" after it where the ranks of --tp spread over N GPUs), or the CPU's threads.
   std::string device_name() const;
+  uint32_t gpus_used() const { return gpus_used_; }  // 0 on the CPU
   void reset();  // forget the conversation: position 0 (the cache is overwritten as it refills)
   // Step back to position `pos` (<= position()): the cache keeps the first `pos` tokens and the
   // rest is overwritten as new tokens run. last_argmax() is unknown until the next forward().
@@ -157,6 +160,7 @@ class Engine {
   std::vector<float> kv_;
   Device device_ = Device::Cpu;
   std::unique_ptr<cuda::DeviceModel> gpu_model_;
+  uint32_t gpus_used_ = 0;
   // Keyed by (n_tokens, all_logits, KV splits).
   std::map<std::tuple<uint32_t, bool, uint32_t>, std::unique_ptr<Compiled>> programs_;
   uint32_t pos_ = 0;

@@ -73,10 +73,11 @@ void check_host_memory(const MemoryEstimate& need, size_t available, uint32_t ma
                       " tokens; a smaller --ctx shrinks the cache)");
 }
 
-void check_gpu_memory(const MemoryEstimate& need, size_t free_bytes, size_t total_bytes, uint32_t max_ctx) {
+void check_gpu_memory(const MemoryEstimate& need, size_t free_bytes, size_t total_bytes, uint32_t max_ctx,
+                      const std::string& gpu) {
   if (need.total() <= free_bytes) return;
   auto mib = [](size_t b) { return std::to_string((b + (1 << 20) - 1) >> 20) + " MiB"; };
-  throw ResourceError("GPU out of memory: the model needs " + mib(need.total()) + " (bf16 weights " +
+  throw ResourceError(gpu + " out of memory: the model needs " + mib(need.total()) + " (bf16 weights " +
                       mib(need.weights) + " + KV cache " + mib(need.kv) + " for " + std::to_string(max_ctx) +
                       " tokens), " + mib(free_bytes) + " free of " + mib(total_bytes) +
                       "; a smaller --ctx or --device cpu");

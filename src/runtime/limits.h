@@ -46,8 +46,10 @@ std::optional<size_t> host_memory_available();
 // mk::ResourceError "model needs X GiB of host memory, Y GiB available (...)" when need > available.
 void check_host_memory(const MemoryEstimate& need, size_t available, uint32_t max_ctx);
 // mk::ResourceError "GPU out of memory: the model needs X MiB (...), Y MiB free of Z MiB" when the
-// weights and KV cache do not fit the device's free memory.
-void check_gpu_memory(const MemoryEstimate& need, size_t free_bytes, size_t total_bytes, uint32_t max_ctx);
+// weights and KV cache do not fit the device's free memory; `gpu` names the device ("GPU 1" where
+// the ranks of --tp spread over several).
+void check_gpu_memory(const MemoryEstimate& need, size_t free_bytes, size_t total_bytes, uint32_t max_ctx,
+                      const std::string& gpu = "GPU");
 
 // "1.25 GiB" (at least 0.1 GiB), else "12.3 MiB".
 std::string format_bytes(size_t bytes);
