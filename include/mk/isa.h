@@ -207,9 +207,11 @@ struct AllReduceArgs {
 };
 
 struct ArgmaxRanksArgs {
-  uint32_t best;         // arena: every rank's Argmax best [rows, 2]
+  uint32_t best;         // arena [ranks][rows, 2]: rank r's Argmax writes slice r of its own; read from
+                         // every rank's arena (in the kernel), or from this one's once gathered there
   uint32_t rows;
   uint32_t out_token;    // io slot for the result
+  uint32_t ranks;
 };
 
 struct alignas(16) Instruction {

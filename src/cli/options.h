@@ -47,7 +47,7 @@ struct ExecFlags {
   int64_t random_order = -1;
   bool bf16 = false, check_weights = false;
   GraphFlags graph;
-  std::string weight_pipe = "auto", kernel = "auto";
+  std::string weight_pipe = "auto", kernel = "auto", tp_comm = "kernel";
   std::string device = "auto";
 
   void add(CLI::App& app) {
@@ -77,6 +77,11 @@ struct ExecFlags {
                    "meet on all-reduce instructions inside the step: a GPU each where the host has enough that "
                    "reach each other (peer access), else several ranks to a GPU, each on its share of the SMs")
         ->check(CLI::Range(1, 64));
+    app.add_option("--tp-comm", tp_comm,
+                   "how the --tp ranks meet: kernel (all-reduce instructions inside the step's one launch, "
+                   "reading each other's memory) or launches (a launch per all-reduce, the partial sums "
+                   "exchanged between launches, as a launch per layer with an all-reduce does: to compare)")
+        ->check(CLI::IsMember({"kernel", "launches"}));
     app.add_option("--tp-gpus", tp_gpus,
                    "GPU: spread the --tp ranks over this many GPUs (it must divide --tp; 1: every rank on the "
                    "first GPU); default: as many as the host has that divide --tp")
@@ -106,6 +111,7 @@ struct ExecFlags {
     o.check_weights = check_weights;
     o.tp = tp;
     o.tp_gpus = tp_gpus;
+    o.tp_comm = tp_comm == "launches" ? TpComm::Launches : TpComm::Kernel;
     if (random_order >= 0) o.random_order = static_cast<uint64_t>(random_order);
     return o;
   }

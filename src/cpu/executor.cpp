@@ -35,6 +35,27 @@ void CpuExecutor::join_ranks(const std::vector<CpuExecutor*>& ranks) {
   }
 }
 
+void CpuExecutor::exchange(const std::vector<CpuExecutor*>& ranks, const Exchange& x) {
+  const size_t n = ranks.size();
+  for (CpuExecutor* r : ranks)
+    if (uint64_t(x.offset) + x.floats > r->arena_.size()) throw Error("internal: an exchange past the arena");
+  if (x.kind == Exchange::Kind::Sum) {
+    for (uint32_t i = x.offset; i < x.offset + x.floats; ++i) {
+      float sum = 0.0f;
+      for (CpuExecutor* r : ranks) sum += r->arena_[i];
+      for (CpuExecutor* r : ranks) r->arena_[i] = sum;
+    }
+    return;
+  }
+  const uint32_t slice = x.floats / uint32_t(n);
+  for (size_t src = 0; src < n; ++src)
+    for (size_t dst = 0; dst < n; ++dst)
+      if (dst != src) {
+        const float* from = ranks[src]->arena_.data() + x.offset + src * slice;
+        std::copy(from, from + slice, ranks[dst]->arena_.data() + x.offset + src * slice);
+      }
+}
+
 bool CpuExecutor::ready(const Instruction& ins, bool by_data) const {
   const bool row_by_data = by_data && (ins.flags & kFlagWaitByData);
   for (uint16_t w = 0; w < ins.n_waits - (row_by_data ? 1 : 0); ++w) {
@@ -72,19 +93,32 @@ void CpuExecutor::execute(const Instruction& ins, uint32_t pos) {
 }
 
 void CpuExecutor::run(uint32_t pos) {
+  if (program_.launches > 1) throw Error("internal: a program of several launches runs launch by launch");
   ++epoch_;
-  if (options_.random_order)
-    run_random(pos);
-  else
-    run_threaded(pos);
-  instructions_run_ += program_.instructions.size();
+  run_queues(pos, program_.queue_begin.data(), program_.queue_begin.data() + 1);
 }
 
-void CpuExecutor::run_threaded(uint32_t pos) {
+void CpuExecutor::run_launch(uint32_t pos, uint32_t launch) {
+  if (launch >= program_.launches) throw Error("internal: no launch " + std::to_string(launch) + " in the program");
+  if (program_.launches == 1) return run(pos);
+  if (launch == 0) ++epoch_;  // the step's counters keep counting across its launches
+  const uint32_t* first = program_.launch_begin.data() + size_t(launch) * program_.num_sms;
+  run_queues(pos, first, first + program_.num_sms);
+}
+
+void CpuExecutor::run_queues(uint32_t pos, const uint32_t* first, const uint32_t* last) {
+  if (options_.random_order)
+    run_random(pos, first, last);
+  else
+    run_threaded(pos, first, last);
+  for (uint32_t s = 0; s < program_.num_sms; ++s) instructions_run_ += last[s] - first[s];
+}
+
+void CpuExecutor::run_threaded(uint32_t pos, const uint32_t* first, const uint32_t* last) {
   const uint32_t sms = program_.num_sms;
   uint32_t threads = options_.threads ? options_.threads : std::max(1u, std::thread::hardware_concurrency());
   threads = std::min(threads, sms);
-  std::vector<uint32_t> next(sms, 0);  // each SM's position in its queue; SM s belongs to thread s % threads
+  std::vector<uint32_t> next(first, first + sms);  // each SM's next instruction; SM s belongs to thread s % threads
   std::atomic<uint64_t> progress{0};
   std::atomic<bool> hung{false};
   auto worker = [&](uint32_t t) {
@@ -94,13 +128,13 @@ void CpuExecutor::run_threaded(uint32_t pos) {
       bool done = true, ran = false;
       for (uint32_t s = t; s < sms; s += threads) {
         // Run as far as this SM's queue can go, exactly like one persistent GPU block.
-        while (next[s] < program_.queue_size(s) && ready(program_.queue(s)[next[s]])) {
-          execute(program_.queue(s)[next[s]], pos);
+        while (next[s] < last[s] && ready(program_.instructions[next[s]])) {
+          execute(program_.instructions[next[s]], pos);
           ++next[s];
           ran = true;
           progress.fetch_add(1, std::memory_order_relaxed);
         }
-        if (next[s] < program_.queue_size(s)) done = false;
+        if (next[s] < last[s]) done = false;
       }
       if (done || hung.load(std::memory_order_relaxed)) return;
       if (ran) continue;
@@ -123,13 +157,14 @@ void CpuExecutor::run_threaded(uint32_t pos) {
     for (uint32_t t = 0; t < threads; ++t) pool.emplace_back(worker, t);
     for (auto& th : pool) th.join();
   }
-  if (hung.load()) report_hang(next);
+  if (hung.load()) report_hang(next, last);
 }
 
-void CpuExecutor::run_random(uint32_t pos) {
-  std::mt19937_64 rng(*options_.random_order + epoch_);
+void CpuExecutor::run_random(uint32_t pos, const uint32_t* first, const uint32_t* last) {
+  std::mt19937_64 rng(*options_.random_order + epoch_ + first[0]);
   std::vector<const Instruction*> pending;
-  for (const Instruction& ins : program_.instructions) pending.push_back(&ins);
+  for (uint32_t s = 0; s < program_.num_sms; ++s)
+    for (uint32_t i = first[s]; i < last[s]; ++i) pending.push_back(&program_.instructions[i]);
   std::vector<size_t> runnable;
   auto stalled_since = std::chrono::steady_clock::now();
   while (!pending.empty()) {
@@ -144,8 +179,7 @@ void CpuExecutor::run_random(uint32_t pos) {
         std::this_thread::yield();
         continue;
       }
-      std::vector<uint32_t> positions(program_.num_sms, 0);
-      report_hang(positions);
+      report_hang(std::vector<uint32_t>(first, first + program_.num_sms), last);
     }
     stalled_since = std::chrono::steady_clock::now();
     const size_t pick = runnable[std::uniform_int_distribution<size_t>(0, runnable.size() - 1)(rng)];
@@ -155,13 +189,13 @@ void CpuExecutor::run_random(uint32_t pos) {
   }
 }
 
-void CpuExecutor::report_hang(const std::vector<uint32_t>& positions) const {
+void CpuExecutor::report_hang(const std::vector<uint32_t>& next, const uint32_t* last) const {
   std::ostringstream os;
   os << "program hang at epoch " << epoch_ << ":";
   for (uint32_t s = 0; s < program_.num_sms; ++s) {
-    if (positions[s] >= program_.queue_size(s)) continue;
-    const Instruction& ins = program_.queue(s)[positions[s]];
-    os << " [SM " << s << " at " << positions[s] << " " << program_.counter_names[ins.node];
+    if (next[s] >= last[s]) continue;
+    const Instruction& ins = program_.instructions[next[s]];
+    os << " [SM " << s << " at " << next[s] - program_.queue_begin[s] << " " << program_.counter_names[ins.node];
     for (uint16_t w = 0; w < ins.n_waits; ++w)
       os << " c" << ins.waits[w].counter << "=" << counters_[ins.waits[w].counter].load() << "/"
          << ins.waits[w].count * epoch_;

@@ -27,6 +27,9 @@ class CpuExecutor {
 
   // One run of the program for the M tokens at position `pos` (tokens already in io()).
   void run(uint32_t pos);
+  // Launch `launch` of a step of several (Program::launches, tensor parallelism between launches):
+  // the SMs' instructions of that launch; launch 0 starts the step.
+  void run_launch(uint32_t pos, uint32_t launch);
 
   // Per-instruction [start, end] steady-clock nanoseconds of the next runs, indexed like
   // program().instructions ([2 i], [2 i + 1]), as the GPU's %globaltimer trace.
@@ -37,6 +40,9 @@ class CpuExecutor {
   // each running its rank's Program, built alike. Instructions flagged kFlagWaitAllRanks then wait
   // on every rank's counters, and AllReduce / ArgmaxRanks read every rank's arena.
   void join_ranks(const std::vector<CpuExecutor*>& ranks);
+  // Tensor parallelism between launches (Program::exchanges): the exchange `x` over the ranks'
+  // arenas, once every rank has run the launch before it. Sums in rank order, as AllReduce does.
+  static void exchange(const std::vector<CpuExecutor*>& ranks, const Exchange& x);
 
   float* arena() { return arena_.data(); }
   int32_t* io() { return io_.data(); }
@@ -44,15 +50,18 @@ class CpuExecutor {
   uint64_t instructions_run() const { return instructions_run_; }
 
  private:
-  void run_threaded(uint32_t pos);
-  void run_random(uint32_t pos);
+  // The instructions [first[s], last[s]) of every SM s (indices into program().instructions).
+  void run_queues(uint32_t pos, const uint32_t* first, const uint32_t* last);
+  void run_threaded(uint32_t pos, const uint32_t* first, const uint32_t* last);
+  void run_random(uint32_t pos, const uint32_t* first, const uint32_t* last);
   // Whether every wait of `ins` holds; `by_data`: as the GPU, a wait by data (kFlagWaitByData) is
   // the input row carrying its tag rather than its writer's counter (random order only: one thread,
   // so the arena is read while nothing writes it).
   bool ready(const Instruction& ins, bool by_data = false) const;
   bool input_row_tagged(const Instruction& ins) const;
   void execute(const Instruction& ins, uint32_t pos);
-  [[noreturn]] void report_hang(const std::vector<uint32_t>& positions) const;
+  // `next`: the instruction each SM was at (an index into program().instructions; last[s]: done).
+  [[noreturn]] void report_hang(const std::vector<uint32_t>& next, const uint32_t* last) const;
 
   const Program& program_;
   std::vector<const float*> weights_;

@@ -11,6 +11,7 @@
 
 #include "cuda/cuda_backend.h"
 #include "cuda/megakernel.cuh"
+#include "cuda/rank_exchange.h"
 #include "cuda/tensor_map.h"
 #include "model/error.h"
 
@@ -247,6 +248,12 @@ DeviceProgram::DeviceProgram(DeviceModel& model, const Program& program) : model
   check(cudaMemcpy(queue_begin_, program.queue_begin.data(), program.queue_begin.size() * sizeof(uint32_t),
                    cudaMemcpyHostToDevice),
         "uploading queues");
+  if (program.launches > 1) {
+    launch_begin_ = device_alloc(program.launch_begin.size() * sizeof(uint32_t), "the launches' queues");
+    check(cudaMemcpy(launch_begin_, program.launch_begin.data(), program.launch_begin.size() * sizeof(uint32_t),
+                     cudaMemcpyHostToDevice),
+          "uploading the launches' queues");
+  }
   check(cudaMemset(counters_, 0, program.num_counters * sizeof(uint32_t)), "clearing counters");
   // NaN-fill the arena so a value nobody wrote can never pass for a result.
   check(cudaMemset(arena_, 0xFF, program.arena_floats * sizeof(float)), "poisoning the arena");
@@ -290,11 +297,11 @@ void DeviceProgram::make_act_maps() {
 
 DeviceProgram::~DeviceProgram() {
   OnDevice on(model_.info_.ordinal, /*quiet=*/true);
-  for (void* p : {instructions_, queue_begin_, counters_, arena_, io_, history_, positions_, hang_, trace_,
-                  rank_arenas_, rank_counters_, act_maps_})
+  for (void* p : {instructions_, queue_begin_, launch_begin_, counters_, arena_, io_, history_, positions_, hang_,
+                  trace_, rank_arenas_, rank_counters_, act_maps_})
     device_free(p);
   if (stream_) cudaStreamDestroy(static_cast<cudaStream_t>(stream_));
-  for (void* e : run_events_)
+  for (void* e : {run_events_[0], run_events_[1], launched_event_, exchanged_event_})
     if (e) cudaEventDestroy(static_cast<cudaEvent_t>(e));
 }
 
@@ -331,6 +338,7 @@ void DeviceProgram::join_ranks(const std::vector<DeviceProgram*>& ranks) {
     counters.push_back(static_cast<uint32_t*>(r->counters_));
   }
   tp_size_ = uint32_t(ranks.size());
+  ranks_ = ranks;
   rank_arenas_ = device_alloc(arenas.size() * sizeof(float*), "the ranks' arena table");
   rank_counters_ = device_alloc(counters.size() * sizeof(uint32_t*), "the ranks' counter table");
   check(cudaMemcpy(rank_arenas_, arenas.data(), arenas.size() * sizeof(float*), cudaMemcpyHostToDevice),
@@ -342,6 +350,34 @@ void DeviceProgram::join_ranks(const std::vector<DeviceProgram*>& ranks) {
   cudaStream_t s = nullptr;
   check(cudaStreamCreate(&s), "creating a rank's stream");
   stream_ = s;
+  for (void** e : {&launched_event_, &exchanged_event_}) {
+    cudaEvent_t made = nullptr;
+    check(cudaEventCreateWithFlags(&made, cudaEventDisableTiming), "creating a rank's event");
+    *e = made;
+  }
+}
+
+void DeviceProgram::exchange_after(uint32_t launch) {
+  if (launch + 1 >= program_.launches) throw Error("internal: no exchange after launch " + std::to_string(launch));
+  if (ranks_.empty()) throw Error("internal: an exchange without ranks (join_ranks first)");
+  OnDevice on(model_.info_.ordinal);
+  const cudaStream_t mine = static_cast<cudaStream_t>(stream_);
+  // After every rank's launch so far (on its GPU, its stream)...
+  for (DeviceProgram* r : ranks_) {
+    OnDevice theirs(r->model_.info_.ordinal);
+    check(cudaEventRecord(static_cast<cudaEvent_t>(r->launched_event_), static_cast<cudaStream_t>(r->stream_)),
+          "marking a rank's launch");
+    check(cudaStreamWaitEvent(mine, static_cast<cudaEvent_t>(r->launched_event_), 0), "ordering an exchange");
+  }
+  launch_rank_exchange(static_cast<float* const*>(rank_arenas_), tp_size_, program_.exchanges[launch], mine);
+  // ... and before any rank's next.
+  check(cudaEventRecord(static_cast<cudaEvent_t>(exchanged_event_), mine), "marking an exchange");
+  for (DeviceProgram* r : ranks_)
+    if (r != this) {
+      OnDevice theirs(r->model_.info_.ordinal);
+      check(cudaStreamWaitEvent(static_cast<cudaStream_t>(r->stream_), static_cast<cudaEvent_t>(exchanged_event_), 0),
+            "ordering a launch after an exchange");
+    }
 }
 
 void DeviceProgram::set_tokens(const int32_t* ids, uint32_t n) {
@@ -351,11 +387,28 @@ void DeviceProgram::set_tokens(const int32_t* ids, uint32_t n) {
 }
 
 void DeviceProgram::run(uint32_t pos, bool feedback, uint32_t history_index) {
+  if (program_.launches > 1) throw Error("internal: a program of several launches runs launch by launch");
+  launch(pos, feedback, history_index, 0);
+}
+
+void DeviceProgram::run_launch(uint32_t pos, uint32_t k) {
+  if (k >= program_.launches) throw Error("internal: no launch " + std::to_string(k) + " in the program");
+  launch(pos, false, 0, k);
+}
+
+void DeviceProgram::launch(uint32_t pos, bool feedback, uint32_t history_index, uint32_t k) {
   OnDevice on(model_.info_.ordinal);
-  ++epoch_;
+  if (k == 0) ++epoch_;  // the step's counters keep counting across its launches
+  last_launch_ = k;
   KernelParams p{};
   p.instructions = static_cast<const Instruction*>(instructions_);
-  p.queue_begin = static_cast<const uint32_t*>(queue_begin_);
+  if (program_.launches > 1) {
+    p.queue_begin = static_cast<const uint32_t*>(launch_begin_) + size_t(k) * program_.num_sms;
+    p.queue_end = p.queue_begin + program_.num_sms;
+  } else {
+    p.queue_begin = static_cast<const uint32_t*>(queue_begin_);
+    p.queue_end = p.queue_begin + 1;
+  }
   p.counters = static_cast<uint32_t*>(counters_);
   p.weights = static_cast<const __nv_bfloat16* const*>(model_.table_);
   p.arena = static_cast<float*>(arena_);
@@ -374,9 +427,11 @@ void DeviceProgram::run(uint32_t pos, bool feedback, uint32_t history_index) {
   p.timeout_ns = 5'000'000'000ull;
   p.trace = tracing_ ? static_cast<uint64_t*>(trace_) : nullptr;
   p.phases = tracing_ && kPhaseStamps ? p.trace + program_.instructions.size() * 2 : nullptr;
-  p.tp_size = tp_size_;
-  p.rank_arenas = static_cast<float* const*>(rank_arenas_);
-  p.rank_counters = static_cast<uint32_t* const*>(rank_counters_);
+  // Ranks that meet between launches read no peer inside the kernel (the exchanges do).
+  const bool peers = tp_size_ > 1 && program_.launches == 1;
+  p.tp_size = peers ? tp_size_ : 1;
+  p.rank_arenas = peers ? static_cast<float* const*>(rank_arenas_) : nullptr;
+  p.rank_counters = peers ? static_cast<uint32_t* const*>(rank_counters_) : nullptr;
   p.act_maps = act_maps_;
   p.n_act_maps = uint32_t(act_map_in_.size());
   for (size_t i = 0; i < act_map_in_.size(); ++i) p.act_map_in[i] = act_map_in_[i];
@@ -389,14 +444,15 @@ void DeviceProgram::run(uint32_t pos, bool feedback, uint32_t history_index) {
         check(cudaEventCreate(&made), "creating a timing event");
         e = made;
       }
-    check(cudaEventRecord(static_cast<cudaEvent_t>(run_events_[0]), stream), "timing a run");
+    if (k == 0) check(cudaEventRecord(static_cast<cudaEvent_t>(run_events_[0]), stream), "timing a run");
   }
   // Cooperative launch: every block must be resident at once, or blocks would wait on counters
   // of blocks that never start.
   check(cudaLaunchCooperativeKernel(kernel_, dim3(program_.num_sms),
                                     dim3(kBlockThreads), args, smem_bytes_, stream),
         "launching the megakernel");
-  if (timing_) check(cudaEventRecord(static_cast<cudaEvent_t>(run_events_[1]), stream), "timing a run");
+  if (timing_ && k + 1 == program_.launches)
+    check(cudaEventRecord(static_cast<cudaEvent_t>(run_events_[1]), stream), "timing a run");
 }
 
 void DeviceProgram::synchronize() {
@@ -407,11 +463,17 @@ void DeviceProgram::synchronize() {
   if (!h.hung) return;
   std::vector<uint32_t> pos(program_.num_sms);
   cudaMemcpy(pos.data(), positions_, pos.size() * sizeof(uint32_t), cudaMemcpyDeviceToHost);
+  // Positions count from the launch's first instruction of each queue.
+  auto in_queue = [&](uint32_t sm, uint32_t at) {
+    return program_.launches == 1 ? at
+                                  : at + program_.launch_begin[size_t(last_launch_) * program_.num_sms + sm] -
+                                        program_.queue_begin[sm];
+  };
   std::ostringstream os;
-  os << "megakernel hang: SM " << h.sm << " waited at instruction " << h.index << " ("
-     << program_.counter_names[program_.queue(h.sm)[h.index].node] << ") for counter " << h.counter << " = "
+  os << "megakernel hang: SM " << h.sm << " waited at instruction " << in_queue(h.sm, h.index) << " ("
+     << program_.counter_names[program_.queue(h.sm)[in_queue(h.sm, h.index)].node] << ") for counter " << h.counter << " = "
      << h.value << " < " << h.target << "; SM positions:";
-  for (uint32_t s = 0; s < pos.size(); ++s) os << " " << pos[s] << "/" << program_.queue_size(s);
+  for (uint32_t s = 0; s < pos.size(); ++s) os << " " << in_queue(s, pos[s]) << "/" << program_.queue_size(s);
   throw Error(os.str());
 }
 

@@ -86,6 +86,14 @@ class DeviceProgram {
   // Launches one step at `pos` (asynchronous). With `feedback`, the step's argmax also becomes the
   // next step's input token and is appended to the device history at `history_index`.
   void run(uint32_t pos, bool feedback = false, uint32_t history_index = 0);
+  // A step of several launches (Program::launches: tensor parallelism between launches): launch
+  // `launch` of the step at `pos` (asynchronous; launch 0 starts the step). Between launch k and
+  // k + 1 of every rank, one rank's exchange_after(k).
+  void run_launch(uint32_t pos, uint32_t launch);
+  // The exchange that follows launch `launch` (Program::exchanges) over the ranks joined to this
+  // program, ordered after every rank's work so far and before any rank's next (events, no host
+  // wait): `--tp-comm launches`.
+  void exchange_after(uint32_t launch);
   void synchronize();                               // waits; throws on a CUDA error or a hang
   void read_logits(float* out) const;               // logits_rows x logits_cols, synchronizing
   // Tensor parallelism: `ranks` are every rank's programs, in rank order (this one among them),
@@ -110,6 +118,7 @@ class DeviceProgram {
 
  private:
   void make_act_maps();
+  void launch(uint32_t pos, bool feedback, uint32_t history_index, uint32_t launch);
   DeviceModel& model_;
   const Program& program_;
   uint32_t epoch_ = 0;
@@ -122,6 +131,11 @@ class DeviceProgram {
   void* positions_ = nullptr;
   void* hang_ = nullptr;
   uint32_t tp_size_ = 1;
+  std::vector<DeviceProgram*> ranks_;  // tensor parallelism: every rank's, this one among them
+  void* launch_begin_ = nullptr;   // Program::launch_begin on the device (several launches a step)
+  uint32_t last_launch_ = 0;       // for the hang report: where its queue positions count from
+  void* launched_event_ = nullptr; // cudaEvent_t: this rank's launches so far (exchanges wait on it)
+  void* exchanged_event_ = nullptr;  // cudaEvent_t: the last exchange this program ran
   void* rank_arenas_ = nullptr;    // device arrays of the ranks' pointers
   void* rank_counters_ = nullptr;
   void* stream_ = nullptr;         // cudaStream_t, tensor parallelism only

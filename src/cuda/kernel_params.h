@@ -44,7 +44,10 @@ constexpr uint32_t kMaxActMaps = 4;
 
 struct KernelParams {
   const Instruction* instructions;
-  const uint32_t* queue_begin;   // num_sms + 1 offsets
+  // This launch's instructions of SM s: [queue_begin[s], queue_end[s]) (one launch a step: the
+  // program's queue offsets, queue_end = queue_begin + 1; Program::launch_begin for several).
+  const uint32_t* queue_begin;
+  const uint32_t* queue_end;
   uint32_t* counters;
   const __nv_bfloat16* const* weights;
   float* arena;
@@ -64,7 +67,8 @@ struct KernelParams {
   uint64_t* trace;               // nullptr, or [instructions][2] start/end %globaltimer
   uint64_t* phases;              // nullptr, or [instructions][kTracePhases] %globaltimer (MK_TRACE_PHASES)
   // Tensor parallelism: how many ranks, and every rank's arena and counters by rank (this one's
-  // too; another GPU's through peer access). tp_size 1: both null.
+  // too; another GPU's through peer access). tp_size 1: both null, and the tensor-parallel
+  // instructions read this arena alone (ranks that meet between launches, Program::exchanges).
   uint32_t tp_size;
   float* const* rank_arenas;
   uint32_t* const* rank_counters;

@@ -94,7 +94,7 @@ __global__ void __launch_bounds__(kBlockThreads, 1) megakernel(const KernelParam
   __shared__ int abort_run;
   __shared__ uint64_t full[kMaxPages], empty[kMaxPages];
   const uint32_t sm = blockIdx.x;
-  const uint32_t begin = p.queue_begin[sm], end = p.queue_begin[sm + 1];
+  const uint32_t begin = p.queue_begin[sm], end = p.queue_end[sm];
   // The ring sits past the ops' shared memory (p.smem_floats), so no op ever touches a page the
   // producer may be filling for a later instruction.
   Pipe pipe;

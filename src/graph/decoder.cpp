@@ -166,7 +166,7 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
   // the same offset on every rank: AllReduce and ArgmaxRanks read their peers' at their own.
   const int logits = g.add_buffer("logits", uint64_t(m_out) * tp.vocab_stride);
   const int lm_partial = g.add_buffer("lm_partial", uint64_t(kMaxLmTiles) * m_out * 2);
-  const int tp_best = sharded ? g.add_buffer("tp_best", uint64_t(m_out) * 2) : -1;
+  const int tp_best = sharded ? g.add_buffer("tp_best", uint64_t(tp.size) * m_out * 2) : -1;
   std::vector<int> tp_partial;  // per layer: o_proj's partial, then down's
   for (int l = 0; sharded && l < c.num_layers; ++l) {
     tp_partial.push_back(g.add_buffer("tp_o." + std::to_string(l), uint64_t(M) * H));
@@ -306,9 +306,10 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
     n.proto.flags |= kFlagStore;
     n.reads = {in_buf};
     g.add_node(std::move(n));
+    if (o.tp_launches) g.begin_launch({Exchange::Kind::Sum, off(partial), M * H});
     OpNode r = node(name + "_all_reduce", Opcode::AllReduce, layer);
     r.proto.a.all_reduce = {off(partial), off(x), M, H};
-    r.proto.flags |= kFlagWaitAllRanks;
+    if (!o.tp_launches) r.proto.flags |= kFlagWaitAllRanks;
     r.units = H;
     r.unit_align = 8;
     r.bytes_per_unit = double(M) * tp.size * act_bytes(partial);
@@ -418,16 +419,17 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
     n.writes = {tokens_out};
     if (sharded) {
       // This rank's best of its vocabulary slice; ArgmaxRanks picks among the ranks'.
-      n.proto.a.argmax.best = off(tp_best);
+      n.proto.a.argmax.best = off(tp_best) + tp.rank * m_out * 2;
       n.proto.a.argmax.index_offset = tp.vocab0;
       n.writes = {tp_best};
     }
     g.add_node(std::move(n));
   }
   if (sharded) {
+    if (o.tp_launches) g.begin_launch({Exchange::Kind::Gather, off(tp_best), tp.size * m_out * 2});
     OpNode n = node("argmax_ranks", Opcode::ArgmaxRanks, -1);
-    n.proto.a.argmax_ranks = {off(tp_best), m_out, g.tokens_out};
-    n.proto.flags |= kFlagWaitAllRanks;
+    n.proto.a.argmax_ranks = {off(tp_best), m_out, g.tokens_out, tp.size};
+    if (!o.tp_launches) n.proto.flags |= kFlagWaitAllRanks;
     n.reads = {tp_best};
     n.writes = {tokens_out};
     g.add_node(std::move(n));

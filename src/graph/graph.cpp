@@ -31,6 +31,7 @@ int OpGraph::add_buffer(std::string name, uint64_t floats) {
 
 int OpGraph::add_node(OpNode node) {
   node.proto.node = static_cast<uint32_t>(nodes.size());
+  node.launch = launches - 1;
   nodes.push_back(std::move(node));
   return static_cast<int>(nodes.size()) - 1;
 }

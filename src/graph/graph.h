@@ -61,6 +61,18 @@ struct OpNode {
   // this node's whole input row, so that the GPU may await the row's tags instead of its counter
   // (assign_handoff_tags); -1: none. The scheduler then also waits for that node's own deps.
   int wait_by_data = -1;
+  uint32_t launch = 0;  // which of the step's launches runs it (OpGraph::launches; set by add_node)
+};
+
+// Tensor parallelism between launches (GraphOptions::tp_launches): what the ranks exchange after a
+// launch and before the next. Sum: every rank's [offset, offset + floats) becomes the sum over the
+// ranks (an all-reduce). Gather: rank r's slice r of `floats / ranks` becomes every rank's (an
+// all-gather in place).
+struct Exchange {
+  enum class Kind : uint8_t { Sum, Gather };
+  Kind kind = Kind::Sum;
+  uint32_t offset = 0;  // arena floats, the same on every rank
+  uint32_t floats = 0;
 };
 
 struct OpGraph {
@@ -75,6 +87,14 @@ struct OpGraph {
   uint32_t logits = 0;            // arena offset of [M_out, vocab] logits
   uint32_t logits_rows = 0;       // M_out
   uint32_t logits_cols = 0;       // vocab, or this rank's slice of it
+  // A step is one launch, or (GraphOptions::tp_launches) several, with exchanges[k] between launch
+  // k and k + 1. Nodes added after begin_launch run in the new launch.
+  uint32_t launches = 1;
+  std::vector<Exchange> exchanges;
+  void begin_launch(Exchange before) {
+    exchanges.push_back(before);
+    ++launches;
+  }
 
   int add_weight(WeightDecl decl);              // returns its id
   int weight_id(const std::string& name) const; // kNone-like -1 when absent
@@ -122,6 +142,10 @@ struct GraphOptions {
   uint32_t ctx_hint = 1024;   // context length assumed by the cost model for attention
   uint32_t tp_size = 1;       // tensor parallelism: this graph is rank tp_rank's of tp_size
   uint32_t tp_rank = 0;
+  // ... whose ranks meet between launches rather than inside one (the NCCL-style path, to compare):
+  // each AllReduce and ArgmaxRanks starts a launch, its input exchanged before it (OpGraph::exchanges),
+  // and reads only its own rank's arena.
+  bool tp_launches = false;
   // Decode on one GPU: matvecs hand their outputs to the next stage without a fence (kFlagNoFence
   // in isa.h, assign_handoff_tags); off only to compare the two.
   bool tagged_handoff = true;

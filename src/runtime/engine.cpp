@@ -33,6 +33,7 @@ GraphOptions graph_options_for(const EngineOptions& e, uint32_t max_ctx, uint32_
   o.num_sms = e.sms;
   o.weight_bytes = 4;
   o.tp_size = e.tp;
+  o.tp_launches = e.tp > 1 && e.tp_comm == TpComm::Launches;
   return o;
 }
 
@@ -220,7 +221,10 @@ Engine::Compiled& Engine::compiled_at(uint32_t n_tokens, bool all_logits, uint32
       else
         peer->executor = std::make_unique<CpuExecutor>(peer->program, rank.table, rank.kv.data(), eo);
     }
-    if (options_.tp > 1) {
+    // Ranks meeting between launches exchange through CpuExecutor::exchange on the CPU: their
+    // executors read no peer; on the GPU the ranks' programs are joined all the same (their streams
+    // and the exchange's pointers) and the kernel reads no peer.
+    if (options_.tp > 1 && (device_ == Device::Cuda || slot->program.launches == 1)) {
       std::vector<CpuExecutor*> executors;
       std::vector<cuda::DeviceProgram*> programs;
       for (Compiled* r : slot->ranks()) {
@@ -242,9 +246,16 @@ const float* Engine::run_gpu(Compiled& c, const int32_t* tokens, uint32_t n, boo
   for (Compiled* r : ranks) r->gpu->set_tokens(tokens, n);
   // Every rank's launch first (each on its own stream with tensor parallelism, so they run at
   // once and meet on AllReduce), then every wait: a step ends when all ranks have finished it.
-  for (Compiled* r : ranks) {
-    r->gpu->enable_timing(time_gpu_runs_);
-    r->gpu->run(pos_);
+  // Ranks that meet between launches: each launch on every rank, then the exchange.
+  for (uint32_t k = 0; k < c.program.launches; ++k) {
+    for (Compiled* r : ranks) {
+      r->gpu->enable_timing(time_gpu_runs_);
+      if (c.program.launches == 1)
+        r->gpu->run(pos_);
+      else
+        r->gpu->run_launch(pos_, k);
+    }
+    if (k + 1 < c.program.launches) c.gpu->exchange_after(k);
   }
   for (Compiled* r : ranks) r->gpu->synchronize();
   if (time_gpu_runs_) {
@@ -280,25 +291,27 @@ const float* Engine::run_cpu(Compiled& c, const int32_t* tokens, uint32_t n) {
     c.executor->run(pos_);
     return c.executor->arena() + c.program.logits;
   }
-  // One host thread per rank; the ranks meet inside the step on AllReduce and ArgmaxRanks.
-  std::vector<std::exception_ptr> errors(ranks.size());
-  std::vector<std::thread> threads;
-  for (size_t r = 1; r < ranks.size(); ++r)
-    threads.emplace_back([&, r] {
+  // One host thread per rank; the ranks meet inside the step on AllReduce and ArgmaxRanks, or
+  // between its launches on the exchanges.
+  std::vector<CpuExecutor*> executors;
+  for (Compiled* r : ranks) executors.push_back(r->executor.get());
+  for (uint32_t k = 0; k < c.program.launches; ++k) {
+    std::vector<std::exception_ptr> errors(ranks.size());
+    std::vector<std::thread> threads;
+    auto run_rank = [&](size_t r) {
       try {
-        ranks[r]->executor->run(pos_);
+        executors[r]->run_launch(pos_, k);
       } catch (...) {
         errors[r] = std::current_exception();
       }
-    });
-  try {
-    c.executor->run(pos_);
-  } catch (...) {
-    errors[0] = std::current_exception();
+    };
+    for (size_t r = 1; r < ranks.size(); ++r) threads.emplace_back(run_rank, r);
+    run_rank(0);
+    for (auto& t : threads) t.join();
+    for (const auto& e : errors)
+      if (e) std::rethrow_exception(e);
+    if (k + 1 < c.program.launches) CpuExecutor::exchange(executors, c.program.exchanges[k]);
   }
-  for (auto& t : threads) t.join();
-  for (const auto& e : errors)
-    if (e) std::rethrow_exception(e);
   return gather_logits(ranks, [](Compiled* r, float* out) {
     const float* src = r->executor->arena() + r->program.logits;
     std::copy(src, src + size_t(r->program.logits_rows) * r->program.logits_cols, out);

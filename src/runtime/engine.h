@@ -27,6 +27,11 @@ class DeviceProgram;
 }  // namespace cuda
 
 enum class Device { Auto, Cpu, Cuda };
+// How tensor-parallel ranks meet. Kernel: on AllReduce / ArgmaxRanks inside the step's one launch
+// (peer reads, counters across ranks). Launches: the step cut into a launch per all-reduce, the
+// partial sums exchanged between launches (GraphOptions::tp_launches), as a launch per layer with
+// an all-reduce between launches does: the path to compare against.
+enum class TpComm : uint8_t { Kernel, Launches };
 
 struct EngineOptions {
   Device device = Device::Auto; // Auto: the GPU when one is usable, else the CPU
@@ -47,6 +52,7 @@ struct EngineOptions {
   bool check_weights = false;   // scan the loaded weights for NaN/Inf; mk::Error naming the first
   uint32_t tp = 1;              // tensor-parallel ranks (CPU executor: one thread group per rank)
   uint32_t tp_gpus = 0;         // GPUs the ranks spread over (runtime/tp_placement.h); 0: as many as fit
+  TpComm tp_comm = TpComm::Kernel;
   // Loading progress: stage name, done, total.
   std::function<void(const std::string&, size_t, size_t)> progress;
 };

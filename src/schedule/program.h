@@ -28,6 +28,13 @@ struct Program {
   uint32_t logits = 0, logits_rows = 0;
   uint32_t logits_cols = 0;        // the vocabulary, or (tensor parallelism) this rank's slice of it
 
+  // A step of several launches (OpGraph::launches, tensor parallelism between launches): launch k
+  // runs SM s's instructions [launch_begin[k * num_sms + s], launch_begin[(k + 1) * num_sms + s]),
+  // each queue's launches in order; exchanges[k] comes between launch k and k + 1. One launch: empty.
+  uint32_t launches = 1;
+  std::vector<uint32_t> launch_begin;
+  std::vector<Exchange> exchanges;
+
   // The cost model's view, for dumps and for judging balance.
   std::vector<double> sm_bytes;    // bytes each SM reads
   std::vector<double> sm_busy_us;  // estimated busy time of each SM

@@ -129,6 +129,23 @@ std::optional<std::vector<BlockDep>> waits_by_data(const OpGraph& g, const Block
   return out;
 }
 
+// Each SM's queue cut into the step's launches (Program::launch_begin). Nodes are placed in graph
+// order, so a queue's instructions already come launch by launch (checked).
+void split_launches(const OpGraph& g, Program& p) {
+  p.launches = g.launches;
+  p.exchanges = g.exchanges;
+  p.launch_begin.assign(size_t(g.launches + 1) * p.num_sms, 0);
+  for (uint32_t s = 0; s < p.num_sms; ++s) {
+    uint32_t k = 0;  // the launch whose first instruction on this SM is next to be found
+    for (uint32_t i = p.queue_begin[s]; i < p.queue_begin[s + 1]; ++i) {
+      const uint32_t launch = g.nodes[p.instructions[i].node].launch;
+      if (launch + 1 < k) throw Error("internal: an SM's queue goes back to an earlier launch");
+      for (; k <= launch; ++k) p.launch_begin[size_t(k) * p.num_sms + s] = i;
+    }
+    for (; k <= g.launches; ++k) p.launch_begin[size_t(k) * p.num_sms + s] = p.queue_begin[s + 1];
+  }
+}
+
 }  // namespace
 
 Program schedule(const OpGraph& g, const ScheduleOptions& o) {
@@ -240,6 +257,7 @@ Program schedule(const OpGraph& g, const ScheduleOptions& o) {
   }
   p.num_counters = static_cast<uint32_t>(p.counter_names.size());
   ls.finish(p);
+  if (g.launches > 1) split_launches(g, p);
   return p;
 }
 

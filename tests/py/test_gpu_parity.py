@@ -198,43 +198,49 @@ def test_data_waits_match_cpu(arch, extra, run_mk, tmp_path, report):
 
 
 def check_tp_against_one_rank(folder, vocab, tp, tp_gpus, label, run_mk, tmp_path, report, steps=32, generate=16,
-                              seed=4):
-    """--tp `tp` over `tp_gpus` GPUs against one rank on the first: logits of a prefill and `steps`
-    decode steps (cosine >= 0.999 a step, top-1 >= 99%), then greedy tokens in the engine's loop."""
+                              seed=4, comm="kernel"):
+    """--tp `tp` over `tp_gpus` GPUs (ranks meeting as --tp-comm `comm` says) against one rank on
+    the first: logits of a prefill and `steps` decode steps (cosine >= 0.999 a step, top-1 >= 99%),
+    then greedy tokens in the engine's loop."""
     ids = torch.randint(0, vocab, (PROMPT_LEN + steps,), generator=torch.Generator().manual_seed(seed))
     args = ["logits", "--model", folder, "--tokens", ",".join(map(str, ids.tolist())), "--prefill", PROMPT_LEN,
             "--device", "cuda"]
     run_mk(*args, "--out", tmp_path / "one.npy")
-    proc = run_mk(*args, "--tp", tp, "--tp-gpus", tp_gpus, "--out", tmp_path / "tp.npy")
+    proc = run_mk(*args, "--tp", tp, "--tp-gpus", tp_gpus, "--tp-comm", comm, "--out", tmp_path / "tp.npy")
     # The ranks went where asked: the device names the GPU count when it is more than one.
     (device,) = [line for line in proc.stderr.splitlines() if line.startswith("logits:")]
     assert device.endswith(f" x{tp_gpus}") if tp_gpus > 1 else not re.search(r" x\d+$", device), device
-    compare(f"{label} tp {tp} on {tp_gpus} GPU(s)", "tp vs one rank", np.load(tmp_path / "tp.npy"),
+    compare(f"{label} tp {tp} ({comm}) on {tp_gpus} GPU(s)", "tp vs one rank", np.load(tmp_path / "tp.npy"),
             np.load(tmp_path / "one.npy"), report, enforce_top1="all")
     prompt = ["logits", "--model", folder, "--tokens", ",".join(map(str, ids[:PROMPT_LEN].tolist())),
               "--device", "cuda", "--generate", generate]
     gen = [run_mk(*prompt, *extra).stdout.split("generated:")[1].split()
-           for extra in ([], ["--tp", tp, "--tp-gpus", tp_gpus])]
+           for extra in ([], ["--tp", tp, "--tp-gpus", tp_gpus, "--tp-comm", comm])]
     assert gen[0] == gen[1], f"{label} tp {tp} on {tp_gpus} GPU(s): greedy tokens differ from one rank's"
 
 
-@pytest.mark.parametrize("arch,tp", [("qwen2", 2), ("gpt2", 4), ("llama", 4)])
-def test_tensor_parallel_on_one_gpu(arch, tp, run_mk, tmp_path, report):
+@pytest.mark.parametrize("arch,tp,comm", [("qwen2", 2, "kernel"), ("gpt2", 4, "kernel"), ("llama", 4, "kernel"),
+                                          ("qwen2", 2, "launches"), ("llama", 4, "launches")])
+def test_tensor_parallel_on_one_gpu(arch, tp, comm, run_mk, tmp_path, report):
     # The ranks share one GPU, each on its share of the SMs, launched at once and meeting on
     # AllReduce / ArgmaxRanks through each other's arenas and counters: the multi-GPU path's code
-    # with device memory for peer memory. Against one rank on the same GPU.
+    # with device memory for peer memory; or between launches, the exchange kernel summing their
+    # partials. Against one rank on the same GPU.
     model = tiny_models.save_model(arch, tmp_path / "m", init=0.1, head_gain=4.0)
-    check_tp_against_one_rank(tmp_path / "m", model.config.vocab_size, tp, 1, arch, run_mk, tmp_path, report)
+    check_tp_against_one_rank(tmp_path / "m", model.config.vocab_size, tp, 1, arch, run_mk, tmp_path, report,
+                              comm=comm)
 
 
 # Ranks on several GPUs, reading each other's partials and counters by peer access (skipped on a
 # host with fewer GPUs than the case needs): a GPU per rank, and two ranks on each of two GPUs.
-@pytest.mark.parametrize("arch,tp,tp_gpus", [("qwen2", 2, 2), ("llama", 4, 4), ("gpt2", 4, 2)])
-def test_tensor_parallel_across_gpus(arch, tp, tp_gpus, run_mk, tmp_path, report):
+@pytest.mark.parametrize("arch,tp,tp_gpus,comm", [("qwen2", 2, 2, "kernel"), ("llama", 4, 4, "kernel"),
+                                                  ("gpt2", 4, 2, "kernel"), ("llama", 4, 4, "launches")])
+def test_tensor_parallel_across_gpus(arch, tp, tp_gpus, comm, run_mk, tmp_path, report):
     if torch.cuda.device_count() < tp_gpus:
         pytest.skip(f"needs {tp_gpus} GPUs, the host has {torch.cuda.device_count()}")
     model = tiny_models.save_model(arch, tmp_path / "m", init=0.1, head_gain=4.0)
-    check_tp_against_one_rank(tmp_path / "m", model.config.vocab_size, tp, tp_gpus, arch, run_mk, tmp_path, report)
+    check_tp_against_one_rank(tmp_path / "m", model.config.vocab_size, tp, tp_gpus, arch, run_mk, tmp_path, report,
+                              comm=comm)
 
 
 @pytest.mark.parametrize("tp", [2, 4, 8])

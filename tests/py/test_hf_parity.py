@@ -28,6 +28,9 @@ VARIANTS = {
     "data_waits_random": ["--sms", 11, "--random-order", 8],
     "tp2": ["--tp", 2, "--sms", 5],
     "tp4_random": ["--tp", 4, "--sms", 7, "--random-order", 6],
+    # The ranks meeting between launches (a launch per all-reduce, the partials exchanged).
+    "tp2_launches": ["--tp", 2, "--tp-comm", "launches", "--sms", 5],
+    "tp4_launches_random": ["--tp", 4, "--tp-comm", "launches", "--sms", 7, "--random-order", 9],
 }
 
 
@@ -86,6 +89,7 @@ BLOCK_ORDERS = {
     "random2_sms7": ["--random-order", 2, "--sms", 7],
     "whole_ops_random3": ["--no-block-deps", "--random-order", 3],
     "tp2_random4": ["--tp", 2, "--random-order", 4],  # every rank's counters by block alike
+    "tp2_launches_random6": ["--tp", 2, "--tp-comm", "launches", "--random-order", 6],
     "split_k_random5": ["--no-fuse-norms", "--random-order", 5],  # down by input ranges, summed in the Norm
 }
 

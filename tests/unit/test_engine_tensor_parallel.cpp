@@ -1,7 +1,8 @@
 // Tensor parallelism on the CPU executor (issue 9): for every architecture, 2 and 4 ranks (each a
-// Program of its heads, MLP slice and vocabulary slice, meeting on AllReduce and ArgmaxRanks) give
-// the logits of one rank within 1e-3 of the largest logit, through a prefill and decode, and the
-// same greedy tokens over 32 steps; models that do not split say why in one line.
+// Program of its heads, MLP slice and vocabulary slice, meeting on AllReduce and ArgmaxRanks inside
+// the step, or between the step's launches on exchanges) give the logits of one rank within 1e-3 of
+// the largest logit, through a prefill and decode, and the same greedy tokens over 32 steps; models
+// that do not split say why in one line.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -17,7 +18,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::unique_ptr<Engine> engine_with(const ModelConfig& c, uint32_t tp, uint32_t sms, std::optional<uint64_t> order = {}) {
+std::unique_ptr<Engine> engine_with(const ModelConfig& c, uint32_t tp, uint32_t sms, std::optional<uint64_t> order = {},
+                                    TpComm comm = TpComm::Kernel) {
   GraphOptions go;
   go.max_ctx = 96;
   test::RandomSource src(build_graph(c, go), 7);  // the whole model's tensors, as a file holds them
@@ -28,6 +30,7 @@ std::unique_ptr<Engine> engine_with(const ModelConfig& c, uint32_t tp, uint32_t 
   eo.sms = sms;
   eo.tp = tp;
   eo.random_order = order;
+  eo.tp_comm = comm;
   return Engine::create(c, src, eo);
 }
 
@@ -43,14 +46,15 @@ void expect_close(const std::vector<float>& ours, const std::vector<float>& ref,
   EXPECT_LE(max_diff, 1e-3f * max_ref) << label;
 }
 
-class TensorParallel : public ::testing::TestWithParam<std::tuple<Arch, uint32_t>> {};
+class TensorParallel : public ::testing::TestWithParam<std::tuple<Arch, uint32_t, TpComm>> {};
 
 TEST_P(TensorParallel, MatchesOneRank) {
-  const auto [arch, tp] = GetParam();
+  const auto [arch, tp, comm] = GetParam();
   const ModelConfig c = test::toy_config(arch);
   const std::string label = std::string(arch_name(arch)) + " tp " + std::to_string(tp);
   auto one = engine_with(c, 1, 6);
-  auto many = engine_with(c, tp, 6);
+  auto many = engine_with(c, tp, 6, {}, comm);
+  ASSERT_EQ(many->compiled(1, false).program.launches, comm == TpComm::Kernel ? 1u : 2u * c.num_layers + 2) << label;
   // A prompt long enough for the prefill program's tiles (16 tokens and more), every row's logits.
   std::vector<int32_t> prompt;
   for (int i = 0; i < 20; ++i) prompt.push_back((i * 37 + 11) % c.vocab_size);
@@ -68,10 +72,12 @@ TEST_P(TensorParallel, MatchesOneRank) {
 INSTANTIATE_TEST_SUITE_P(EveryArch, TensorParallel,
                          ::testing::Combine(::testing::Values(Arch::Llama, Arch::Mistral, Arch::Qwen2, Arch::Qwen3,
                                                               Arch::Gpt2),
-                                            ::testing::Values(2u, 4u)),
+                                            ::testing::Values(2u, 4u),
+                                            ::testing::Values(TpComm::Kernel, TpComm::Launches)),
                          [](const auto& info) {
                            return std::string(arch_name(std::get<0>(info.param))) + "_tp" +
-                                  std::to_string(std::get<1>(info.param));
+                                  std::to_string(std::get<1>(info.param)) +
+                                  (std::get<2>(info.param) == TpComm::Launches ? "_launches" : "");
                          });
 
 TEST(TensorParallelOrder, RandomOrderOfEveryRankStillMatches) {
@@ -82,6 +88,55 @@ TEST(TensorParallelOrder, RandomOrderOfEveryRankStillMatches) {
   auto many = engine_with(c, 2, 6, 1234);
   const std::vector<int32_t> prompt{3, 1, 4, 1, 5, 9, 2, 6};
   expect_close(many->forward(prompt, true), one->forward(prompt, true), "random order");
+  // Between launches: each launch's instructions in random order, then the exchange.
+  auto launches = engine_with(c, 2, 6, 1234, TpComm::Launches);
+  one->reset();
+  expect_close(launches->forward(prompt, true), one->forward(prompt, true), "random order, between launches");
+}
+
+TEST(TensorParallelLaunches, EachAllReduceStartsALaunchAfterItsExchange) {
+  // A step of 2 launches a layer and 2 more (the last all-reduce's, then ArgmaxRanks'): every SM's
+  // queue cut in order, each instruction in its node's launch, an all-reduce of the partial that
+  // the launch's AllReduce reads before it, and the ranks' bests gathered before ArgmaxRanks.
+  const ModelConfig c = test::toy_config(Arch::Llama);
+  auto e = engine_with(c, 2, 6, {}, TpComm::Launches);
+  const Engine::Compiled& prog = e->compiled(1, false);
+  const Program& p = prog.program;
+  ASSERT_EQ(p.launches, 2u * c.num_layers + 2);
+  ASSERT_EQ(p.exchanges.size(), p.launches - 1);
+  ASSERT_EQ(p.launch_begin.size(), size_t(p.launches + 1) * p.num_sms);
+  std::vector<uint32_t> first_opcode(p.launches, ~0u);  // the opcode of each launch's first node
+  for (uint32_t s = 0; s < p.num_sms; ++s) {
+    EXPECT_EQ(p.launch_begin[s], p.queue_begin[s]);
+    EXPECT_EQ(p.launch_begin[size_t(p.launches) * p.num_sms + s], p.queue_begin[s + 1]);
+    for (uint32_t k = 0; k < p.launches; ++k) {
+      const uint32_t begin = p.launch_begin[size_t(k) * p.num_sms + s], end = p.launch_begin[size_t(k + 1) * p.num_sms + s];
+      ASSERT_LE(begin, end);
+      for (uint32_t i = begin; i < end; ++i) {
+        const Instruction& ins = p.instructions[i];
+        EXPECT_EQ(prog.graph.nodes[ins.node].launch, k) << "SM " << s << " instruction " << i;
+        EXPECT_FALSE(ins.flags & kFlagWaitAllRanks) << "no wait crosses ranks between launches";
+      }
+    }
+  }
+  for (const OpNode& n : prog.graph.nodes)
+    if (first_opcode[n.launch] == ~0u) first_opcode[n.launch] = n.proto.opcode;
+  for (uint32_t k = 1; k < p.launches; ++k) {
+    const Exchange& x = p.exchanges[k - 1];
+    if (k + 1 < p.launches) {
+      EXPECT_EQ(first_opcode[k], uint32_t(Opcode::AllReduce)) << k;
+      EXPECT_EQ(x.kind, Exchange::Kind::Sum);
+      EXPECT_EQ(x.floats, c.hidden_size);
+      const auto reads_it = [&](const OpNode& n) {
+        return n.launch == k && n.proto.opcode == uint16_t(Opcode::AllReduce) && n.proto.a.all_reduce.partial == x.offset;
+      };
+      EXPECT_TRUE(std::any_of(prog.graph.nodes.begin(), prog.graph.nodes.end(), reads_it)) << k;
+    } else {
+      EXPECT_EQ(first_opcode[k], uint32_t(Opcode::ArgmaxRanks));
+      EXPECT_EQ(x.kind, Exchange::Kind::Gather);
+      EXPECT_EQ(x.floats, 2u * 2);  // two ranks' (max, index) of one row
+    }
+  }
 }
 
 TEST(TensorParallelSplit, SlicesCoverTheModel) {
