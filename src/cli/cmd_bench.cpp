@@ -186,7 +186,10 @@ RegisterCommand reg("bench", "Benchmark decode and prefill against the device's 
     if (f->exec.graph.no_fuse_norms) suffix += "_unfused";
     if (f->exec.graph.no_data_waits) suffix += "_counter_waits";
     if (f->exec.weight_pipe != "auto" && engine->on_gpu()) suffix += "_pipe_" + f->exec.weight_pipe;
-    if (tp > 1) suffix += "_tp" + std::to_string(tp) + (eo.tp_comm == TpComm::Launches ? "_launches" : "");
+    if (tp > 1)
+      suffix += "_tp" + std::to_string(tp) + (eo.tp_comm == TpComm::Launches ? "_launches"
+                                              : eo.tp_comm == TpComm::Nccl   ? "_nccl"
+                                                                              : "");
     const std::string path =
         (!engine->on_gpu() ? "cpu" : f->exec.kernel == "specialized" ? "specialized" : "generic") + suffix;
 

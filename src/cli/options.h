@@ -80,8 +80,10 @@ struct ExecFlags {
     app.add_option("--tp-comm", tp_comm,
                    "how the --tp ranks meet: kernel (all-reduce instructions inside the step's one launch, "
                    "reading each other's memory) or launches (a launch per all-reduce, the partial sums "
-                   "exchanged between launches, as a launch per layer with an all-reduce does: to compare)")
-        ->check(CLI::IsMember({"kernel", "launches"}));
+                   "exchanged between launches, as a launch per layer with an all-reduce does: to compare) or "
+                   "nccl (the same launches, the exchanges by NCCL: a GPU per rank; $MK_NCCL_LIBRARY names "
+                   "libnccl.so.2 if the loader does not find it)")
+        ->check(CLI::IsMember({"kernel", "launches", "nccl"}));
     app.add_option("--tp-gpus", tp_gpus,
                    "GPU: spread the --tp ranks over this many GPUs (it must divide --tp; 1: every rank on the "
                    "first GPU); default: as many as the host has that divide --tp")
@@ -111,7 +113,7 @@ struct ExecFlags {
     o.check_weights = check_weights;
     o.tp = tp;
     o.tp_gpus = tp_gpus;
-    o.tp_comm = tp_comm == "launches" ? TpComm::Launches : TpComm::Kernel;
+    o.tp_comm = tp_comm == "launches" ? TpComm::Launches : tp_comm == "nccl" ? TpComm::Nccl : TpComm::Kernel;
     if (random_order >= 0) o.random_order = static_cast<uint64_t>(random_order);
     return o;
   }

@@ -115,6 +115,10 @@ class DeviceProgram {
   // stamped); empty unless built with MK_TRACE_PHASES.
   std::vector<uint64_t> read_phases() const;
   const Program& program() const { return program_; }
+  // For an exchange between launches by another library (NCCL): this program's arena on its GPU
+  // and the stream its launches go to (cudaStream_t; null before join_ranks).
+  float* arena_ptr() const { return static_cast<float*>(arena_); }
+  void* stream_handle() const { return stream_; }
 
  private:
   void make_act_maps();

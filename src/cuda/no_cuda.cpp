@@ -1,6 +1,7 @@
 // The CUDA backend of a build made without nvcc: no device is ever present, so the engine runs on
 // the CPU and `--device cuda` says why it cannot. Compiled only when the CUDA compiler is absent.
 #include "cuda/cuda_backend.h"
+#include "cuda/nccl_exchange.h"
 #include "model/error.h"
 
 namespace mk::cuda {
@@ -37,5 +38,9 @@ void DeviceProgram::enable_trace(bool) { unavailable(); }
 float DeviceProgram::last_run_ms() const { unavailable(); }
 std::vector<uint64_t> DeviceProgram::read_trace() const { unavailable(); }
 std::vector<uint64_t> DeviceProgram::read_phases() const { unavailable(); }
+std::string nccl_version() { unavailable(); }
+NcclGroup::NcclGroup(const std::vector<int>&) { unavailable(); }
+NcclGroup::~NcclGroup() = default;
+void NcclGroup::exchange(const std::vector<DeviceProgram*>&, const Exchange&) { unavailable(); }
 
 }  // namespace mk::cuda

@@ -9,6 +9,7 @@
 #include "model/gguf/gguf_model.h"
 #include "model/safetensors.h"
 #include "cuda/cuda_backend.h"
+#include "cuda/nccl_exchange.h"
 #include "runtime/limits.h"
 #include "runtime/tp_placement.h"
 
@@ -33,7 +34,7 @@ GraphOptions graph_options_for(const EngineOptions& e, uint32_t max_ctx, uint32_
   o.num_sms = e.sms;
   o.weight_bytes = 4;
   o.tp_size = e.tp;
-  o.tp_launches = e.tp > 1 && e.tp_comm == TpComm::Launches;
+  o.tp_launches = e.tp > 1 && e.tp_comm != TpComm::Kernel;
   return o;
 }
 
@@ -132,6 +133,13 @@ std::unique_ptr<Engine> Engine::create(const ModelConfig& config, const TensorSo
     e->gpus_used_ = plan.placement.gpus;
   }
   if (!e->options_.sms) e->options_.sms = 4 * e->options_.threads;
+  if (tp > 1 && e->options_.tp_comm == TpComm::Nccl) {
+    if (!on_gpu)
+      throw Error("--tp-comm nccl runs on GPUs; on the CPU, --tp-comm launches is the same path");
+    if (plan.placement.gpus != tp)
+      throw Error("--tp-comm nccl takes a GPU per rank: " + std::to_string(tp) + " ranks on " +
+                  std::to_string(plan.placement.gpus) + " GPU(s) (--tp-comm launches shares GPUs)");
+  }
 
   // The weight table is the same for every program: build it from the decode graph.
   const OpGraph g = build_graph(c, e->graph_options(1, false, 0));
@@ -164,6 +172,8 @@ std::unique_ptr<Engine> Engine::create(const ModelConfig& config, const TensorSo
     Rank& rank = e->other_ranks_.emplace_back();
     load_rank(r, build_graph(c, go), rank.weights, rank.table, rank.kv, rank.gpu);
   }
+  if (tp > 1 && on_gpu && e->options_.tp_comm == TpComm::Nccl)
+    e->nccl_ = std::make_unique<cuda::NcclGroup>(plan.placement.device);
   return e;
 }
 
@@ -255,7 +265,15 @@ const float* Engine::run_gpu(Compiled& c, const int32_t* tokens, uint32_t n, boo
       else
         r->gpu->run_launch(pos_, k);
     }
-    if (k + 1 < c.program.launches) c.gpu->exchange_after(k);
+    if (k + 1 < c.program.launches) {
+      if (nccl_) {
+        std::vector<cuda::DeviceProgram*> programs;
+        for (Compiled* r : ranks) programs.push_back(r->gpu.get());
+        nccl_->exchange(programs, c.program.exchanges[k]);
+      } else {
+        c.gpu->exchange_after(k);
+      }
+    }
   }
   for (Compiled* r : ranks) r->gpu->synchronize();
   if (time_gpu_runs_) {

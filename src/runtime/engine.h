@@ -24,14 +24,16 @@ enum class WeightPipe : uint8_t;  // cuda/cuda_backend.h
 enum class KernelBuild : uint8_t;
 class DeviceModel;
 class DeviceProgram;
+class NcclGroup;
 }  // namespace cuda
 
 enum class Device { Auto, Cpu, Cuda };
 // How tensor-parallel ranks meet. Kernel: on AllReduce / ArgmaxRanks inside the step's one launch
 // (peer reads, counters across ranks). Launches: the step cut into a launch per all-reduce, the
 // partial sums exchanged between launches (GraphOptions::tp_launches), as a launch per layer with
-// an all-reduce between launches does: the path to compare against.
-enum class TpComm : uint8_t { Kernel, Launches };
+// an all-reduce between launches does: the path to compare against; on the GPU by a small exchange
+// kernel (Launches) or by NCCL (Nccl: a GPU per rank, cuda/nccl_exchange.h).
+enum class TpComm : uint8_t { Kernel, Launches, Nccl };
 
 struct EngineOptions {
   Device device = Device::Auto; // Auto: the GPU when one is usable, else the CPU
@@ -167,6 +169,7 @@ class Engine {
   Device device_ = Device::Cpu;
   std::unique_ptr<cuda::DeviceModel> gpu_model_;
   uint32_t gpus_used_ = 0;
+  std::unique_ptr<cuda::NcclGroup> nccl_;  // --tp-comm nccl: the ranks' communicators
   // Keyed by (n_tokens, all_logits, KV splits).
   std::map<std::tuple<uint32_t, bool, uint32_t>, std::unique_ptr<Compiled>> programs_;
   uint32_t pos_ = 0;

@@ -237,3 +237,11 @@ def test_model_that_does_not_split_over_the_ranks(mk_bin, tiny):
     run_error(mk_bin, "logits", "--model", tiny, "--tokens", "1,2", "--device", "cpu", "--tp", 3,
               words=("--tp 3", "4 query heads"))
     run_error(mk_bin, "logits", "--model", tiny, "--tokens", "1,2", "--tp", 0, code=EXIT_USAGE, words=("--tp",))
+
+
+def test_nccl_between_launches_needs_gpus(mk_bin, tiny):
+    # NCCL is the GPU's exchange; the CPU executor runs the same launches with --tp-comm launches.
+    run_error(mk_bin, "logits", "--model", tiny, "--tokens", "1,2", "--device", "cpu", "--tp", 2, "--tp-comm", "nccl",
+              words=("--tp-comm nccl runs on GPUs", "--tp-comm launches"))
+    run_error(mk_bin, "logits", "--model", tiny, "--tokens", "1,2", "--tp", 2, "--tp-comm", "mpi", code=EXIT_USAGE,
+              words=("--tp-comm",))

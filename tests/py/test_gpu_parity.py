@@ -233,11 +233,24 @@ def test_tensor_parallel_on_one_gpu(arch, tp, comm, run_mk, tmp_path, report):
 
 # Ranks on several GPUs, reading each other's partials and counters by peer access (skipped on a
 # host with fewer GPUs than the case needs): a GPU per rank, and two ranks on each of two GPUs.
+def use_torchs_nccl_unless_found(monkeypatch):
+    """--tp-comm nccl loads libnccl.so.2 at run time; where the loader does not find one, PyTorch's."""
+    import ctypes
+    try:
+        ctypes.CDLL("libnccl.so.2")
+    except OSError:
+        import nvidia.nccl
+        monkeypatch.setenv("MK_NCCL_LIBRARY", os.path.join(list(nvidia.nccl.__path__)[0], "lib", "libnccl.so.2"))
+
+
 @pytest.mark.parametrize("arch,tp,tp_gpus,comm", [("qwen2", 2, 2, "kernel"), ("llama", 4, 4, "kernel"),
-                                                  ("gpt2", 4, 2, "kernel"), ("llama", 4, 4, "launches")])
-def test_tensor_parallel_across_gpus(arch, tp, tp_gpus, comm, run_mk, tmp_path, report):
+                                                  ("gpt2", 4, 2, "kernel"), ("llama", 4, 4, "launches"),
+                                                  ("qwen2", 2, 2, "nccl"), ("llama", 4, 4, "nccl")])
+def test_tensor_parallel_across_gpus(arch, tp, tp_gpus, comm, run_mk, tmp_path, report, monkeypatch):
     if torch.cuda.device_count() < tp_gpus:
         pytest.skip(f"needs {tp_gpus} GPUs, the host has {torch.cuda.device_count()}")
+    if comm == "nccl":
+        use_torchs_nccl_unless_found(monkeypatch)
     model = tiny_models.save_model(arch, tmp_path / "m", init=0.1, head_gain=4.0)
     check_tp_against_one_rank(tmp_path / "m", model.config.vocab_size, tp, tp_gpus, arch, run_mk, tmp_path, report,
                               comm=comm)
