@@ -18,9 +18,12 @@ def main():
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     config = SHAPES[args.shape]()
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    with torch.device(device):
-        model = tf.AutoModelForCausalLM.from_config(config).to(torch.bfloat16)
+    # Made in bf16 from the start, on the GPU where it fits with room to spare (70B does not: the CPU).
+    with torch.device("meta"):
+        params = sum(p.numel() for p in tf.AutoModelForCausalLM.from_config(config).parameters())
+    fits = torch.cuda.is_available() and 2 * params * 1.2 < torch.cuda.mem_get_info()[0]
+    with torch.device("cuda" if fits else "cpu"):
+        model = tf.AutoModelForCausalLM.from_config(config, torch_dtype=torch.bfloat16)
     model.save_pretrained(args.out)
     print(f"wrote {args.shape} ({sum(p.numel() for p in model.parameters()) / 1e9:.2f}B parameters) to {args.out}")
 

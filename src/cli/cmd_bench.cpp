@@ -109,7 +109,7 @@ RegisterCommand reg("bench", "Benchmark decode and prefill against the device's 
   app.add_option("--model", f->model, "model folder (config.json + safetensors) to benchmark");
   app.add_option("--shape", f->shape,
                  "or a named shape filled with random weights: llama-3.2-1b, llama-3.2-3b, qwen2.5-1.5b, "
-                 "smollm2-135m (made by bench/make_model.py)");
+                 "smollm2-135m, gpt2, llama-3.1-8b, llama-3.1-70b (made by bench/make_model.py)");
   app.add_option("--contexts", f->contexts, "decode context lengths, comma-separated");
   app.add_option("--steps", f->steps, "decode steps timed per context");
   app.add_option("--prompt", f->prompt, "prompt length for time to first token");

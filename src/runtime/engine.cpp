@@ -414,7 +414,16 @@ std::vector<int32_t> Engine::decode_greedy(uint32_t steps) {
   }
   for (uint32_t i = 0; i < steps; ++i) {
     out.push_back(last_argmax_);
-    forward(std::span(&out.back(), 1));
+    if (device_ == Device::Cuda) {
+      // Tensor parallelism on the GPU: a step at a time, the token read back but not the logits
+      // (every rank's vocabulary slice: half a megabyte a step at Llama's vocabulary).
+      Compiled& c = compiled(1, false);
+      run_gpu(c, &out.back(), 1, /*want_logits=*/false);
+      last_argmax_ = c.gpu->read_token(0);
+      ++pos_;
+    } else {
+      forward(std::span(&out.back(), 1));
+    }
   }
   return out;
 }
