@@ -16,7 +16,8 @@ namespace {
 
 struct ScheduleFlags {
   std::string model;
-  uint32_t sms = 132, tokens = 1, ctx = 0;
+  uint32_t sms = 132, tokens = 1, ctx = 0, tp = 1, rank = 0;
+  std::string tp_comm = "kernel";
   bool summary_only = false, bf16_activations = false;
   GraphFlags graph;
 };
@@ -33,6 +34,12 @@ RegisterCommand reg("schedule", "Print the per-SM instruction queues the schedul
   f->graph.add(app);
   app.add_flag("--bf16-activations", f->bf16_activations,
                "prefill (16+ tokens) as the GPU runs it: bf16 activations between ops, block norms on their own");
+  app.add_option("--tp", f->tp, "tensor parallelism: the program of one of this many ranks (--rank)")
+      ->check(CLI::Range(1, 64));
+  app.add_option("--rank", f->rank, "which rank's program to print with --tp (0-based)");
+  app.add_option("--tp-comm", f->tp_comm,
+                 "how the ranks meet: kernel (inside the step) or launches (a launch per all-reduce)")
+      ->check(CLI::IsMember({"kernel", "launches", "nccl"}));
   return [f] {
     std::filesystem::path path(f->model);
     ModelConfig c = std::filesystem::is_directory(path) ? load_config(path) : [&] {
@@ -47,7 +54,19 @@ RegisterCommand reg("schedule", "Print the per-SM instruction queues the schedul
     f->graph.apply(go);
     go.bf16_activations = f->bf16_activations;
     go.num_sms = f->sms;
+    if (f->rank >= f->tp)
+      throw Error("--rank " + std::to_string(f->rank) + ": the ranks of --tp " + std::to_string(f->tp) + " are 0 to " +
+                  std::to_string(f->tp - 1));
+    go.tp_size = f->tp;
+    go.tp_rank = f->rank;
+    go.tp_launches = f->tp > 1 && f->tp_comm != "kernel";
     const OpGraph g = build_graph(c, go);
+    if (f->tp > 1) {
+      const TpSplit s = tp_split(c, f->tp, f->rank);
+      std::cout << "tensor parallelism: rank " << f->rank << " of " << f->tp << ": query heads " << s.heads
+                << ", KV heads " << s.kv_heads << " from " << s.kv_head0 << ", MLP rows " << s.inter
+                << ", vocabulary rows " << s.vocab << " from " << s.vocab0 << "\n";
+    }
     ScheduleOptions so;
     so.num_sms = f->sms;
     so.token_block_deps = !f->graph.no_block_deps;

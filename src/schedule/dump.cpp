@@ -37,6 +37,8 @@ std::string summarize_program(const Program& p, const OpGraph& g) {
   os << "program: " << p.num_sms << " SMs, " << d.n_tokens << " token(s) per run, "
      << p.instructions.size() << " instructions, " << g.nodes.size() << " ops, " << p.num_counters
      << " counters, arena " << human_bytes(p.arena_floats * 4.0) << ", KV capacity " << d.max_ctx << "\n";
+  if (p.launches > 1)
+    os << "launches per step: " << p.launches << " (tensor-parallel ranks exchange their partials between them)\n";
 
   // Instructions per op kind and per layer.
   std::map<std::string, size_t> per_op;

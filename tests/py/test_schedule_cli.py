@@ -32,3 +32,20 @@ def test_data_waits_mark_the_wait_the_gpu_skips(run_mk, tmp_path):
     assert {l.split()[0] for l in marked} == {"qkv_rope", "matvec_act", "matvec_residual", "lm_head"}
     assert not any(" L0 " in l and l.startswith(("qkv_rope", "matvec_residual")) for l in marked), \
         "L0's QKV and down read the first write of their row: what is there before could carry any tag"
+
+
+def test_schedule_prints_one_ranks_program(run_mk, tmp_path):
+    # --tp N --rank R: rank R's program (its heads, MLP rows and vocabulary slice), with the
+    # all-reduces inside its step, or (--tp-comm launches) cut into a launch per all-reduce.
+    folder = tmp_path / "llama"  # 3 layers; 4 query heads over 2 KV heads, intermediate 160, vocab 320
+    tiny_models.ARCHS["llama"]().save_pretrained(folder)
+    run = lambda *flags, **kw: run_mk("schedule", "--model", folder / "config.json", "--sms", 16, "--summary", *flags, **kw)
+    out = run("--tp", 2, "--rank", 1).stdout
+    assert "rank 1 of 2: query heads 2, KV heads 1 from 1, MLP rows 80, vocabulary rows 160 from 160" in out, out
+    counts = {op: int(n) for op, n in re.findall(r"(\w+)=(\d+)", next(
+        l for l in out.splitlines() if l.startswith("instructions per opcode:")))}
+    assert counts["argmax_ranks"] == 1 and "all_reduce" in counts
+    assert "launches per step" not in out
+    assert "launches per step: 8 " in run("--tp", 2, "--tp-comm", "launches").stdout  # 2 a layer, 2 more
+    bad = run("--tp", 2, "--rank", 2, check=False)
+    assert bad.returncode != 0 and "--rank 2: the ranks of --tp 2 are 0 to 1" in bad.stderr
