@@ -391,9 +391,9 @@ void DeviceProgram::run(uint32_t pos, bool feedback, uint32_t history_index) {
   launch(pos, feedback, history_index, 0);
 }
 
-void DeviceProgram::run_launch(uint32_t pos, uint32_t k) {
+void DeviceProgram::run_launch(uint32_t pos, uint32_t k, bool feedback, uint32_t history_index) {
   if (k >= program_.launches) throw Error("internal: no launch " + std::to_string(k) + " in the program");
-  launch(pos, false, 0, k);
+  launch(pos, feedback, history_index, k);
 }
 
 void DeviceProgram::launch(uint32_t pos, bool feedback, uint32_t history_index, uint32_t k) {

@@ -86,10 +86,10 @@ class DeviceProgram {
   // Launches one step at `pos` (asynchronous). With `feedback`, the step's argmax also becomes the
   // next step's input token and is appended to the device history at `history_index`.
   void run(uint32_t pos, bool feedback = false, uint32_t history_index = 0);
-  // A step of several launches (Program::launches: tensor parallelism between launches): launch
-  // `launch` of the step at `pos` (asynchronous; launch 0 starts the step). Between launch k and
-  // k + 1 of every rank, one rank's exchange_after(k).
-  void run_launch(uint32_t pos, uint32_t launch);
+  // Launch `launch` of the step at `pos` (asynchronous; launch 0 starts the step), feedback as
+  // for run(). A program of one launch: run(). Several (Program::launches, tensor parallelism
+  // between launches): between launch k and k + 1 of every rank, an exchange (exchange_after(k)).
+  void run_launch(uint32_t pos, uint32_t launch, bool feedback = false, uint32_t history_index = 0);
   // The exchange that follows launch `launch` (Program::exchanges) over the ranks joined to this
   // program, ordered after every rank's work so far and before any rank's next (events, no host
   // wait): `--tp-comm launches`.

@@ -27,7 +27,7 @@ DeviceProgram::DeviceProgram(DeviceModel& model, const Program& program) : model
 DeviceProgram::~DeviceProgram() = default;
 void DeviceProgram::set_tokens(const int32_t*, uint32_t) { unavailable(); }
 void DeviceProgram::run(uint32_t, bool, uint32_t) { unavailable(); }
-void DeviceProgram::run_launch(uint32_t, uint32_t) { unavailable(); }
+void DeviceProgram::run_launch(uint32_t, uint32_t, bool, uint32_t) { unavailable(); }
 void DeviceProgram::exchange_after(uint32_t) { unavailable(); }
 void DeviceProgram::synchronize() { unavailable(); }
 void DeviceProgram::read_logits(float*) const { unavailable(); }

@@ -253,28 +253,11 @@ Engine::Compiled& Engine::compiled_at(uint32_t n_tokens, bool all_logits, uint32
 
 const float* Engine::run_gpu(Compiled& c, const int32_t* tokens, uint32_t n, bool want_logits) {
   const std::vector<Compiled*> ranks = c.ranks();
-  for (Compiled* r : ranks) r->gpu->set_tokens(tokens, n);
-  // Every rank's launch first (each on its own stream with tensor parallelism, so they run at
-  // once and meet on AllReduce), then every wait: a step ends when all ranks have finished it.
-  // Ranks that meet between launches: each launch on every rank, then the exchange.
-  for (uint32_t k = 0; k < c.program.launches; ++k) {
-    for (Compiled* r : ranks) {
-      r->gpu->enable_timing(time_gpu_runs_);
-      if (c.program.launches == 1)
-        r->gpu->run(pos_);
-      else
-        r->gpu->run_launch(pos_, k);
-    }
-    if (k + 1 < c.program.launches) {
-      if (nccl_) {
-        std::vector<cuda::DeviceProgram*> programs;
-        for (Compiled* r : ranks) programs.push_back(r->gpu.get());
-        nccl_->exchange(programs, c.program.exchanges[k]);
-      } else {
-        c.gpu->exchange_after(k);
-      }
-    }
+  for (Compiled* r : ranks) {
+    r->gpu->set_tokens(tokens, n);
+    r->gpu->enable_timing(time_gpu_runs_);
   }
+  launch_step(c, pos_, false, 0);
   for (Compiled* r : ranks) r->gpu->synchronize();
   if (time_gpu_runs_) {
     float slowest = 0;
@@ -283,6 +266,24 @@ const float* Engine::run_gpu(Compiled& c, const int32_t* tokens, uint32_t n, boo
   }
   if (!want_logits) return nullptr;
   return gather_logits(ranks, [](Compiled* r, float* out) { r->gpu->read_logits(out); });
+}
+
+void Engine::launch_step(Compiled& c, uint32_t pos, bool feedback, uint32_t history_index) {
+  const std::vector<Compiled*> ranks = c.ranks();
+  // Every rank's launch first (each on its own stream with tensor parallelism, so they run at
+  // once and meet on AllReduce); a step ends when all ranks have finished it. Ranks that meet
+  // between launches: each launch on every rank, then the exchange.
+  for (uint32_t k = 0; k < c.program.launches; ++k) {
+    for (Compiled* r : ranks) r->gpu->run_launch(pos, k, feedback, history_index);
+    if (k + 1 == c.program.launches) break;
+    if (nccl_) {
+      std::vector<cuda::DeviceProgram*> programs;
+      for (Compiled* r : ranks) programs.push_back(r->gpu.get());
+      nccl_->exchange(programs, c.program.exchanges[k]);
+    } else {
+      c.gpu->exchange_after(k);
+    }
+  }
 }
 
 const float* Engine::gather_logits(const std::vector<Compiled*>& ranks,
@@ -390,19 +391,22 @@ std::vector<int32_t> Engine::decode_greedy(uint32_t steps) {
     throw Error(std::to_string(steps) + " more tokens at position " + std::to_string(pos_) +
                 " exceed the context of " + std::to_string(max_ctx_) + " tokens");
   std::vector<int32_t> out;
-  // With tensor parallelism the steps go through the host (forward below): the ranks' partials are
-  // reused every step, so a rank may start the next step only once every rank has finished this one.
-  if (device_ == Device::Cuda && options_.tp == 1) {
+  if (device_ == Device::Cuda) {
     // Runs of steps that share a program (the same KV splits) loop on the device; the token crosses
-    // to the next program through the host once per change.
+    // to the next program through the host once per change. With tensor parallelism every rank's
+    // steps are queued on its stream: a rank's next step may start before the others end this one,
+    // which is safe because its partials (which peers read in AllReduce) are rewritten only after
+    // its ArgmaxRanks, and that waits for every rank's Argmax, which comes after all of that rank's
+    // AllReduce tiles; every rank picks the same token and feeds it to its own next step.
     for (uint32_t done = 0; done < steps;) {
       Compiled& c = compiled(1, false);
       const uint32_t splits = graph_options(1, false, pos_).kv_splits;
       uint32_t n = 1;
       while (done + n < steps && graph_options(1, false, pos_ + n).kv_splits == splits) ++n;
-      c.gpu->set_tokens(&last_argmax_, 1);
-      for (uint32_t i = 0; i < n; ++i) c.gpu->run(pos_ + i, /*feedback=*/true, i);
-      c.gpu->synchronize();
+      const std::vector<Compiled*> ranks = c.ranks();
+      for (Compiled* r : ranks) r->gpu->set_tokens(&last_argmax_, 1);
+      for (uint32_t i = 0; i < n; ++i) launch_step(c, pos_ + i, /*feedback=*/true, i);
+      for (Compiled* r : ranks) r->gpu->synchronize();
       std::vector<int32_t> run = c.gpu->read_history(n);
       out.push_back(last_argmax_);
       out.insert(out.end(), run.begin(), run.end() - 1);
@@ -414,16 +418,7 @@ std::vector<int32_t> Engine::decode_greedy(uint32_t steps) {
   }
   for (uint32_t i = 0; i < steps; ++i) {
     out.push_back(last_argmax_);
-    if (device_ == Device::Cuda) {
-      // Tensor parallelism on the GPU: a step at a time, the token read back but not the logits
-      // (every rank's vocabulary slice: half a megabyte a step at Llama's vocabulary).
-      Compiled& c = compiled(1, false);
-      run_gpu(c, &out.back(), 1, /*want_logits=*/false);
-      last_argmax_ = c.gpu->read_token(0);
-      ++pos_;
-    } else {
-      forward(std::span(&out.back(), 1));
-    }
+    forward(std::span(&out.back(), 1));
   }
   return out;
 }

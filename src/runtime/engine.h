@@ -143,6 +143,9 @@ class Engine {
   const float* run_cpu(Compiled& c, const int32_t* tokens, uint32_t n);
   // The same on the GPU; logits only when asked (nullptr otherwise).
   const float* run_gpu(Compiled& c, const int32_t* tokens, uint32_t n, bool want_logits);
+  // Queues one step of `c` at `pos` on every rank's GPU (its launches, and the exchanges between
+  // them), asynchronously; with `feedback`, each step's token feeds the next (DeviceProgram::run).
+  void launch_step(Compiled& c, uint32_t pos, bool feedback, uint32_t history_index);
   // [logits_rows, vocab] from every rank's slice (one rank: its logits), read by `read`.
   const float* gather_logits(const std::vector<Compiled*>& ranks, const std::function<void(Compiled*, float*)>& read);
 
