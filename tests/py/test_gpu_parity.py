@@ -256,6 +256,15 @@ def test_tensor_parallel_across_gpus(arch, tp, tp_gpus, comm, run_mk, tmp_path, 
                               comm=comm)
 
 
+@pytest.mark.parametrize("comm", ["kernel", "launches"])
+def test_tensor_parallel_1b_shape_on_one_gpu(comm, llama1b, run_mk, tmp_path, report):
+    # Two ranks sharing one GPU at the real shape (each on half the SMs): the sharded programs'
+    # tiles at full size, 128 decode steps, then 32 greedy steps in the device loop.
+    folder, config = llama1b
+    check_tp_against_one_rank(folder, config.vocab_size, 2, 1, "llama-3.2-1b-shape", run_mk, tmp_path, report,
+                              steps=128, generate=32, seed=6, comm=comm)
+
+
 @pytest.mark.parametrize("tp", [2, 4, 8])
 def test_tensor_parallel_1b_shape_across_gpus(tp, llama1b, run_mk, tmp_path, report):
     # Issue 9's check at a real shape: TP 2 / 4 / 8 on a GPU each against TP 1, in bf16, cosine >=
