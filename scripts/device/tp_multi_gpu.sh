@@ -4,8 +4,10 @@
 #   PHASE=tests   the tensor-parallel GPU tests: ranks sharing one GPU and across GPUs, the three
 #                 --tp-comm paths, the Llama-3.2-1B shape at TP 2 / 4 / 8 over 128 steps (default)
 #   PHASE=bench   mk bench --tp N for SHAPE (default llama-3.1-8b) at every N in TPS (default 1 2 4 8,
-#                 those the host has GPUs for), --tp-comm kernel, launches and nccl for N > 1; the
-#                 PyTorch baseline with TP 1 only (it runs the whole model on one GPU)
+#                 those the host has GPUs for): each run measures the in-kernel all-reduce, then NCCL
+#                 between launches (rows _tp<N> and _tp<N>_nccl); COMMS="launches" adds runs of the
+#                 exchange kernel between launches. The PyTorch baseline with TP 1 only (it runs the
+#                 whole model on one GPU)
 #   PHASE=make    only write SHAPE's random model to /tmp/mk-bench-SHAPE (70B: minutes, 140 GB of disk),
 #                 so that the bench calls after it, on the same warm machine, only load it
 # MK_BIN: the mk binary (default: .devbin/mk-tp, built here with VARIANTS=tp build_variants.sh).
@@ -32,7 +34,7 @@ bench)
   mkdir -p $OUT/results
   for tp in ${TPS:-1 2 4 8}; do
     [ "$tp" -le "$GPUS" ] || { echo "tp $tp: only $GPUS GPUs"; continue; }
-    for comm in kernel launches nccl; do
+    for comm in kernel ${COMMS:-}; do
       [ "$tp" = 1 ] && [ $comm != kernel ] && continue
       extra=$([ "$tp" = 1 ] || echo --no-baseline)
       echo "== $SHAPE tp $tp $comm"

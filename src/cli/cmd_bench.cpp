@@ -30,7 +30,7 @@ using Clock = std::chrono::steady_clock;
 struct BenchFlags {
   std::string model, shape, contexts = "32,1024,4096", out_dir = "bench/results", python, commit;
   uint32_t steps = 128, prompt = 512;
-  bool no_baseline = false, profile = false;
+  bool no_baseline = false, profile = false, no_tp_compare = false;
   ExecFlags exec;
 };
 
@@ -118,6 +118,9 @@ RegisterCommand reg("bench", "Benchmark decode and prefill against the device's 
   app.add_option("--commit", f->commit,
                  "commit id to record (default: $MK_COMMIT, else the commit mk was built from, as mk --version says)");
   app.add_flag("--no-baseline", f->no_baseline, "skip the PyTorch baseline");
+  app.add_flag("--no-tp-compare", f->no_tp_compare,
+               "with --tp: skip the decode rows of the ranks meeting between launches (NCCL where every rank "
+               "has its own GPU, else the exchange kernel), which bench measures after the in-kernel ones");
   app.add_flag("--profile", f->profile, "GPU: print where one decode step's time goes, per opcode");
   f->exec.add(app);
   return [f] {
@@ -274,7 +277,26 @@ RegisterCommand reg("bench", "Benchmark decode and prefill against the device's 
       if (engine->on_gpu()) r["gpu_ttft_ms"] = gpu[gpu.size() / 2];
       rows.push_back(r);
     }
+    const bool on_gpu = engine->on_gpu(), gpu_per_rank = engine->gpus_used() == tp;
     engine.reset();
+    // The in-kernel all-reduce against the ranks meeting between launches, in the same run: NCCL
+    // where it can run (a GPU per rank), else the exchange kernel (the CPU: the engine's sums).
+    // After the main engine is gone, so that the two never hold the model at once.
+    if (tp > 1 && eo.tp_comm == TpComm::Kernel && !f->no_tp_compare) {
+      for (const TpComm comm : {TpComm::Nccl, TpComm::Launches}) {
+        if (comm == TpComm::Nccl && !(on_gpu && gpu_per_rank)) continue;
+        EngineOptions co = eo;
+        co.tp_comm = comm;
+        try {
+          auto other = Engine::open(f->model, co);
+          decode_rows(*other, path + (comm == TpComm::Nccl ? "_nccl" : "_launches"));
+          break;
+        } catch (const Error& e) {
+          std::cerr << "bench: --tp-comm " << (comm == TpComm::Nccl ? "nccl" : "launches") << " failed (" << e.what()
+                    << ")\n";
+        }
+      }
+    }
     if (!f->no_baseline) {
       std::cerr << "bench: PyTorch baseline\n";
       std::string out;
