@@ -65,25 +65,12 @@ GpuPlan plan_gpus(const EngineOptions& o) {
   return plan;
 }
 
-// The host check, and with `plan`'s GPUs each GPU's check, for every rank of `go` (one without
-// --tp): with --tp N the engine holds N ranks' weights (the replicated ones, such as the
-// embedding, N times) and KV caches (each of its own KV heads), each on its rank's GPU. --tp 0 is
-// refused by build_graph (tp_split).
+// The host's and the plan's GPUs' memory against every rank of `go` (check_ranks_memory). --tp 0
+// is refused by build_graph (tp_split).
 void check_memory_for(const ModelConfig& c, const GraphOptions& go, uint32_t max_ctx, const GpuPlan& plan) {
-  MemoryEstimate host;
-  std::vector<MemoryEstimate> device(plan.gpus.size());
-  for (uint32_t r = 0; r < std::max(1u, go.tp_size); ++r) {
-    GraphOptions o = go;
-    o.tp_rank = r;
-    const OpGraph g = build_graph(c, o);
-    host += host_memory_estimate(g);
-    if (!device.empty()) device[plan.placement.device.at(r)] += gpu_memory_estimate(g);
-  }
-  if (const std::optional<size_t> avail = host_memory_available()) check_host_memory(host, *avail, max_ctx);
-  for (size_t i = 0; i < device.size(); ++i)
-    if (plan.gpus[i].total_bytes)
-      check_gpu_memory(device[i], plan.gpus[i].free_bytes, plan.gpus[i].total_bytes, max_ctx,
-                       plan.placement.gpus > 1 ? "GPU " + std::to_string(i) : "GPU");
+  std::vector<GpuMemory> gpus;
+  for (const cuda::DeviceInfo& g : plan.gpus) gpus.push_back({g.free_bytes, g.total_bytes});
+  check_ranks_memory(c, go, max_ctx, gpus, plan.placement.device);
 }
 
 }  // namespace

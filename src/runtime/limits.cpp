@@ -2,6 +2,7 @@
 // checks, and the NaN/Inf scan of --check-weights with the source tensor of the bad element.
 #include "runtime/limits.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -81,6 +82,25 @@ void check_gpu_memory(const MemoryEstimate& need, size_t free_bytes, size_t tota
                       mib(need.weights) + " + KV cache " + mib(need.kv) + " for " + std::to_string(max_ctx) +
                       " tokens), " + mib(free_bytes) + " free of " + mib(total_bytes) +
                       "; a smaller --ctx or --device cpu");
+}
+
+void check_ranks_memory(const ModelConfig& c, const GraphOptions& go, uint32_t max_ctx, const std::vector<GpuMemory>& gpus,
+                        const std::vector<int>& rank_device) {
+  MemoryEstimate host;
+  std::vector<MemoryEstimate> device(gpus.size());
+  for (uint32_t r = 0; r < std::max(1u, go.tp_size); ++r) {
+    GraphOptions o = go;
+    o.tp_rank = r;
+    const OpGraph g = build_graph(c, o);
+    host += host_memory_estimate(g);
+    if (!gpus.empty()) device.at(rank_device.at(r)) += gpu_memory_estimate(g);
+  }
+  if (const std::optional<size_t> avail = host_memory_available()) check_host_memory(host, *avail, max_ctx);
+  const bool several = std::count_if(device.begin(), device.end(), [](const MemoryEstimate& m) { return m.total(); }) > 1;
+  for (size_t i = 0; i < device.size(); ++i)
+    if (gpus[i].total_bytes)
+      check_gpu_memory(device[i], gpus[i].free_bytes, gpus[i].total_bytes, max_ctx,
+                       several ? "GPU " + std::to_string(i) : "GPU");
 }
 
 std::optional<NonFinite> find_non_finite(const HostWeights& weights) {

@@ -51,6 +51,19 @@ void check_host_memory(const MemoryEstimate& need, size_t available, uint32_t ma
 void check_gpu_memory(const MemoryEstimate& need, size_t free_bytes, size_t total_bytes, uint32_t max_ctx,
                       const std::string& gpu = "GPU");
 
+// A GPU's memory as the checks see it (0 total: unknown, not checked).
+struct GpuMemory {
+  size_t free_bytes = 0, total_bytes = 0;
+};
+
+// Every rank of `go` (one without --tp) against the host's memory (all of them together) and, on
+// GPUs, each GPU against the ranks placed on it: rank r on gpus[rank_device[r]] (no `gpus`: the
+// CPU). With --tp N the engine holds N ranks' weights (what they replicate, N times) and KV caches
+// (each its own KV heads). A GPU is named by its number where the ranks use several ("GPU 1 out of
+// memory"). mk::ResourceError as the checks above.
+void check_ranks_memory(const ModelConfig& c, const GraphOptions& go, uint32_t max_ctx, const std::vector<GpuMemory>& gpus,
+                        const std::vector<int>& rank_device);
+
 // "1.25 GiB" (at least 0.1 GiB), else "12.3 MiB".
 std::string format_bytes(size_t bytes);
 

@@ -116,6 +116,34 @@ TEST(Limits, GpuCheckMessage) {
   }
 }
 
+TEST(Limits, EveryGpuIsCheckedForTheRanksOnIt) {
+  ScopedEnv env("MK_HOST_MEMORY_LIMIT_BYTES", "1000000000000");
+  const ModelConfig c = test::toy_config(Arch::Llama);
+  GraphOptions go;
+  go.max_ctx = 64;
+  go.tp_size = 2;
+  size_t need[2];
+  for (uint32_t r = 0; r < 2; ++r) {
+    GraphOptions o = go;
+    o.tp_rank = r;
+    need[r] = gpu_memory_estimate(build_graph(c, o)).total();
+  }
+  const size_t big = size_t(1) << 40;
+  auto check = [&](std::vector<GpuMemory> gpus, std::vector<int> rank_device) {
+    check_ranks_memory(c, go, 64, gpus, rank_device);
+  };
+  // A GPU a rank: each holds its own rank; the one short by a byte is named.
+  EXPECT_NO_THROW(check({{need[0], big}, {need[1], big}}, {0, 1}));
+  EXPECT_THAT([&] { check({{need[0], big}, {need[1] - 1, big}}, {0, 1}); },
+              ::testing::ThrowsMessage<ResourceError>(::testing::StartsWith("GPU 1 out of memory")));
+  // Both ranks on one GPU: their sum, the GPU unnamed.
+  EXPECT_NO_THROW(check({{need[0] + need[1], big}}, {0, 0}));
+  EXPECT_THAT([&] { check({{need[0] + need[1] - 1, big}}, {0, 0}); },
+              ::testing::ThrowsMessage<ResourceError>(::testing::StartsWith("GPU out of memory")));
+  // On the CPU: the host alone.
+  EXPECT_NO_THROW(check({}, {}));
+}
+
 TEST(Limits, HostMemoryLimitFromTheEnvironment) {
   {
     ScopedEnv env("MK_HOST_MEMORY_LIMIT_BYTES", "123456");
