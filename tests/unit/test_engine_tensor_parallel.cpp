@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <thread>
 
 #include "engine_test_util.h"
 #include "graph/graph.h"
@@ -92,6 +93,47 @@ TEST(TensorParallelOrder, RandomOrderOfEveryRankStillMatches) {
   auto launches = engine_with(c, 2, 6, 1234, TpComm::Launches);
   one->reset();
   expect_close(launches->forward(prompt, true), one->forward(prompt, true), "random order, between launches");
+}
+
+TEST(TensorParallelSteps, RanksRunAheadWithoutAStepBarrier) {
+  // The GPU's greedy loop queues every rank's steps with no barrier between them (Engine::
+  // decode_greedy): a rank may start step t + 1, rewriting its partials, while its peers still run
+  // step t. The same here: each rank on its own thread runs its steps back to back in random order,
+  // feeding its own ArgmaxRanks token to its next step; every rank must give one rank's tokens.
+  const ModelConfig c = test::toy_config(Arch::Qwen2);
+  auto one = engine_with(c, 1, 6);
+  auto many = engine_with(c, 2, 6, 77);
+  const std::vector<int32_t> prompt{3, 1, 4, 1, 5};
+  one->forward(prompt);
+  many->forward(prompt);
+  ASSERT_EQ(many->last_argmax(), one->last_argmax());
+  constexpr uint32_t kSteps = 24;
+  const std::vector<int32_t> want = one->decode_greedy(kSteps);
+  const std::vector<Engine::Compiled*> ranks = many->compiled(1, false).ranks();
+  const uint32_t pos = many->position();
+  std::vector<std::vector<int32_t>> got(ranks.size());
+  std::vector<std::exception_ptr> errors(ranks.size());
+  std::vector<std::thread> threads;
+  for (size_t r = 0; r < ranks.size(); ++r)
+    threads.emplace_back([&, r] {
+      try {
+        CpuExecutor& ex = *ranks[r]->executor;
+        const Program& p = ranks[r]->program;
+        int32_t token = many->last_argmax();
+        for (uint32_t i = 0; i < kSteps; ++i) {
+          got[r].push_back(token);
+          ex.io()[p.tokens_in] = token;
+          ex.run(pos + i);
+          token = ex.io()[p.tokens_out];
+        }
+      } catch (...) {
+        errors[r] = std::current_exception();
+      }
+    });
+  for (auto& t : threads) t.join();
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
+  for (size_t r = 0; r < ranks.size(); ++r) EXPECT_EQ(got[r], want) << "rank " << r;
 }
 
 TEST(TensorParallelLaunches, EachAllReduceStartsALaunchAfterItsExchange) {
