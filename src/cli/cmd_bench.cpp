@@ -245,8 +245,7 @@ RegisterCommand reg("bench", "Benchmark decode and prefill against the device's 
       rows.push_back({{"model_shape", label}, {"path", path + "_host_loop"}, {"context", contexts.front()},
                       {"ms_per_token", ms}, {"tokens_per_s", 1000 / ms}});
     }
-    if (f->profile && engine->on_gpu() && tp > 1) std::cerr << "bench: --profile traces one rank only (--tp 1)\n";
-    if (f->profile && engine->on_gpu() && tp == 1) {
+    if (f->profile && engine->on_gpu()) {  // with --tp, rank 0's step
       engine->reset();
       engine->forward(random_tokens(contexts.front(), vocab, 3));
       engine->trace_decode_step();  // warm

@@ -430,15 +430,16 @@ std::vector<uint64_t> Engine::trace_prefill(std::span<const int32_t> tokens) {
 
 std::vector<uint64_t> Engine::trace_run(std::span<const int32_t> tokens) {
   check_tokens(tokens);
-  if (options_.tp > 1) throw Error("tracing a tensor-parallel run is not supported yet (--tp 1)");
   const uint32_t n = static_cast<uint32_t>(tokens.size());
   Compiled& c = compiled(n, false);
+  // With tensor parallelism every rank runs the step and rank 0's instructions are stamped (its
+  // program is the one compiled() returns).
   std::vector<uint64_t> trace;
   if (c.gpu) {
     c.gpu->enable_trace(true);
-    c.gpu->set_tokens(tokens.data(), n);
-    c.gpu->run(pos_);
-    c.gpu->synchronize();
+    for (Compiled* r : c.ranks()) r->gpu->set_tokens(tokens.data(), n);
+    launch_step(c, pos_, false, 0);
+    for (Compiled* r : c.ranks()) r->gpu->synchronize();
     c.gpu->enable_trace(false);
     last_argmax_ = c.gpu->read_token(c.program.logits_rows - 1);
     trace = c.gpu->read_trace();
@@ -446,8 +447,7 @@ std::vector<uint64_t> Engine::trace_run(std::span<const int32_t> tokens) {
   } else {
     CpuExecutor& ex = *c.executor;
     ex.enable_trace(true);
-    std::copy(tokens.begin(), tokens.end(), ex.io() + c.program.tokens_in);
-    ex.run(pos_);
+    run_cpu(c, tokens.data(), n);
     last_argmax_ = ex.io()[c.program.tokens_out + c.program.logits_rows - 1];
     trace = ex.trace();
     trace_phases_.clear();

@@ -92,7 +92,7 @@ class Engine {
   bool on_gpu() const { return device_ == Device::Cuda; }
   // One greedy decode step with a timestamp (ns) at the start and end of every instruction:
   // [2 * i] and [2 * i + 1] for instruction i of the decode program; %globaltimer on the GPU, the
-  // steady clock on the CPU executor.
+  // steady clock on the CPU executor. With tensor parallelism, rank 0's program and stamps.
   std::vector<uint64_t> trace_decode_step();
   // The same for one prefill program run of `tokens` (at most prefill_chunk of them) from the
   // current position; the program is the one compiled(tokens.size(), false) returns.

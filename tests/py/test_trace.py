@@ -59,3 +59,20 @@ def test_trace_rejects_decode_without_context(run_mk, tmp_path):
     tiny_models.save_model("llama", folder)
     proc = run_mk("trace", "--model", folder, "--context", 0, check=False)
     assert proc.returncode != 0 and "--context 0" in proc.stderr
+
+
+def test_trace_of_a_tensor_parallel_step(run_mk, tmp_path):
+    """--tp N: every rank runs the step, rank 0's program is traced (its all-reduces among them),
+    also when the ranks meet between launches."""
+    folder = tmp_path / "llama"  # 3 layers
+    tiny_models.save_model("llama", folder)
+    for comm in ("kernel", "launches"):
+        out = tmp_path / f"{comm}.json"
+        proc = run_mk("trace", "--model", folder, "--sms", 4, "--context", 12, "--tp", 2, "--tp-comm", comm,
+                      "--device", "cpu", "--out", out, "--svg", tmp_path / f"{comm}.svg")
+        counts = {}
+        for e in json.loads(out.read_text())["traceEvents"]:
+            if e["ph"] == "X":
+                counts[e["cat"]] = counts.get(e["cat"], 0) + 1
+        assert counts["argmax_ranks"] == 1 and counts["all_reduce"] >= 2 * 3, (comm, counts)
+        assert f"| all_reduce | {counts['all_reduce']} |" in proc.stdout
