@@ -8,6 +8,8 @@
 #                 between launches (rows _tp<N> and _tp<N>_nccl); COMMS="launches" adds runs of the
 #                 exchange kernel between launches. The PyTorch baseline with TP 1 only (it runs the
 #                 whole model on one GPU)
+#   PHASE=trace   mk trace --tp TP (default 8) of SHAPE's decode step at context 32: rank 0's timeline,
+#                 how long its first AllReduce waits for the other ranks (launch skew)
 #   PHASE=make    only write SHAPE's random model to /tmp/mk-bench-SHAPE (70B: minutes, 140 GB of disk),
 #                 so that the bench calls after it, on the same warm machine, only load it
 # MK_BIN: the mk binary (default: .devbin/mk-tp, built here with VARIANTS=tp build_variants.sh).
@@ -27,6 +29,12 @@ SHAPE=${SHAPE:-llama-3.1-8b}
 case ${PHASE:-tests} in
 tests)
   python3 -m pytest -q tests/py/test_gpu_parity.py -k tensor_parallel -rs 2>&1 | tee $OUT/tp_tests.log | tail -25 ;;
+trace)
+  [ -f /tmp/mk-bench-$SHAPE/config.json ] || python3 bench/make_model.py --shape $SHAPE --out /tmp/mk-bench-$SHAPE
+  for comm in kernel nccl; do
+    $MK_BIN trace --model /tmp/mk-bench-$SHAPE --tp ${TP:-8} --tp-comm $comm --context 32 --out $OUT/trace-$comm.json \
+      --svg $OUT/trace-$comm.svg 2>&1 | tail -25
+  done ;;
 make)
   [ -f /tmp/mk-bench-$SHAPE/config.json ] || python3 bench/make_model.py --shape $SHAPE --out /tmp/mk-bench-$SHAPE
   df -h /tmp | tail -1 ;;
