@@ -85,8 +85,8 @@ const NcclApi& nccl() {
   return *api;
 }
 
-void check(ncclResult_t r, const char* what) {
-  if (r != ncclSuccess) throw Error(std::string("NCCL: ") + what + ": " + nccl().error_string(r));
+void check(const NcclApi& api, ncclResult_t r, const char* what) {
+  if (r != ncclSuccess) throw Error(std::string("NCCL: ") + what + ": " + api.error_string(r));
 }
 
 }  // namespace
@@ -95,21 +95,22 @@ std::string nccl_version() { return nccl().version; }
 
 NcclGroup::NcclGroup(const std::vector<int>& devices) {
   const NcclApi& api = nccl();
+  api_ = &api;
   setenv("NCCL_NVLS_ENABLE", "0", 1);  // never NVLink multicast (docs/TENSOR_PARALLEL.md)
   std::vector<ncclComm_t> comms(devices.size());
-  check(api.comm_init_all(comms.data(), int(devices.size()), devices.data()), "creating the ranks' communicators");
+  check(api, api.comm_init_all(comms.data(), int(devices.size()), devices.data()), "creating the ranks' communicators");
   for (ncclComm_t c : comms) comms_.push_back(c);
 }
 
 NcclGroup::~NcclGroup() {
-  for (void* c : comms_) nccl().comm_destroy(static_cast<ncclComm_t>(c));
+  for (void* c : comms_) static_cast<const NcclApi*>(api_)->comm_destroy(static_cast<ncclComm_t>(c));
 }
 
 void NcclGroup::exchange(const std::vector<DeviceProgram*>& ranks, const Exchange& x) {
   if (ranks.size() != comms_.size()) throw Error("internal: NCCL exchange over another number of ranks");
-  const NcclApi& api = nccl();
+  const NcclApi& api = *static_cast<const NcclApi*>(api_);
   const size_t slice = x.floats / ranks.size();
-  check(api.group_start(), "starting an exchange");
+  check(api, api.group_start(), "starting an exchange");
   for (size_t r = 0; r < ranks.size(); ++r) {
     float* buf = ranks[r]->arena_ptr() + x.offset;
     const auto stream = static_cast<cudaStream_t>(ranks[r]->stream_handle());
@@ -120,10 +121,10 @@ void NcclGroup::exchange(const std::vector<DeviceProgram*>& ranks, const Exchang
                                  : api.all_gather(buf + r * slice, buf, slice, ncclFloat32, comm, stream);
     if (res != ncclSuccess) {
       api.group_end();
-      check(res, "queueing an exchange");
+      check(api, res, "queueing an exchange");
     }
   }
-  check(api.group_end(), "exchanging between the ranks' launches");
+  check(api, api.group_end(), "exchanging between the ranks' launches");
 }
 
 #else  // no nccl.h at build time

@@ -31,7 +31,8 @@ class NcclGroup {
   void exchange(const std::vector<DeviceProgram*>& ranks, const Exchange& x);
 
  private:
-  std::vector<void*> comms_;  // ncclComm_t
+  const void* api_ = nullptr;  // the library it was made with (nccl_exchange.cu's NcclApi)
+  std::vector<void*> comms_;   // ncclComm_t
 };
 
 }  // namespace mk::cuda

@@ -256,16 +256,15 @@ const float* Engine::run_gpu(Compiled& c, const int32_t* tokens, uint32_t n, boo
 }
 
 void Engine::launch_step(Compiled& c, uint32_t pos, bool feedback, uint32_t history_index) {
-  const std::vector<Compiled*> ranks = c.ranks();
+  std::vector<cuda::DeviceProgram*> programs;
+  for (Compiled* r : c.ranks()) programs.push_back(r->gpu.get());
   // Every rank's launch first (each on its own stream with tensor parallelism, so they run at
   // once and meet on AllReduce); a step ends when all ranks have finished it. Ranks that meet
   // between launches: each launch on every rank, then the exchange.
   for (uint32_t k = 0; k < c.program.launches; ++k) {
-    for (Compiled* r : ranks) r->gpu->run_launch(pos, k, feedback, history_index);
+    for (cuda::DeviceProgram* p : programs) p->run_launch(pos, k, feedback, history_index);
     if (k + 1 == c.program.launches) break;
     if (nccl_) {
-      std::vector<cuda::DeviceProgram*> programs;
-      for (Compiled* r : ranks) programs.push_back(r->gpu.get());
       nccl_->exchange(programs, c.program.exchanges[k]);
     } else {
       c.gpu->exchange_after(k);
@@ -437,9 +436,7 @@ std::vector<uint64_t> Engine::trace_run(std::span<const int32_t> tokens) {
   std::vector<uint64_t> trace;
   if (c.gpu) {
     c.gpu->enable_trace(true);
-    for (Compiled* r : c.ranks()) r->gpu->set_tokens(tokens.data(), n);
-    launch_step(c, pos_, false, 0);
-    for (Compiled* r : c.ranks()) r->gpu->synchronize();
+    run_gpu(c, tokens.data(), n, /*want_logits=*/false);
     c.gpu->enable_trace(false);
     last_argmax_ = c.gpu->read_token(c.program.logits_rows - 1);
     trace = c.gpu->read_trace();
