@@ -42,10 +42,6 @@ constexpr uint32_t kPrefillTokenBlock = 128;
 // Prefill attention: every row has its own keys to cover, so the work splits by blocks of query rows
 // (one KV split, no merge) rather than by KV chunks; 32 rows are two tensor-core row tiles.
 constexpr uint32_t kPrefillAttnRows = 32;
-// Decode attention over at most this many keys runs as one split per KV head: reading them costs
-// about one round of loads across an SM's warps, less than the AttnReduce stage (a dependent hop
-// and a merge) that several splits need.
-constexpr uint32_t kSingleSplitKeys = 256;
 
 uint32_t wid(const OpGraph& g, const std::string& name) {
   int id = g.weight_id(name);

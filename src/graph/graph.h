@@ -165,8 +165,13 @@ struct TpSplit {
 };
 TpSplit tp_split(const ModelConfig& config, uint32_t size, uint32_t rank);
 
+// Decode attention over at most this many keys runs as one split per KV head: reading them costs
+// about one round of loads across an SM's warps, less than the AttnReduce stage (a dependent hop
+// and a merge) that several splits need.
+constexpr uint32_t kSingleSplitKeys = 256;
+
 // The KV splits of AttnPartial for these options: the explicit kv_splits, else one split for
-// prefill programs (they split by rows) and for short spans (one split needs no AttnReduce stage),
+// prefill programs (they split by rows) and for spans up to kSingleSplitKeys (no AttnReduce stage),
 // else enough splits to give every SM a (kv head, split) unit; either way no more than keep the
 // partial outputs to 8M floats.
 uint32_t choose_kv_splits(const ModelConfig& config, const GraphOptions& options);

@@ -163,31 +163,31 @@ size_t attn_reduce_ops(const OpGraph& g) {
                        [](const OpNode& n) { return n.proto.opcode == uint16_t(Opcode::AttnReduce); });
 }
 
-// A toy engine whose context reaches past the 256 positions where decode changes its KV splits,
-// with enough SMs for several splits.
+// A toy engine whose context reaches past the kSingleSplitKeys positions where decode changes its
+// KV splits, with enough SMs for several splits.
 std::unique_ptr<Engine> engine_past_split_change(const ModelConfig& c) {
   EngineOptions eo;
-  eo.max_ctx = 272;
+  eo.max_ctx = kSingleSplitKeys + 16;
   eo.sms = 16;
   return random_engine(c, 5, eo);
 }
 
-// Decode programs are chosen by context: one KV split (no AttnReduce) up to 256 positions, several
-// past it. Generation crossing that point moves to the other program and stays exact.
+// Decode programs are chosen by context: one KV split (no AttnReduce) up to kSingleSplitKeys
+// positions, several past it. Generation crossing that point moves to the other program and stays exact.
 TEST(Engine, DecodeChangesKvSplitsAsContextGrows) {
   const ModelConfig c = test::toy_config(Arch::Llama);
   auto engine = engine_past_split_change(c);
   std::vector<int32_t> tokens;
-  for (int i = 0; i < 262; ++i) tokens.push_back((i * 29 + 3) % c.vocab_size);
-  const size_t prompt = 250;
+  for (uint32_t i = 0; i < kSingleSplitKeys + 6; ++i) tokens.push_back((i * 29 + 3) % c.vocab_size);
+  const size_t prompt = kSingleSplitKeys - 6;
   std::vector<float> ours = engine->forward(std::span(tokens).first(prompt), true);
-  EXPECT_EQ(attn_reduce_ops(engine->compiled(1, false).graph), 0u) << "one split at position 250";
+  EXPECT_EQ(attn_reduce_ops(engine->compiled(1, false).graph), 0u) << "one split before the change";
   for (size_t i = prompt; i < tokens.size(); ++i) {
     const std::vector<float> row = engine->forward(std::span(tokens).subspan(i, 1));
     ours.insert(ours.end(), row.begin(), row.end());
   }
-  EXPECT_EQ(attn_reduce_ops(engine->compiled(1, false).graph), size_t(c.num_layers)) << "splits past 256";
-  expect_reference_logits(*engine, tokens, ours, prompt - 1, "decode across 256 positions");
+  EXPECT_EQ(attn_reduce_ops(engine->compiled(1, false).graph), size_t(c.num_layers)) << "splits past the change";
+  expect_reference_logits(*engine, tokens, ours, prompt - 1, "decode across the KV-split change");
 }
 
 // mk bench's warm-up: the decode programs of the steps it will time are built before the clock
@@ -195,10 +195,10 @@ TEST(Engine, DecodeChangesKvSplitsAsContextGrows) {
 TEST(Engine, PrepareDecodeBuildsTheProgramsOfTheStepsAhead) {
   const ModelConfig c = test::toy_config(Arch::Llama);
   auto engine = engine_past_split_change(c);
-  engine->forward(std::vector<int32_t>(250, 7));
-  engine->prepare_decode(4);  // positions 250-253: one split, the program forward() did not build
+  engine->forward(std::vector<int32_t>(kSingleSplitKeys - 6, 7));
+  engine->prepare_decode(4);  // 4 positions, still one split: the program forward() did not build
   const size_t before = engine->programs_cached();
-  engine->prepare_decode(10);  // to 259: the several-split program too
+  engine->prepare_decode(10);  // past kSingleSplitKeys: the several-split program too
   EXPECT_EQ(engine->programs_cached(), before + 1);
   engine->decode_greedy(10);
   EXPECT_EQ(engine->programs_cached(), before + 1) << "decoding built a program that prepare_decode did not";

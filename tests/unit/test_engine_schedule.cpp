@@ -95,10 +95,10 @@ TEST(Graph, KvSplitsFollowTheContext) {
   GraphOptions go;
   go.max_ctx = 4096;
   go.num_sms = 132;
-  go.kv_span = 256;
-  EXPECT_EQ(choose_kv_splits(llama_1b(), go), 1u) << "one split up to 256 positions: no merge stage";
-  go.kv_span = 257;
-  EXPECT_EQ(choose_kv_splits(llama_1b(), go), 16u) << "past 256, a (kv head, split) unit per SM";
+  go.kv_span = kSingleSplitKeys;
+  EXPECT_EQ(choose_kv_splits(llama_1b(), go), 1u) << "one split up to kSingleSplitKeys positions: no merge stage";
+  go.kv_span = kSingleSplitKeys + 1;
+  EXPECT_EQ(choose_kv_splits(llama_1b(), go), 16u) << "past it, a (kv head, split) unit per SM";
   go.kv_span = 0;
   EXPECT_EQ(choose_kv_splits(llama_1b(), go), 16u) << "no span: the full context";
   go.n_tokens = 512;
