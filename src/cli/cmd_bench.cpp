@@ -255,25 +255,38 @@ RegisterCommand reg("bench", "Benchmark decode and prefill against the device's 
     {
       // ttft_ms: forward() on the host clock (the tokens up, the run, the logits back); on the GPU
       // also gpu_ttft_ms, the program's run timed by CUDA events on its stream, as the PyTorch
-      // baseline times its prefill graph.
-      std::vector<double> ttft, gpu;
+      // baseline times its prefill graph, and host_phases_ms, where the median run's host time went.
+      struct Run {
+        double ttft, gpu;
+        Engine::HostPhases phases;
+      };
+      std::vector<Run> runs;
       const auto prompt = random_tokens(f->prompt, vocab, 7);
       engine->time_gpu_runs(engine->on_gpu());
       for (int rep = 0; rep < 4; ++rep) {
         engine->reset();
         const auto t0 = Clock::now();
         engine->forward(prompt);
-        if (rep) {  // the first run builds the program
-          ttft.push_back(seconds_since(t0) * 1000);
-          gpu.push_back(engine->last_forward_gpu_ms());
-        }
+        if (rep)  // the first run builds the program
+          runs.push_back({seconds_since(t0) * 1000, engine->last_forward_gpu_ms(), engine->last_forward_host_phases()});
       }
       engine->time_gpu_runs(false);
-      std::sort(ttft.begin(), ttft.end());
+      std::sort(runs.begin(), runs.end(), [](const Run& a, const Run& b) { return a.ttft < b.ttft; });
+      const Run& median = runs[runs.size() / 2];
+      std::vector<double> gpu;
+      for (const Run& run : runs) gpu.push_back(run.gpu);
       std::sort(gpu.begin(), gpu.end());
       json r = {{"model_shape", label}, {"path", path}, {"context", 0}, {"prompt_tokens", f->prompt},
-                {"ttft_ms", ttft[ttft.size() / 2]}};
-      if (engine->on_gpu()) r["gpu_ttft_ms"] = gpu[gpu.size() / 2];
+                {"ttft_ms", median.ttft}};
+      if (engine->on_gpu()) {
+        r["gpu_ttft_ms"] = gpu[gpu.size() / 2];
+        const Engine::HostPhases& h = median.phases;
+        r["host_phases_ms"] = {{"upload", h.upload_ms}, {"launch", h.launch_ms}, {"wait", h.wait_ms},
+                               {"read_back", h.read_ms}};
+        std::fprintf(stderr, "bench: %s TTFT %.3f ms on the host: upload %.3f, launch %.3f, wait %.3f (GPU events "
+                     "%.3f), read back %.3f\n",
+                     path.c_str(), median.ttft, h.upload_ms, h.launch_ms, h.wait_ms, median.gpu, h.read_ms);
+      }
       rows.push_back(r);
     }
     const bool on_gpu = engine->on_gpu(), gpu_per_rank = engine->gpus_used() == tp;

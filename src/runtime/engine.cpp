@@ -2,6 +2,7 @@
 #include "runtime/engine.h"
 
 #include <algorithm>
+#include <chrono>
 #include <thread>
 
 #include "model/error.h"
@@ -238,21 +239,38 @@ Engine::Compiled& Engine::compiled_at(uint32_t n_tokens, bool all_logits, uint32
   return *slot;
 }
 
+namespace {
+
+// Adds the milliseconds since `t` to `sum` and restarts `t` (the host phases of a timed forward()).
+void lap(std::chrono::steady_clock::time_point& t, double& sum) {
+  const auto now = std::chrono::steady_clock::now();
+  sum += std::chrono::duration<double, std::milli>(now - t).count();
+  t = now;
+}
+
+}  // namespace
+
 const float* Engine::run_gpu(Compiled& c, const int32_t* tokens, uint32_t n, bool want_logits) {
   const std::vector<Compiled*> ranks = c.ranks();
+  auto t = std::chrono::steady_clock::now();
   for (Compiled* r : ranks) {
     r->gpu->set_tokens(tokens, n);
     r->gpu->enable_timing(time_gpu_runs_);
   }
+  lap(t, host_phases_.upload_ms);
   launch_step(c, pos_, false, 0);
+  lap(t, host_phases_.launch_ms);
   for (Compiled* r : ranks) r->gpu->synchronize();
+  lap(t, host_phases_.wait_ms);
   if (time_gpu_runs_) {
     float slowest = 0;
     for (Compiled* r : ranks) slowest = std::max(slowest, r->gpu->last_run_ms());
     last_forward_gpu_ms_ += slowest;
   }
   if (!want_logits) return nullptr;
-  return gather_logits(ranks, [](Compiled* r, float* out) { r->gpu->read_logits(out); });
+  const float* logits = gather_logits(ranks, [](Compiled* r, float* out) { r->gpu->read_logits(out); });
+  lap(t, host_phases_.read_ms);
+  return logits;
 }
 
 void Engine::launch_step(Compiled& c, uint32_t pos, bool feedback, uint32_t history_index) {
@@ -337,6 +355,7 @@ void Engine::check_tokens(std::span<const int32_t> tokens) const {
 std::vector<float> Engine::forward(std::span<const int32_t> tokens, bool all_logits) {
   check_tokens(tokens);
   last_forward_gpu_ms_ = 0;
+  host_phases_ = {};
   const uint32_t V = config_.vocab_size;
   std::vector<float> out;
   for (size_t start = 0; start < tokens.size();) {
@@ -344,8 +363,10 @@ std::vector<float> Engine::forward(std::span<const int32_t> tokens, bool all_log
     const bool last_chunk = start + n == tokens.size();
     Compiled& c = compiled(n, all_logits);
     const float* logits = nullptr;
+    std::chrono::steady_clock::time_point t;  // the host phases' read back goes on after run_gpu
     if (c.gpu) {
       logits = run_gpu(c, tokens.data() + start, n, all_logits || last_chunk);
+      t = std::chrono::steady_clock::now();
       if (last_chunk) last_argmax_ = c.gpu->read_token(c.program.logits_rows - 1);
     }
     if (c.executor) {
@@ -357,6 +378,7 @@ std::vector<float> Engine::forward(std::span<const int32_t> tokens, bool all_log
       out.insert(out.end(), logits, logits + size_t(n) * V);
     else if (last_chunk)
       out.assign(logits, logits + V);
+    if (c.gpu) lap(t, host_phases_.read_ms);
     start += n;
   }
   return out;

@@ -104,6 +104,14 @@ class Engine {
   // last forward()'s runs summed (ms; 0 on the CPU or with timing off). mk bench's TTFT.
   void time_gpu_runs(bool on) { time_gpu_runs_ = on; }
   double last_forward_gpu_ms() const { return last_forward_gpu_ms_; }
+  // With that timing on, where the last forward()'s host time went (ms, summed over its prefill
+  // chunks; all 0 on the CPU): the tokens' upload, the launches' enqueueing, the wait for the runs
+  // to end (cudaDeviceSynchronize and the hang report), and the logits and token read back and
+  // gathered. What the host clock measures beyond the CUDA events, taken apart.
+  struct HostPhases {
+    double upload_ms = 0, launch_ms = 0, wait_ms = 0, read_ms = 0;
+  };
+  const HostPhases& last_forward_host_phases() const { return host_phases_; }
   // The GPU's name (" xN" after it where the ranks of --tp spread over N GPUs), or the CPU's threads.
   std::string device_name() const;
   uint32_t gpus_used() const { return gpus_used_; }  // 0 on the CPU
@@ -180,6 +188,7 @@ class Engine {
   int32_t last_argmax_ = -1;
   bool time_gpu_runs_ = false;
   double last_forward_gpu_ms_ = 0;
+  HostPhases host_phases_;
 };
 
 }  // namespace mk

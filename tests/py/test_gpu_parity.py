@@ -362,3 +362,7 @@ def test_bench_times_the_prefill_by_cuda_events_too(run_mk, tmp_path):
     (result,) = list((tmp_path / "out").glob("*.json"))
     (row,) = [r for r in json.loads(result.read_text())["rows"] if "ttft_ms" in r]
     assert 0 < row["gpu_ttft_ms"] <= row["ttft_ms"], row
+    # The host's part taken apart: disjoint spans of the forward() the host clock timed.
+    phases = row["host_phases_ms"]
+    assert set(phases) == {"upload", "launch", "wait", "read_back"} and min(phases.values()) >= 0, phases
+    assert phases["wait"] > 0 and sum(phases.values()) <= row["ttft_ms"], row
