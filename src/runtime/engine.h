@@ -104,8 +104,8 @@ class Engine {
   // last forward()'s runs summed (ms; 0 on the CPU or with timing off). mk bench's TTFT.
   void time_gpu_runs(bool on) { time_gpu_runs_ = on; }
   double last_forward_gpu_ms() const { return last_forward_gpu_ms_; }
-  // With that timing on, where the last forward()'s host time went (ms, summed over its prefill
-  // chunks; all 0 on the CPU): the tokens' upload, the launches' enqueueing, the wait for the runs
+  // Where the last forward()'s host time went (ms, summed over its prefill chunks; all 0 on the
+  // CPU): the tokens' upload, the launches' enqueueing, the wait for the runs
   // to end (cudaDeviceSynchronize and the hang report), and the logits and token read back and
   // gathered. What the host clock measures beyond the CUDA events, taken apart.
   struct HostPhases {
