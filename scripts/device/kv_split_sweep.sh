@@ -5,7 +5,7 @@
 #   BIN=at SPLITS="1 4 8 16" CTXS=64,128,192,256 bash scripts/device/kv_split_sweep.sh
 set -uo pipefail
 bash scripts/device/devbin_unpack.sh
-SHAPE=${SHAPE:-llama-3.2-1b} BIN=${BIN:?a .devbin variant} M=/tmp/mk-bench-${SHAPE:-llama-3.2-1b}
+SHAPE=${SHAPE:-llama-3.2-1b} BIN=${BIN:?a .devbin variant} M=/tmp/mk-bench-$SHAPE
 [ -d $M ] || python3 bench/make_model.py --shape $SHAPE --out $M > /dev/null
 for n in ${SPLITS:-1 4 8 16}; do
   log=$OUT/kvsplits-$BIN-$n.log

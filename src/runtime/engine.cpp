@@ -241,7 +241,7 @@ Engine::Compiled& Engine::compiled_at(uint32_t n_tokens, bool all_logits, uint32
 
 namespace {
 
-// Adds the milliseconds since `t` to `sum` and restarts `t` (the host phases of a timed forward()).
+// Adds the milliseconds since `t` to `sum` and restarts `t` (forward()'s host phases).
 void lap(std::chrono::steady_clock::time_point& t, double& sum) {
   const auto now = std::chrono::steady_clock::now();
   sum += std::chrono::duration<double, std::milli>(now - t).count();

@@ -105,9 +105,9 @@ class Engine {
   void time_gpu_runs(bool on) { time_gpu_runs_ = on; }
   double last_forward_gpu_ms() const { return last_forward_gpu_ms_; }
   // Where the last forward()'s host time went (ms, summed over its prefill chunks; all 0 on the
-  // CPU): the tokens' upload, the launches' enqueueing, the wait for the runs
-  // to end (cudaDeviceSynchronize and the hang report), and the logits and token read back and
-  // gathered. What the host clock measures beyond the CUDA events, taken apart.
+  // CPU): the tokens' upload, the launches' enqueueing, the wait for the runs to end
+  // (cudaDeviceSynchronize and the hang report), and the logits and token read back and gathered.
+  // What the host clock measures beyond the CUDA events, taken apart.
   struct HostPhases {
     double upload_ms = 0, launch_ms = 0, wait_ms = 0, read_ms = 0;
   };
