@@ -8,10 +8,10 @@ set -uo pipefail
 O=$OUT; export OUT=/tmp/at2-call; mkdir -p $OUT
 {
   PARITY_TIMEOUT=200 bash scripts/device/parity_variant.sh at2
-  BINS="tp at2" CTXS=32,1024,4096 ROUNDS=2 timeout 150 bash scripts/device/ab_decode.sh
+  BINS="tp at2" CTXS=32,1024,4096 ROUNDS=2 timeout 170 bash scripts/device/ab_decode.sh
   grep -h "TTFT" $OUT/bench-llama-3.2-1b-*-1.log
   BIN=at2 SPLITS="1 16" CTXS=40,48,56,64 timeout 60 bash scripts/device/kv_split_sweep.sh
-  SHAPE=qwen2.5-1.5b BINS="tp at2" CTXS=32,1024 ROUNDS=1 timeout 80 bash scripts/device/ab_decode.sh
+  SHAPE=qwen2.5-1.5b BINS="tp at2" CTXS=32,1024 ROUNDS=1 timeout 70 bash scripts/device/ab_decode.sh
   MK_BIN=$PWD/.devbin/mk-tp timeout 80 python3 -m pytest -q tests/py/test_gpu_parity.py -k "1b_shape_on_one_gpu" \
     > $OUT/tp_1b.log 2>&1; tail -1 $OUT/tp_1b.log
 } 2>&1 | grep -v "Writing model shards" | tee $O/summary.txt
