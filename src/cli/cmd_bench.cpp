@@ -189,10 +189,8 @@ RegisterCommand reg("bench", "Benchmark decode and prefill against the device's 
     if (f->exec.graph.no_fuse_norms) suffix += "_unfused";
     if (f->exec.graph.no_data_waits) suffix += "_counter_waits";
     if (f->exec.weight_pipe != "auto" && engine->on_gpu()) suffix += "_pipe_" + f->exec.weight_pipe;
-    if (tp > 1)
-      suffix += "_tp" + std::to_string(tp) + (eo.tp_comm == TpComm::Launches ? "_launches"
-                                              : eo.tp_comm == TpComm::Nccl   ? "_nccl"
-                                                                              : "");
+    if (tp > 1) suffix += "_tp" + std::to_string(tp);
+    if (tp > 1 && eo.tp_comm != TpComm::Kernel) suffix += std::string("_") + tp_comm_name(eo.tp_comm);
     const std::string path =
         (!engine->on_gpu() ? "cpu" : f->exec.kernel == "specialized" ? "specialized" : "generic") + suffix;
 
@@ -301,11 +299,10 @@ RegisterCommand reg("bench", "Benchmark decode and prefill against the device's 
         co.tp_comm = comm;
         try {
           auto other = Engine::open(f->model, co);
-          decode_rows(*other, path + (comm == TpComm::Nccl ? "_nccl" : "_launches"));
+          decode_rows(*other, path + "_" + tp_comm_name(comm));
           break;
         } catch (const Error& e) {
-          std::cerr << "bench: --tp-comm " << (comm == TpComm::Nccl ? "nccl" : "launches") << " failed (" << e.what()
-                    << ")\n";
+          std::cerr << "bench: --tp-comm " << tp_comm_name(comm) << " failed (" << e.what() << ")\n";
         }
       }
     }

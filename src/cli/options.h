@@ -113,7 +113,8 @@ struct ExecFlags {
     o.check_weights = check_weights;
     o.tp = tp;
     o.tp_gpus = tp_gpus;
-    o.tp_comm = tp_comm == "launches" ? TpComm::Launches : tp_comm == "nccl" ? TpComm::Nccl : TpComm::Kernel;
+    for (const TpComm c : {TpComm::Kernel, TpComm::Launches, TpComm::Nccl})
+      if (tp_comm == tp_comm_name(c)) o.tp_comm = c;
     if (random_order >= 0) o.random_order = static_cast<uint64_t>(random_order);
     return o;
   }

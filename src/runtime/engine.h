@@ -34,6 +34,10 @@ enum class Device { Auto, Cpu, Cuda };
 // an all-reduce between launches does: the path to compare against; on the GPU by a small exchange
 // kernel (Launches) or by NCCL (Nccl: a GPU per rank, cuda/nccl_exchange.h).
 enum class TpComm : uint8_t { Kernel, Launches, Nccl };
+// The --tp-comm name of each (and bench's row suffix): "kernel", "launches", "nccl".
+inline const char* tp_comm_name(TpComm c) {
+  return c == TpComm::Launches ? "launches" : c == TpComm::Nccl ? "nccl" : "kernel";
+}
 
 struct EngineOptions {
   Device device = Device::Auto; // Auto: the GPU when one is usable, else the CPU
