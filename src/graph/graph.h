@@ -167,8 +167,9 @@ TpSplit tp_split(const ModelConfig& config, uint32_t size, uint32_t rank);
 
 // Decode attention over at most this many keys runs as one split per KV head: reading them costs
 // about one round of loads across an SM's warps, less than the AttnReduce stage (a dependent hop
-// and a merge) that several splits need.
-constexpr uint32_t kSingleSplitKeys = 256;
+// and a merge) that several splits need. With the reduce in one round trip, 8 or 16 splits beat one
+// from bench's context 64 (positions 68-195) on: 1.129 / 1.133 against 1.189 ms (H100, session 26).
+constexpr uint32_t kSingleSplitKeys = 64;
 
 // The KV splits of AttnPartial for these options: the explicit kv_splits, else one split for
 // prefill programs (they split by rows) and for spans up to kSingleSplitKeys (no AttnReduce stage),

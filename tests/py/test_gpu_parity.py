@@ -317,7 +317,8 @@ def test_weight_pipe_modes_match_cpu(pipe, run_mk, tmp_path, report):
 
 
 @pytest.mark.parametrize("arch,extra,n_tokens,prefill", [
-    ("llama", ["--ctx", "320"], 300, 240),    # decode crosses 256 positions: one KV split, then several
+    # decode crosses kSingleSplitKeys (64 positions): one KV split, then several, to 300 positions
+    ("llama", ["--ctx", "320"], 300, 40),
     ("qwen2", ["--kv-splits", "3"], 160, 32),  # uneven splits merged by AttnReduce from the start
     ("gpt2", ["--kv-splits", "5"], 160, 32),   # no GQA (one query head per KV head), head_dim 16
     # 40 splits of ~3 keys under a window of 12: the decode reduce's warps take several splits each,

@@ -112,6 +112,56 @@ __device__ void run_attn_partial(const Instruction& ins, const KernelParams& p, 
   }
 }
 
+// Decode (one row): a head's splits dealt to all warps, each warp's loads (the splits' log-sum-exps
+// and outputs) all issued before their first use, and the warps' online-softmax states merged in
+// shared memory: one L2 round trip and a barrier. A warp per head, as below, left 7 of the 8 warps
+// idle (a decode reduce has one head) and paid a round trip per pass over the log-sum-exps and per
+// batch of splits: 8 us per instruction with 16 splits (H200, traced).
+constexpr uint32_t kReduceSplitsPerWarp = 2;  // a warp's splits in flight at once (16 splits: one pass)
+
+__device__ void attn_reduce_decode(const Instruction& ins, const KernelParams& p, float* smem) {
+  const AttnReduceArgs& a = ins.a.reduce;
+  const uint32_t D = p.dims.head_dim, Hq = p.dims.n_heads, S = a.num_splits;
+  const uint32_t warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  constexpr uint32_t J = kMaxHeadDim / 32, P = kReduceSplitsPerWarp;
+  float* merge = smem + kSmemHead;  // [warp][D + 2]: the warp's outputs, max and sum
+  for (uint32_t h = ins.tile_begin; h < ins.tile_end; ++h) {
+    float m = -INFINITY, l = 0, o[J];
+#pragma unroll
+    for (uint32_t j = 0; j < J; ++j) o[j] = 0;
+    for (uint32_t s0 = warp; s0 < S; s0 += kWarps * P) {
+      float lse[P], v[P][J];
+#pragma unroll
+      for (uint32_t b = 0; b < P; ++b) {
+        const uint32_t s = s0 + b * kWarps;
+        lse[b] = s < S ? ld_act(p.arena + a.part_lse + size_t(s) * Hq + h) : -INFINITY;
+        const float* po = p.arena + a.part_o + (size_t(s) * Hq + h) * D;
+#pragma unroll
+        for (uint32_t j = 0; j < J; ++j) v[b][j] = s < S && lane + 32 * j < D ? ld_act(po + lane + 32 * j) : 0.0f;
+      }
+#pragma unroll
+      for (uint32_t b = 0; b < P; ++b) {
+        if (lse[b] == -INFINITY) continue;  // an empty split (or none)
+        const float mn = fmaxf(m, lse[b]), c = __expf(m - mn), e = __expf(lse[b] - mn);
+        l = l * c + e;
+#pragma unroll
+        for (uint32_t j = 0; j < J; ++j) o[j] = o[j] * c + e * v[b][j];
+        m = mn;
+      }
+    }
+    float* w = merge + warp * (D + 2);
+#pragma unroll
+    for (uint32_t j = 0; j < J; ++j)
+      if (lane + 32 * j < D) w[lane + 32 * j] = o[j];
+    if (lane == 0) w[D] = m, w[D + 1] = l;
+    sync_consumers();
+    for (uint32_t i = threadIdx.x; i < D; i += kThreads)
+      store_act(p, a.out, size_t(h) * D + i, with_tag(merge_warp_states(merge, D + 2, D, i).output(), output_tag(ins)),
+                ins.flags & kFlagBf16Out);
+    sync_consumers();  // the merge buffer is reused by the next head
+  }
+}
+
 // One warp per (head, row). The splits' log-sum-exps are read by all lanes at once (a lane per
 // split), turned into weights, and broadcast by shuffles while each lane sums its head dims over
 // the splits; every load is independent, so a reduce costs a few L2 round trips, not one per split.
@@ -121,6 +171,7 @@ __device__ void run_attn_reduce(const Instruction& ins, const KernelParams& p, f
   const uint32_t D = d.head_dim, Hq = d.n_heads, M = d.n_tokens, S = a.num_splits;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   constexpr int J = kMaxHeadDim / 32;
+  if (M == 1 && p.smem_floats >= kSmemHead + kWarps * (D + 2)) return attn_reduce_decode(ins, p, smem);
   const uint32_t items = (ins.tile_end - ins.tile_begin) * M;
   for (uint32_t it = warp; it < items; it += kWarps) {
     const uint32_t h = ins.tile_begin + it / M, m = it % M;

@@ -36,6 +36,25 @@ __device__ __forceinline__ void softmax_merge(float& m, float& l, float o[8], fl
   m = mn;
 }
 
+// The online-softmax states that the kWarps warps left in shared memory, `stride` floats apart
+// (each: D outputs, then the max and the sum), merged for output i.
+struct MergedState {
+  float mx, sum, acc;
+  __device__ float output() const { return sum > 0 ? acc / sum : 0.0f; }
+};
+__device__ __forceinline__ MergedState merge_warp_states(const float* states, uint32_t stride, uint32_t D, uint32_t i) {
+  MergedState st{-INFINITY, 0.0f, 0.0f};
+  for (uint32_t w = 0; w < kWarps; ++w) st.mx = fmaxf(st.mx, states[w * stride + D]);
+  if (st.mx != -INFINITY)
+    for (uint32_t w = 0; w < kWarps; ++w) {
+      const float* src = states + w * stride;
+      const float c = __expf(src[D] - st.mx);
+      st.sum += src[D + 1] * c;
+      st.acc += src[i] * c;
+    }
+  return st;
+}
+
 // Inlined: as a call, the registers live across it in the kernel spilled (ptxas: 384 bytes of stack
 // against 96).
 // kD: the head size at compile time (a specialized build, cuda/spec.h), or 0 to read it.
@@ -59,8 +78,27 @@ __device__ __forceinline__ void attn_decode(const Instruction& ins, const Kernel
     const __nv_bfloat16* K = p.kv + ((size_t(ins.layer) * 2 * Hkv + kvh) * d.max_ctx) * D + part * 8;
     const __nv_bfloat16* V = K + size_t(Hkv) * d.max_ctx * D;
 
+    // A round of kDecodeUnroll key steps' K and V loads from key `base` on.
+    uint4 kr[kDecodeUnroll], vr[kDecodeUnroll];
+    auto load_round = [&](uint32_t base) {
+#pragma unroll
+      for (uint32_t j = 0; j < kDecodeUnroll; ++j) {
+        const uint32_t key = base + j * stride + slot;
+        if (key < hi) {
+          kr[j] = __ldcg(reinterpret_cast<const uint4*>(K + size_t(key) * D));
+          vr[j] = __ldcg(reinterpret_cast<const uint4*>(V + size_t(key) * D));
+        } else {
+          kr[j] = vr[j] = make_uint4(0, 0, 0, 0);
+        }
+      }
+    };
+    const uint32_t base0 = lo + warp * KP;
     for (uint32_t g0 = 0; g0 < group; g0 += kDecodeHeads) {
       const uint32_t G = group - g0 < kDecodeHeads ? group - g0 : kDecodeHeads;
+      // The first round's keys are asked for before q, so that their round trips overlap rather
+      // than follow each other (q is in L2, most keys are not): one memory latency less per unit,
+      // on the critical path of every layer.
+      load_round(base0);
       float q[kDecodeHeads][8], o[kDecodeHeads][8], m[kDecodeHeads], l[kDecodeHeads];
 #pragma unroll
       for (uint32_t h = 0; h < kDecodeHeads; ++h) {
@@ -77,18 +115,8 @@ __device__ __forceinline__ void attn_decode(const Instruction& ins, const Kernel
       }
 
       // Warp-uniform loop: every lane runs every shuffle; keys past `hi` are masked.
-      for (uint32_t base = lo + warp * KP; base < hi; base += kDecodeUnroll * stride) {
-        uint4 kr[kDecodeUnroll], vr[kDecodeUnroll];
-#pragma unroll
-        for (uint32_t j = 0; j < kDecodeUnroll; ++j) {
-          const uint32_t key = base + j * stride + slot;
-          if (key < hi) {
-            kr[j] = __ldcg(reinterpret_cast<const uint4*>(K + size_t(key) * D));
-            vr[j] = __ldcg(reinterpret_cast<const uint4*>(V + size_t(key) * D));
-          } else {
-            kr[j] = vr[j] = make_uint4(0, 0, 0, 0);
-          }
-        }
+      for (uint32_t base = base0; base < hi; base += kDecodeUnroll * stride) {
+        if (base != base0) load_round(base);
 #pragma unroll
         for (uint32_t j = 0; j < kDecodeUnroll; ++j) {
           if (base + j * stride >= hi) break;  // warp-uniform: no key of this step is in range
@@ -134,19 +162,10 @@ __device__ __forceinline__ void attn_decode(const Instruction& ins, const Kernel
       sync_consumers();
       for (uint32_t idx = threadIdx.x; idx < G * D; idx += kThreads) {
         const uint32_t h = idx / D, i = idx % D;
-        float mx = -INFINITY;
-        for (uint32_t w = 0; w < kWarps; ++w) mx = fmaxf(mx, merge[(w * kDecodeHeads + h) * (D + 2) + D]);
-        float sum = 0, acc = 0;
-        if (mx != -INFINITY)
-          for (uint32_t w = 0; w < kWarps; ++w) {
-            const float* src = merge + (w * kDecodeHeads + h) * (D + 2);
-            const float c = __expf(src[D] - mx);
-            sum += src[D + 1] * c;
-            acc += src[i] * c;
-          }
+        const MergedState st = merge_warp_states(merge + h * (D + 2), kDecodeHeads * (D + 2), D, i);
         const uint32_t hq = kvh * group + g0 + h;
-        p.arena[a.part_o + (size_t(s) * Hq + hq) * D + i] = with_tag(sum > 0 ? acc / sum : 0.0f, output_tag(ins));
-        if (i == 0) p.arena[a.part_lse + size_t(s) * Hq + hq] = sum > 0 ? mx + logf(sum) : -INFINITY;
+        p.arena[a.part_o + (size_t(s) * Hq + hq) * D + i] = with_tag(st.output(), output_tag(ins));
+        if (i == 0) p.arena[a.part_lse + size_t(s) * Hq + hq] = st.sum > 0 ? st.mx + logf(st.sum) : -INFINITY;
       }
       sync_consumers();  // the merge buffer is reused by the next pass
     }
