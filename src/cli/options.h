@@ -19,7 +19,8 @@ struct GraphFlags {
 
   void add(CLI::App& app) {
     app.add_option("--kv-splits", kv_splits,
-                   "attention KV splits; 0 = by context (one for prefill and up to 256 positions, else a unit per SM)")
+                   "attention KV splits; 0 = by context (one for prefill and up to " + std::to_string(kSingleSplitKeys) +
+                       " positions, else a unit per SM)")
         ->check(CLI::Range(0, 256));
     app.add_flag("--no-fuse-norms", no_fuse_norms, "run norms as separate instructions");
     app.add_flag("--no-block-deps", no_block_deps,
