@@ -243,6 +243,13 @@ DeviceProgram::DeviceProgram(DeviceModel& model, const Program& program) : model
   history_ = device_alloc(size_t(program.dims.max_ctx) * sizeof(int32_t), "token history");
   positions_ = device_alloc(program.num_sms * sizeof(uint32_t), "positions");
   hang_ = device_alloc(sizeof(HangReport), "hang report");
+  const size_t logits_bytes = size_t(program.logits_rows) * program.logits_cols * sizeof(float);
+  logits_pinned_ = cudaMallocHost(reinterpret_cast<void**>(&logits_host_), logits_bytes) == cudaSuccess;
+  if (!logits_pinned_) {  // the copy still works from pageable memory, only slower
+    cudaGetLastError();
+    logits_host_ = static_cast<float*>(std::malloc(logits_bytes));
+    if (!logits_host_) throw Error("out of host memory for the logits");
+  }
   check(cudaMemcpy(instructions_, program.instructions.data(), n * sizeof(Instruction), cudaMemcpyHostToDevice),
         "uploading instructions");
   check(cudaMemcpy(queue_begin_, program.queue_begin.data(), program.queue_begin.size() * sizeof(uint32_t),
@@ -300,6 +307,10 @@ DeviceProgram::~DeviceProgram() {
   for (void* p : {instructions_, queue_begin_, launch_begin_, counters_, arena_, io_, history_, positions_, hang_,
                   trace_, rank_arenas_, rank_counters_, act_maps_})
     device_free(p);
+  if (logits_pinned_)
+    cudaFreeHost(logits_host_);
+  else
+    std::free(logits_host_);
   if (stream_) cudaStreamDestroy(static_cast<cudaStream_t>(stream_));
   for (void* e : {run_events_[0], run_events_[1], launched_event_, exchanged_event_})
     if (e) cudaEventDestroy(static_cast<cudaEvent_t>(e));
@@ -477,11 +488,12 @@ void DeviceProgram::synchronize() {
   throw Error(os.str());
 }
 
-void DeviceProgram::read_logits(float* out) const {
+const float* DeviceProgram::read_logits() const {
   OnDevice on(model_.info_.ordinal);
-  check(cudaMemcpy(out, static_cast<float*>(arena_) + program_.logits,
+  check(cudaMemcpy(logits_host_, static_cast<float*>(arena_) + program_.logits,
                    size_t(program_.logits_rows) * program_.logits_cols * sizeof(float), cudaMemcpyDeviceToHost),
         "reading logits");
+  return logits_host_;
 }
 
 int32_t DeviceProgram::read_token(uint32_t row) const {

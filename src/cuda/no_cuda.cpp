@@ -30,7 +30,7 @@ void DeviceProgram::run(uint32_t, bool, uint32_t) { unavailable(); }
 void DeviceProgram::run_launch(uint32_t, uint32_t, bool, uint32_t) { unavailable(); }
 void DeviceProgram::exchange_after(uint32_t) { unavailable(); }
 void DeviceProgram::synchronize() { unavailable(); }
-void DeviceProgram::read_logits(float*) const { unavailable(); }
+const float* DeviceProgram::read_logits() const { unavailable(); }
 void DeviceProgram::join_ranks(const std::vector<DeviceProgram*>&) { unavailable(); }
 int32_t DeviceProgram::read_token(uint32_t) const { unavailable(); }
 std::vector<int32_t> DeviceProgram::read_history(uint32_t) const { unavailable(); }

@@ -268,7 +268,7 @@ const float* Engine::run_gpu(Compiled& c, const int32_t* tokens, uint32_t n, boo
     last_forward_gpu_ms_ += slowest;
   }
   if (!want_logits) return nullptr;
-  const float* logits = gather_logits(ranks, [](Compiled* r, float* out) { r->gpu->read_logits(out); });
+  const float* logits = gather_logits(ranks, [](Compiled* r) { return r->gpu->read_logits(); });
   lap(t, host_phases_.read_ms);
   return logits;
 }
@@ -291,18 +291,17 @@ void Engine::launch_step(Compiled& c, uint32_t pos, bool feedback, uint32_t hist
 }
 
 const float* Engine::gather_logits(const std::vector<Compiled*>& ranks,
-                                   const std::function<void(Compiled*, float*)>& read) {
-  // Rank r's logits are its vocabulary slice: rows of its own width, placed at its first row.
+                                   const std::function<const float*(Compiled*)>& read) {
+  // One rank holds the whole vocabulary: its logits as they are, no copy.
   const uint32_t V = config_.vocab_size, rows = ranks[0]->program.logits_rows;
+  if (ranks.size() == 1 && ranks[0]->program.logits_cols == V) return read(ranks[0]);
+  // Rank r's logits are its vocabulary slice: rows of its own width, placed at its first row.
   gathered_logits_.assign(size_t(rows) * V, 0.0f);
-  std::vector<float> slice;
   for (uint32_t r = 0; r < ranks.size(); ++r) {
     const uint32_t cols = ranks[r]->program.logits_cols, first = tp_split(config_, options_.tp, r).vocab0;
-    slice.resize(size_t(rows) * cols);
-    read(ranks[r], slice.data());
+    const float* slice = read(ranks[r]);
     for (uint32_t m = 0; m < rows; ++m)
-      std::copy(slice.begin() + size_t(m) * cols, slice.begin() + size_t(m + 1) * cols,
-                gathered_logits_.begin() + size_t(m) * V + first);
+      std::copy(slice + size_t(m) * cols, slice + size_t(m + 1) * cols, gathered_logits_.begin() + size_t(m) * V + first);
   }
   return gathered_logits_.data();
 }
@@ -335,10 +334,7 @@ const float* Engine::run_cpu(Compiled& c, const int32_t* tokens, uint32_t n) {
       if (e) std::rethrow_exception(e);
     if (k + 1 < c.program.launches) CpuExecutor::exchange(executors, c.program.exchanges[k]);
   }
-  return gather_logits(ranks, [](Compiled* r, float* out) {
-    const float* src = r->executor->arena() + r->program.logits;
-    std::copy(src, src + size_t(r->program.logits_rows) * r->program.logits_cols, out);
-  });
+  return gather_logits(ranks, [](Compiled* r) { return r->executor->arena() + r->program.logits; });
 }
 
 void Engine::check_tokens(std::span<const int32_t> tokens) const {

@@ -159,7 +159,7 @@ class Engine {
   // them), asynchronously; with `feedback`, each step's token feeds the next (DeviceProgram::run).
   void launch_step(Compiled& c, uint32_t pos, bool feedback, uint32_t history_index);
   // [logits_rows, vocab] from every rank's slice (one rank: its logits), read by `read`.
-  const float* gather_logits(const std::vector<Compiled*>& ranks, const std::function<void(Compiled*, float*)>& read);
+  const float* gather_logits(const std::vector<Compiled*>& ranks, const std::function<const float*(Compiled*)>& read);
 
   // Tensor parallelism on the CPU: ranks 1 .. tp - 1's weights and KV caches (rank 0's are the
   // fields above), and the logits gathered from every rank.
