@@ -1,14 +1,15 @@
 """Engine::decode_greedy (what `mk logits --generate` and `mk bench` run; on the GPU a loop on the
 device, each step's argmax feeding the next) against forward(): the tokens it generates must be the
-argmax of the logits that forward() computes for the same sequence. The prompt ends just before 256
-positions, so the loop moves from the one-KV-split decode program to the multi-split one midway."""
+argmax of the logits that forward() computes for the same sequence. The prompt ends just before
+kSingleSplitKeys (64) positions, so the loop moves from the one-KV-split decode program to the
+multi-split one midway."""
 import numpy as np
 import pytest
 import torch
 
 import tiny_models
 
-PROMPT, GENERATE = 250, 20
+PROMPT, GENERATE = 58, 20
 
 
 @pytest.mark.parametrize("device", [
