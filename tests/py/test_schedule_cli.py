@@ -17,8 +17,9 @@ def test_schedule_flags_change_the_program(run_mk, tmp_path):
     split = opcode_counts(run_mk, folder, *prefill)["matvec_residual"]
     assert opcode_counts(run_mk, folder, *prefill, "--no-split-k")["matvec_residual"] < split, \
         "a short prompt's o_proj and down split by input ranges, unless --no-split-k"
-    decode = opcode_counts(run_mk, folder)
-    assert "attn_reduce" not in decode, "one KV split at the default context"
+    decode = opcode_counts(run_mk, folder, "--ctx", 64)
+    assert "attn_reduce" not in decode, "one KV split up to kSingleSplitKeys (64) positions"
+    assert "attn_reduce" in opcode_counts(run_mk, folder), "several at the model's 256"
     assert opcode_counts(run_mk, folder, "--kv-splits", 3)["attn_reduce"] == 3 * 4, "a merge a layer, a tile a query head"
 
 
