@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs on the lent GPU machine (carry ".devbin"): session 27's prepared calls for issue 6, each under
+# 9 minutes. Binaries: mk-head (main) and mk-hb (attn_head_blocks.patch: attention units by blocks
+# of a GQA group's query heads; prefill picks them itself, 2 blocks of 3 heads for Qwen2.5-1.5B,
+# decode by --attn-head-blocks). Summaries go to $OUT/summary.txt, every log into $OUT/logs.tgz.
+#   PHASE=1: hb's GPU parity (the tests its patch adds among them), then Qwen2.5-1.5B's 512-token
+#            TTFT, head against hb, interleaved twice.
+#   PHASE=2: Qwen2.5-1.5B decode with head blocks 2 / 3 / 6 against head; the PyTorch baseline's
+#            Qwen prefill and decode (head); on an H200 also the full Llama-3.2-1B bench (README).
+set -uo pipefail
+O=$OUT; export OUT=/tmp/hb-call; mkdir -p $OUT
+Q=/tmp/mk-bench-qwen2.5-1.5b
+{
+  bash scripts/device/devbin_unpack.sh > /dev/null
+  gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1); echo "$gpu"
+  [ -d $Q ] || python3 bench/make_model.py --shape qwen2.5-1.5b --out $Q > /dev/null
+  if [ "${PHASE:-1}" = 1 ]; then
+    K="tiny_models_on_gpu or kv_splits_match_cpu or greedy or short_last_token_block" PARITY_TIMEOUT=240 \
+      bash scripts/device/parity_variant.sh hb
+    for r in 1 2; do for b in head hb; do
+      timeout 60 .devbin/mk-$b bench --model $Q --contexts 32 --no-baseline --out-dir /tmp/r-$b-$r \
+        > $OUT/ttft-qwen-$b-$r.log 2>&1
+      grep "TTFT.*host" $OUT/ttft-qwen-$b-$r.log | sed "s/^/$b round $r: /"
+    done; done
+  else
+    SHAPE=qwen2.5-1.5b BINS="head hb/--attn-head-blocks,2 hb/--attn-head-blocks,3 hb/--attn-head-blocks,6" \
+      CTXS=32,1024 ROUNDS=1 timeout 170 bash scripts/device/ab_decode.sh | grep round
+    mkdir -p $OUT/res
+    timeout 170 .devbin/mk-head bench --model $Q --contexts 32,1024 --out-dir $OUT/res > $OUT/qwen-baseline.log 2>&1
+    grep -E "^\| |TTFT" $OUT/qwen-baseline.log
+    if [[ "$gpu" == *H200* ]]; then
+      timeout 200 .devbin/mk-head bench --shape llama-3.2-1b --contexts 32,1024,4096 --out-dir $OUT/res \
+        > $OUT/llama-h200.log 2>&1
+      grep -E "^\| |TTFT|^Device" $OUT/llama-h200.log
+    fi
+  fi
+} 2>&1 | grep -v "Writing model shards" | tee $O/summary.txt
+tar czf $O/logs.tgz -C $OUT .
+cp $OUT/res/*.json $OUT/res/*.md $O/ 2>/dev/null || true
