@@ -244,7 +244,11 @@ DeviceProgram::DeviceProgram(DeviceModel& model, const Program& program) : model
   positions_ = device_alloc(program.num_sms * sizeof(uint32_t), "positions");
   hang_ = device_alloc(sizeof(HangReport), "hang report");
   const size_t logits_bytes = size_t(program.logits_rows) * program.logits_cols * sizeof(float);
-  logits_pinned_ = cudaMallocHost(reinterpret_cast<void**>(&logits_host_), logits_bytes) == cudaSuccess;
+  // Page-locked up to kMaxPinnedLogits (one row of logits is 0.5 MB for a 128k vocabulary; a prefill
+  // keeping every row's, as `mk logits` does, can be hundreds of MB, which are not worth locking).
+  constexpr size_t kMaxPinnedLogits = size_t(16) << 20;
+  logits_pinned_ = logits_bytes <= kMaxPinnedLogits &&
+                   cudaMallocHost(reinterpret_cast<void**>(&logits_host_), logits_bytes) == cudaSuccess;
   if (!logits_pinned_) {  // the copy still works from pageable memory, only slower
     cudaGetLastError();
     logits_host_ = static_cast<float*>(std::malloc(logits_bytes));
