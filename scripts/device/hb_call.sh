@@ -6,14 +6,16 @@
 #   PHASE=1: hb's GPU parity (the tests its patch adds among them), then Qwen2.5-1.5B's 512-token
 #            TTFT, head against hb, interleaved twice.
 #   PHASE=2: Qwen2.5-1.5B decode with head blocks 2 / 3 / 6 against head; the PyTorch baseline's
-#            Qwen prefill and decode (head); on an H200 also the full Llama-3.2-1B bench (README).
+#            Qwen prefill and decode (head); GPT-2 (head).
+#   PHASE=3: the full Llama-3.2-1B bench with the PyTorch baseline (head): the README's H200 rows
+#            are still 17c2df9's.
 set -uo pipefail
 O=$OUT; export OUT=/tmp/hb-call; mkdir -p $OUT
 Q=/tmp/mk-bench-qwen2.5-1.5b
 {
   bash scripts/device/devbin_unpack.sh > /dev/null
   gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1); echo "$gpu"
-  [ -d $Q ] || python3 bench/make_model.py --shape qwen2.5-1.5b --out $Q > /dev/null
+  [ "${PHASE:-1}" = 3 ] || [ -d $Q ] || python3 bench/make_model.py --shape qwen2.5-1.5b --out $Q > /dev/null
   if [ "${PHASE:-1}" = 1 ]; then
     K="tiny_models_on_gpu or kv_splits_match_cpu or greedy or short_last_token_block" PARITY_TIMEOUT=240 \
       bash scripts/device/parity_variant.sh hb
@@ -22,17 +24,20 @@ Q=/tmp/mk-bench-qwen2.5-1.5b
         > $OUT/ttft-qwen-$b-$r.log 2>&1
       grep "TTFT.*host" $OUT/ttft-qwen-$b-$r.log | sed "s/^/$b round $r: /"
     done; done
-  else
+  elif [ "${PHASE:-1}" = 2 ]; then
     SHAPE=qwen2.5-1.5b BINS="head hb/--attn-head-blocks,2 hb/--attn-head-blocks,3 hb/--attn-head-blocks,6" \
       CTXS=32,1024 ROUNDS=1 timeout 170 bash scripts/device/ab_decode.sh | grep round
     mkdir -p $OUT/res
     timeout 170 .devbin/mk-head bench --model $Q --contexts 32,1024 --out-dir $OUT/res > $OUT/qwen-baseline.log 2>&1
     grep -E "^\| |TTFT" $OUT/qwen-baseline.log
-    if [[ "$gpu" == *H200* ]]; then
-      timeout 200 .devbin/mk-head bench --shape llama-3.2-1b --contexts 32,1024,4096 --out-dir $OUT/res \
-        > $OUT/llama-h200.log 2>&1
-      grep -E "^\| |TTFT|^Device" $OUT/llama-h200.log
-    fi
+    timeout 60 .devbin/mk-head bench --shape gpt2 --contexts 32,1024 --no-baseline --out-dir $OUT/res > $OUT/gpt2.log 2>&1
+    grep -E "^\| " $OUT/gpt2.log
+  fi
+  if [ "${PHASE:-1}" = 3 ]; then
+    mkdir -p $OUT/res
+    timeout 300 .devbin/mk-head bench --shape llama-3.2-1b --contexts 32,1024,4096 --out-dir $OUT/res \
+      > $OUT/llama.log 2>&1
+    grep -E "^\| |TTFT|^Device" $OUT/llama.log
   fi
 } 2>&1 | grep -v "Writing model shards" | tee $O/summary.txt
 tar czf $O/logs.tgz -C $OUT .
