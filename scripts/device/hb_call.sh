@@ -8,7 +8,7 @@
 #   PHASE=2: Qwen2.5-1.5B decode with head blocks 2 / 3 / 6 against head; the PyTorch baseline's
 #            Qwen prefill and decode (head); GPT-2 (head).
 #   PHASE=3: the full Llama-3.2-1B bench with the PyTorch baseline (head): the README's H200 rows
-#            are still 17c2df9's.
+#            are still 17c2df9's; then issue 9's 1B-shape cases of two ranks on one GPU.
 set -uo pipefail
 O=$OUT; export OUT=/tmp/hb-call; mkdir -p $OUT
 Q=/tmp/mk-bench-qwen2.5-1.5b
@@ -38,6 +38,8 @@ Q=/tmp/mk-bench-qwen2.5-1.5b
     timeout 300 .devbin/mk-head bench --shape llama-3.2-1b --contexts 32,1024,4096 --out-dir $OUT/res \
       > $OUT/llama.log 2>&1
     grep -E "^\| |TTFT|^Device" $OUT/llama.log
+    MK_BIN=$PWD/.devbin/mk-head timeout 200 python3 -m pytest -q tests/py/test_gpu_parity.py -k "1b_shape_on_one_gpu" \
+      > $OUT/tp_1b.log 2>&1; tail -1 $OUT/tp_1b.log
   fi
 } 2>&1 | grep -v "Writing model shards" | tee $O/summary.txt
 tar czf $O/logs.tgz -C $OUT .
