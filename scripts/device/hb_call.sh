@@ -6,7 +6,8 @@
 #   PHASE=1: hb's GPU parity (the tests its patch adds among them), then Qwen2.5-1.5B's 512-token
 #            TTFT, head against hb, interleaved twice.
 #   PHASE=2: Qwen2.5-1.5B decode with head blocks 2 / 3 / 6 against head; the PyTorch baseline's
-#            Qwen prefill and decode (head); GPT-2 (head).
+#            Qwen prefill and decode (head); GPT-2 (head); Llama head against mk-nw (a NOWAITS=1
+#            build, timing only) when it was built.
 #   PHASE=3: the full Llama-3.2-1B bench with the PyTorch baseline (head): the README's H200 rows
 #            are still 17c2df9's; then issue 9's 1B-shape cases of two ranks on one GPU.
 set -uo pipefail
@@ -32,6 +33,8 @@ Q=/tmp/mk-bench-qwen2.5-1.5b
     grep -E "^\| |TTFT" $OUT/qwen-baseline.log
     timeout 60 .devbin/mk-head bench --shape gpt2 --contexts 32,1024 --no-baseline --out-dir $OUT/res > $OUT/gpt2.log 2>&1
     grep -E "^\| " $OUT/gpt2.log
+    # The no-waits bound (mk-nw, NOWAITS=1: garbage results) on this card: the handoffs' share.
+    [ -f .devbin/mk-nw ] && BINS="head nw" CTXS=32,1024 ROUNDS=1 timeout 90 bash scripts/device/ab_decode.sh | grep round
   fi
   if [ "${PHASE:-1}" = 3 ]; then
     mkdir -p $OUT/res
