@@ -118,12 +118,31 @@ struct AttnPartialArgs {
   uint32_t part_lse;   // arena: [splits, M, Hq]
   uint32_t window;     // sliding window in positions, 0 for full attention
   uint32_t row_block;  // R: a unit covers this many rows (query tokens); 0: all M rows
+  uint32_t head_blocks;// HB: a unit covers group / HB of its GQA group's query heads; 0 or 1: all
+                       // of them. HB divides the group (Hq / Hkv). Decode: --attn-head-blocks;
+                       // prefill: chosen by the scheduler (kAttnUnitWarps below).
 };
 
-// Units of AttnPartial: (kv head, split, block of R rows), row blocks fastest. With R = 0 (every
-// row in one block) a unit is kv head u / S, split u % S.
+// Units of AttnPartial: (kv head, head block, split, block of R rows), row blocks fastest. With
+// R = 0 (every row in one block) and HB <= 1, a unit is kv head u / S, split u % S.
 MK_HD inline uint32_t attn_row_blocks(uint32_t M, uint32_t R) { return R == 0 || R >= M ? 1 : (M + R - 1) / R; }
 MK_HD inline uint32_t attn_block_rows(uint32_t M, uint32_t R) { return R == 0 || R >= M ? M : R; }
+
+// What unit u of an AttnPartial covers: KV head kvh, its group's query heads [g0, g1) (the model's
+// heads kvh * group + g), split s, rows from m0 (attn_block_rows of them, fewer in the last block).
+struct AttnUnit {
+  uint32_t kvh, g0, g1, s, m0;
+};
+MK_HD inline AttnUnit attn_unit(const AttnPartialArgs& a, uint32_t u, uint32_t group, uint32_t M) {
+  const uint32_t B = attn_row_blocks(M, a.row_block), S = a.num_splits, HB = a.head_blocks > 1 ? a.head_blocks : 1;
+  const uint32_t per = group / HB, hb = u / B / S % HB;
+  return {u / B / S / HB, hb * per, (hb + 1) * per, u / B % S, (u % B) * attn_block_rows(M, a.row_block)};
+}
+
+// The GPU's prefill attention (cuda/ops/attention_mma.cuh) gives each warp of a unit 16 rows of
+// one query head at a time, over all of the unit's keys, in rounds of the block's 8 warps; the
+// scheduler sizes prefill head blocks so that a unit takes one round.
+constexpr uint32_t kAttnWarpRows = 16, kAttnUnitWarps = 8;
 
 struct AttnReduceArgs {
   uint32_t part_o, part_lse, num_splits;

@@ -29,7 +29,7 @@ Q=/tmp/mk-bench-qwen2.5-1.5b
     SHAPE=qwen2.5-1.5b BINS="head hb/--attn-head-blocks,2 hb/--attn-head-blocks,3 hb/--attn-head-blocks,6" \
       CTXS=32,1024 ROUNDS=1 timeout 170 bash scripts/device/ab_decode.sh | grep round
     mkdir -p $OUT/res
-    timeout 170 .devbin/mk-head bench --model $Q --contexts 32,1024 --out-dir $OUT/res > $OUT/qwen-baseline.log 2>&1
+    timeout 170 .devbin/mk-head bench --shape qwen2.5-1.5b --contexts 32,1024 --out-dir $OUT/res > $OUT/qwen-baseline.log 2>&1
     grep -E "^\| |TTFT" $OUT/qwen-baseline.log
     timeout 60 .devbin/mk-head bench --shape gpt2 --contexts 32,1024 --no-baseline --out-dir $OUT/res > $OUT/gpt2.log 2>&1
     grep -E "^\| " $OUT/gpt2.log

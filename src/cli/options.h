@@ -14,7 +14,7 @@ namespace mk::cli {
 // The flags that shape the op graph and its schedule: shared by `mk schedule`, which builds a
 // program from a config alone, and the commands that run one.
 struct GraphFlags {
-  uint32_t kv_splits = 0;
+  uint32_t kv_splits = 0, attn_head_blocks = 1;
   bool no_fuse_norms = false, no_block_deps = false, no_split_k = false, no_data_waits = false;
 
   void add(CLI::App& app) {
@@ -22,6 +22,10 @@ struct GraphFlags {
                    "attention KV splits; 0 = by context (one for prefill and up to " + std::to_string(kSingleSplitKeys) +
                        " positions, else a unit per SM)")
         ->check(CLI::Range(0, 256));
+    app.add_option("--attn-head-blocks", attn_head_blocks,
+                   "decode: attention units per KV head, each taking that share of the head's query heads "
+                   "(must divide them; 1 = the whole group in one unit)")
+        ->check(CLI::Range(1, 256));
     app.add_flag("--no-fuse-norms", no_fuse_norms, "run norms as separate instructions");
     app.add_flag("--no-block-deps", no_block_deps,
                  "prefill: every tile waits for all tiles of the ops before it, not only for its own block of "
@@ -37,6 +41,7 @@ struct GraphFlags {
   template <class Options>
   void apply(Options& o) const {
     o.kv_splits = kv_splits;
+    o.attn_head_blocks = attn_head_blocks;
     o.fuse_norms = !no_fuse_norms;
     o.split_k = !no_split_k;
     o.data_waits = !no_data_waits;

@@ -43,6 +43,15 @@ constexpr uint32_t kPrefillTokenBlock = 128;
 // (one KV split, no merge) rather than by KV chunks; 32 rows are two tensor-core row tiles.
 constexpr uint32_t kPrefillAttnRows = 32;
 
+// The fewest head blocks (a divisor of the group) whose unit's items, a query head by 16 rows each,
+// fit one round of kAttnUnitWarps warps; the whole group when none does.
+uint32_t prefill_head_blocks(uint32_t group, uint32_t rows) {
+  const uint32_t row_tiles = (rows + kAttnWarpRows - 1) / kAttnWarpRows;
+  for (uint32_t hb = 1; hb <= group; ++hb)
+    if (group % hb == 0 && group / hb * row_tiles <= kAttnUnitWarps) return hb;
+  return group;
+}
+
 uint32_t wid(const OpGraph& g, const std::string& name) {
   int id = g.weight_id(name);
   return id < 0 ? kNone : static_cast<uint32_t>(id);
@@ -118,6 +127,15 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
   const bool sharded = tp.size > 1;
   const uint32_t S = choose_kv_splits(rank_config, o);
   const uint32_t R = M >= kPrefillTokens ? kPrefillAttnRows : 0;  // AttnPartial's row blocks
+  // Attention units may each take a block of a GQA group's query heads: more units, on more SMs,
+  // each with fewer heads to go through. Decode: as asked (--attn-head-blocks). Prefill: as few
+  // blocks as let a unit's (head, 16 rows) items fit one round of the GPU block's warps, since a
+  // round walks all of the unit's keys (Qwen2.5-1.5B's 6 heads of 2 row tiles took two rounds on
+  // 2 KV heads x 16 row blocks = 32 SMs; in 2 blocks, one round on 64).
+  const uint32_t HB = M == 1 ? std::max(1u, o.attn_head_blocks) : R ? prefill_head_blocks(Hq / Hkv, R) : 1;
+  if (HB > 1 && (Hq / Hkv) % HB != 0)
+    throw Error("--attn-head-blocks " + std::to_string(HB) + " does not divide the " + std::to_string(Hq / Hkv) +
+                " query heads of a KV head's group");
   const uint32_t m_out = o.all_logits ? M : 1;
   const uint32_t T = M >= kPrefillTokens && M > kPrefillTokenBlock ? kPrefillTokenBlock : 0;  // token blocks
   const uint32_t blocks = T ? (M + T - 1) / T : 1;
@@ -358,14 +376,14 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
     }
     {
       OpNode n = node(P + "attn_partial", Opcode::AttnPartial, l);
-      n.proto.a.attn = {off(q), S, off(part_o), off(part_lse), static_cast<uint32_t>(c.sliding_window), R};
+      n.proto.a.attn = {off(q), S, off(part_o), off(part_lse), static_cast<uint32_t>(c.sliding_window), R, HB};
       n.proto.flags |= bf16_flags(q, part_o);
       const uint32_t row_blocks = attn_row_blocks(M, R);
-      n.units = Hkv * S * row_blocks;
+      n.units = Hkv * HB * S * row_blocks;
       const double ctx = std::min<double>(o.ctx_hint, o.max_ctx);
-      n.bytes_per_unit = 2.0 * (ctx / S) * D * wb + double(M) / row_blocks * (Hq / Hkv) * D * act_bytes(q);
-      // A unit is (kv head, split, block of R rows), rows fastest: its token block is its row
-      // block's; causal, it reads the keys and values of the blocks up to its own.
+      n.bytes_per_unit = 2.0 * (ctx / S) * D * wb + double(M) / row_blocks * (Hq / Hkv / HB) * D * act_bytes(q);
+      // A unit is (kv head, head block, split, block of R rows), rows fastest: its token block is
+      // its row block's; causal, it reads the keys and values of the blocks up to its own.
       if (R && T % R == 0) set_token_blocks(n, T / R, row_blocks);
       n.reads = {q, kv[l]};
       n.reads_causal = {kv[l]};

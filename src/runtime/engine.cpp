@@ -27,6 +27,7 @@ GraphOptions graph_options_for(const EngineOptions& e, uint32_t max_ctx, uint32_
   o.n_tokens = n_tokens;
   o.max_ctx = max_ctx;
   o.kv_splits = e.kv_splits;
+  o.attn_head_blocks = e.attn_head_blocks;
   o.kv_span = std::min(max_ctx, pos + n_tokens);
   o.all_logits = all_logits;
   o.fuse_norms = e.fuse_norms;

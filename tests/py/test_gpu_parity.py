@@ -77,12 +77,17 @@ def check_case(run_mk, folder, config, tmp_path, label, report):
     run_mk(*args, "--device", "cpu", "--bf16", "--out", tmp_path / "cpu.npy")
     gpu, cpu = np.load(tmp_path / "gpu.npy"), np.load(tmp_path / "cpu.npy")
     compare(label, "hf_bf16 vs hf_fp32 (for scale)", hf_bf16, hf_fp32, report, enforce_top1=None)
+    # HF's bf16 run is itself an estimate: on qwen2_wide it strays to cosine 0.99909 from the exact
+    # answer (the GPU: 0.99963), and the two estimates' distance adds up. So the bar against it is
+    # 0.999, or 1.5 times HF bf16's own distance from fp32 where that is larger.
+    bf16_cos = float(cosine_rows(hf_bf16, hf_fp32).min())
+    bf16_bar = min(0.999, 1.0 - 1.5 * (1.0 - bf16_cos))
     # Prefill multiplies bf16-rounded activations on the tensor cores (as bf16 frameworks do); the CPU
     # executor keeps them in fp32. So near-tied steps may flip, but the logits must stay much closer
     # to the CPU's than to HF's.
     compare(label, "gpu vs cpu_executor", gpu, cpu, report, enforce_top1="decisive", min_cos=0.9998)
     compare(label, "gpu vs hf_fp32", gpu, hf_fp32, report, enforce_top1="decisive")
-    compare(label, "gpu vs hf_bf16", gpu, hf_bf16, report, enforce_top1="decisive", truth=hf_fp32)
+    compare(label, "gpu vs hf_bf16", gpu, hf_bf16, report, enforce_top1="decisive", truth=hf_fp32, min_cos=bf16_bar)
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +150,11 @@ def test_long_prefill_1b_shape_on_gpu(llama1b, run_mk, tmp_path, report):
     # Held to the exact answer only: over 300 prompt rows HF's own bf16 run leaves it on decisive
     # steps too (measured: gpu agreed with HF fp32 on all 242 decisive rows, with HF bf16 on 98.4%).
     compare(label, "hf_bf16 vs hf_fp32 (for scale)", hf_bf16, hf_fp32, report, enforce_top1=None)
+    # HF's bf16 run is itself an estimate: on qwen2_wide it strays to cosine 0.99909 from the exact
+    # answer (the GPU: 0.99963), and the two estimates' distance adds up. So the bar against it is
+    # 0.999, or 1.5 times HF bf16's own distance from fp32 where that is larger.
+    bf16_cos = float(cosine_rows(hf_bf16, hf_fp32).min())
+    bf16_bar = min(0.999, 1.0 - 1.5 * (1.0 - bf16_cos))
     compare(label, "gpu vs hf_bf16 (for scale)", gpu, hf_bf16, report, enforce_top1=None)
     compare(label, "gpu vs hf_fp32", gpu, hf_fp32, report, enforce_top1="decisive")
 
@@ -324,6 +334,10 @@ def test_weight_pipe_modes_match_cpu(pipe, run_mk, tmp_path, report):
     # 40 splits of ~3 keys under a window of 12: the decode reduce's warps take several splits each,
     # and most splits are empty (their log-sum-exp -inf)
     ("mistral", ["--kv-splits", "40"], 120, 24),
+    # Decode's attention a unit per query head: attn_decode (head_dim 16) with splits, and the
+    # general path (Qwen3's head_dim 24 does not tile a warp).
+    ("llama", ["--attn-head-blocks", "2", "--kv-splits", "3"], 100, 32),
+    ("qwen3", ["--attn-head-blocks", "2"], 100, 32),
 ])
 def test_kv_splits_match_cpu(arch, extra, n_tokens, prefill, run_mk, tmp_path, report):
     model = tiny_models.save_model(arch, tmp_path / "m", init=0.1, head_gain=4.0)

@@ -21,6 +21,7 @@ def test_schedule_flags_change_the_program(run_mk, tmp_path):
     assert "attn_reduce" not in decode, "one KV split up to kSingleSplitKeys (64) positions"
     assert "attn_reduce" in opcode_counts(run_mk, folder), "several at the model's 256"
     assert opcode_counts(run_mk, folder, "--kv-splits", 3)["attn_reduce"] == 3 * 4, "a merge a layer, a tile a query head"
+    assert opcode_counts(run_mk, folder, "--ctx", 64, "--attn-head-blocks", 2)["attn_partial"] == 2 * decode["attn_partial"]
 
 
 def test_data_waits_mark_the_wait_the_gpu_skips(run_mk, tmp_path):

@@ -14,12 +14,16 @@ ARCHS = {
                                     tie_word_embeddings=True),
     "mistral": lambda: tf.MistralConfig(**COMMON, sliding_window=12, tie_word_embeddings=False),
     "qwen2": lambda: tf.Qwen2Config(**COMMON, tie_word_embeddings=False, use_sliding_window=False),
+    # Qwen2.5-1.5B's GQA groups of 6 query heads (here 12 over 2 KV heads, head_dim 16): a prefill
+    # attention unit takes 3 of them (head blocks), where groups of 2 or 4 stay whole.
+    "qwen2_wide": lambda: tf.Qwen2Config(**{**COMMON, "hidden_size": 192, "num_attention_heads": 12},
+                                         tie_word_embeddings=True, use_sliding_window=False),
     "qwen3": lambda: tf.Qwen3Config(**COMMON, head_dim=24, tie_word_embeddings=True, use_sliding_window=False),
     "gpt2": lambda: tf.GPT2Config(vocab_size=320, n_embd=64, n_layer=3, n_head=4, n_positions=256,
                                   activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0),
 }
 
-MODEL_CLASS = {"llama": tf.LlamaForCausalLM, "mistral": tf.MistralForCausalLM, "qwen2": tf.Qwen2ForCausalLM,
+MODEL_CLASS = {"llama": tf.LlamaForCausalLM, "mistral": tf.MistralForCausalLM, "qwen2": tf.Qwen2ForCausalLM, "qwen2_wide": tf.Qwen2ForCausalLM,
                "qwen3": tf.Qwen3ForCausalLM, "gpt2": tf.GPT2LMHeadModel}
 
 

@@ -25,6 +25,7 @@ struct Variant {
   uint32_t prompt = 9;  // prompt tokens (prefill), then 6 decode steps
   uint32_t kv_splits = 0;  // 0: by context (one split at these short contexts)
   bool bf16 = false;       // --bf16: weights, KV cache and prefill activations rounded as on the GPU
+  bool head_per_unit = false;  // decode's attention units take one query head each (attn_head_blocks)
 };
 
 const Variant kVariants[] = {
@@ -42,6 +43,9 @@ const Variant kVariants[] = {
     // fused and unfused, with token blocks and with KV splits merged into a bf16 output.
     {"bf16_prefill", 7, 17, true, 3, 256, 45, 0, true},   {"bf16_token_blocks", 9, 18, false, 3, 256, 150, 0, true},
     {"bf16_splits3", 7, 19, true, 3, 256, 40, 3, true},
+    // Decode's attention by query head (a unit per head rather than per GQA group), with one KV
+    // split and with several merged.
+    {"head_units", 7, 21, true, 3, 256, 9, 0, false, true},   {"head_units_splits3", 5, 22, true, 2, 256, 9, 3, false, true},
 };
 
 // An engine over seeded random weights for `c`, its KV capacity eo.max_ctx.
@@ -85,6 +89,7 @@ void check(Arch arch, const Variant& v) {
   eo.prefill_chunk = v.prefill_chunk;
   eo.kv_splits = v.kv_splits;
   eo.bf16 = v.bf16;
+  eo.attn_head_blocks = v.head_per_unit ? c.num_heads / c.num_kv_heads : 1;
   eo.max_ctx = ctx;
   auto engine = random_engine(c, 1234 + static_cast<int>(arch), eo);
 

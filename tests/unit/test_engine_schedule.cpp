@@ -109,6 +109,77 @@ TEST(Graph, KvSplitsFollowTheContext) {
   EXPECT_EQ(choose_kv_splits(llama_1b(), go), 200u);
 }
 
+const OpNode& attention_node(const OpGraph& g, int layer) {
+  const std::string name = "L" + std::to_string(layer) + ".attn_partial";
+  for (const OpNode& n : g.nodes)
+    if (n.name == name) return n;
+  throw Error("no node " + name);
+}
+
+// Decode's attention units by blocks of a GQA group's query heads (Llama-3.2-1B: 4 per KV head).
+TEST(Graph, AttentionHeadBlocksMultiplyDecodeUnits) {
+  GraphOptions go;
+  go.max_ctx = 1024;
+  go.kv_span = 64;  // one KV split
+  EXPECT_EQ(attention_node(build_graph(llama_1b(), go), 0).units, 8u);
+  go.attn_head_blocks = 4;
+  const OpGraph g = build_graph(llama_1b(), go);
+  EXPECT_EQ(attention_node(g, 3).units, 32u) << "a unit per query head";
+  EXPECT_EQ(attention_node(g, 3).proto.a.attn.head_blocks, 4u);
+  go.kv_span = 0;  // 16 splits at the full context
+  EXPECT_EQ(attention_node(build_graph(llama_1b(), go), 0).units, 8u * 4 * 16);
+  go.attn_head_blocks = 3;
+  try {
+    build_graph(llama_1b(), go);
+    FAIL() << "3 does not divide a group of 4 heads";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("does not divide the 4 query heads"), std::string::npos) << e.what();
+  }
+  go.n_tokens = 64;  // prefill chooses its own, whatever the option says: 4 heads x 2 row tiles fit 8 warps
+  EXPECT_EQ(attention_node(build_graph(llama_1b(), go), 0).proto.a.attn.head_blocks, 1u);
+}
+
+// A prefill attention unit takes as many of its group's query heads as one round of the GPU
+// block's warps covers (16 rows of one head a warp): Qwen2.5-1.5B's groups of 6 in 2 blocks of 3.
+TEST(Graph, PrefillAttentionHeadBlocksFitOneRoundOfWarps) {
+  ModelConfig c = llama_1b();
+  GraphOptions go;
+  go.max_ctx = 1024;
+  go.n_tokens = 512;
+  const std::pair<uint32_t, uint32_t> cases[] = {  // (query heads over 2 KV heads, expected blocks)
+      {2, 1}, {8, 1}, {12, 2}, {14, 7}, {16, 2}, {32, 4}};
+  for (const auto& [heads, blocks] : cases) {
+    c.num_heads = heads, c.num_kv_heads = 2;
+    const OpNode& n = attention_node(build_graph(c, go), 1);
+    EXPECT_EQ(n.proto.a.attn.head_blocks, blocks) << heads << " heads";
+    EXPECT_EQ(n.units, 2u * blocks * (512 / 32)) << heads << " heads";
+    EXPECT_LE((heads / 2 / blocks) * 2, kAttnUnitWarps) << heads << " heads";
+  }
+  go.n_tokens = 8;  // below kPrefillTokens: every row in one unit, on the CUDA cores
+  c.num_heads = 12;
+  EXPECT_EQ(attention_node(build_graph(c, go), 1).proto.a.attn.head_blocks, 1u);
+}
+
+// Where each unit of an AttnPartial lies: every (KV head, query head, split, row) once.
+TEST(Isa, AttnUnitsCoverEveryHeadSplitAndRowOnce) {
+  for (uint32_t HB : {1u, 2u, 3u, 6u})
+    for (uint32_t R : {0u, 4u}) {
+      const uint32_t group = 6, Hkv = 2, S = 3, M = 10, B = attn_row_blocks(M, R);
+      AttnPartialArgs a{};
+      a.num_splits = S, a.row_block = R, a.head_blocks = HB;
+      std::vector<int> seen(Hkv * group * S * M, 0);
+      for (uint32_t u = 0; u < Hkv * HB * S * B; ++u) {
+        const AttnUnit t = attn_unit(a, u, group, M);
+        ASSERT_LT(t.kvh, Hkv);
+        ASSERT_EQ(t.g1 - t.g0, group / HB);
+        for (uint32_t g = t.g0; g < t.g1; ++g)
+          for (uint32_t m = t.m0; m < std::min(M, t.m0 + attn_block_rows(M, R)); ++m)
+            ++seen[((t.kvh * group + g) * S + t.s) * M + m];
+      }
+      for (int n : seen) EXPECT_EQ(n, 1) << "HB " << HB << ", R " << R;
+    }
+}
+
 // The GPU's graph options for a 512-token prefill of Llama-3.2-1B: bf16 activations, token blocks.
 GraphOptions prefill_512_on_gpu() {
   GraphOptions go;

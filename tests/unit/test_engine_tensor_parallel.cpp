@@ -20,7 +20,7 @@ namespace {
 using ::testing::HasSubstr;
 
 std::unique_ptr<Engine> engine_with(const ModelConfig& c, uint32_t tp, uint32_t sms, std::optional<uint64_t> order = {},
-                                    TpComm comm = TpComm::Kernel) {
+                                    TpComm comm = TpComm::Kernel, uint32_t attn_head_blocks = 1) {
   GraphOptions go;
   go.max_ctx = 96;
   test::RandomSource src(build_graph(c, go), 7);  // the whole model's tensors, as a file holds them
@@ -32,6 +32,7 @@ std::unique_ptr<Engine> engine_with(const ModelConfig& c, uint32_t tp, uint32_t 
   eo.tp = tp;
   eo.random_order = order;
   eo.tp_comm = comm;
+  eo.attn_head_blocks = attn_head_blocks;
   return Engine::create(c, src, eo);
 }
 
@@ -179,6 +180,21 @@ TEST(TensorParallelLaunches, EachAllReduceStartsALaunchAfterItsExchange) {
       EXPECT_EQ(x.floats, 2u * 2);  // two ranks' (max, index) of one row
     }
   }
+}
+
+TEST(TensorParallelOrder, DecodeByQueryHeadOnEveryRank) {
+  // Each rank's decode attention a unit per query head (Qwen3: 8 heads over 2 KV heads, so 2 ranks
+  // keep groups of 4 and split them in 4): the same greedy tokens and logits as one rank's whole groups.
+  ModelConfig c = test::toy_config(Arch::Qwen3);
+  c.num_heads = 8;
+  c.head_dim = 4;
+  auto one = engine_with(c, 1, 6);
+  auto many = engine_with(c, 2, 6, 99, TpComm::Kernel, 4);
+  const std::vector<int32_t> prompt{3, 1, 4, 1, 5};
+  expect_close(many->forward(prompt, true), one->forward(prompt, true), "prompt");
+  EXPECT_EQ(many->decode_greedy(12), one->decode_greedy(12));
+  const int32_t next = one->last_argmax();
+  expect_close(many->forward(std::span(&next, 1)), one->forward(std::span(&next, 1)), "decode");
 }
 
 TEST(TensorParallelSplit, SlicesCoverTheModel) {

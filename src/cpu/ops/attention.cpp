@@ -1,6 +1,6 @@
-// Split-KV attention on the CPU. AttnPartial: one (kv head, split, block of rows) unit for every
-// query head of its GQA group, writing a normalized partial output and its log-sum-exp; AttnReduce
-// merges splits.
+// Split-KV attention on the CPU. AttnPartial: one (kv head, head block, split, block of rows) unit
+// for the query heads of its head block (attn_unit), writing a normalized partial output and its
+// log-sum-exp; AttnReduce merges splits.
 #include <cmath>
 #include <limits>
 
@@ -13,7 +13,7 @@ void run_attn_partial(const Instruction& ins, const OpContext& ctx) {
   const ModelDims& d = *ctx.dims;
   const uint32_t D = d.head_dim, Hq = d.n_heads, M = d.n_tokens, S = a.num_splits;
   const uint32_t group = Hq / d.n_kv_heads;
-  const uint32_t B = attn_row_blocks(M, a.row_block), R = attn_block_rows(M, a.row_block);
+  const uint32_t R = attn_block_rows(M, a.row_block);
   // The KV range every row of this run may see is [0, pos + M); each split takes an equal chunk.
   const uint32_t ctx_end = ctx.step.pos + M;
   const uint32_t chunk = (ctx_end + S - 1) / S;
@@ -21,13 +21,14 @@ void run_attn_partial(const Instruction& ins, const OpContext& ctx) {
   const bool bf16 = ins.flags & kFlagBf16Out;  // then o is summed in out_row and rounded once
   out_row.resize(D);
   for (uint32_t u = ins.tile_begin; u < ins.tile_end; ++u) {
-    const uint32_t kvh = u / B / S, s = u / B % S, m_begin = (u % B) * R;
+    const AttnUnit unit = attn_unit(a, u, group, M);
+    const uint32_t kvh = unit.kvh, s = unit.s;
     const uint32_t k0 = s * chunk, k1 = std::min(ctx_end, k0 + chunk);
-    for (uint32_t m = m_begin; m < std::min(M, m_begin + R); ++m) {
+    for (uint32_t m = unit.m0; m < std::min(M, unit.m0 + R); ++m) {
       const uint32_t p = ctx.step.pos + m;
       const uint32_t lo = std::max(k0, a.window && p + 1 > a.window ? p + 1 - a.window : 0u);
       const uint32_t hi = std::min(k1, p + 1);  // causal
-      for (uint32_t g = 0; g < group; ++g) {
+      for (uint32_t g = unit.g0; g < unit.g1; ++g) {
         const uint32_t hq = kvh * group + g;
         const float* q = ctx.arena + a.q + (size_t(m) * Hq + hq) * D;
         const size_t o_index = ((size_t(s) * M + m) * Hq + hq) * D;

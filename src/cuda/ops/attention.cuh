@@ -42,17 +42,17 @@ __device__ void run_attn_partial(const Instruction& ins, const KernelParams& p, 
     if (D == 64 && p.smem_floats >= kSmemHead + attn_mma_smem_floats<64>()) return attn_partial_mma<64>(ins, p, smem);
     if (D == 128 && p.smem_floats >= kSmemHead + attn_mma_smem_floats<128>()) return attn_partial_mma<128>(ins, p, smem);
   }
-  const uint32_t group = Hq / Hkv;
-  const uint32_t B = attn_row_blocks(M, a.row_block), R = attn_block_rows(M, a.row_block);
+  const uint32_t group = Hq / Hkv, heads = group / (a.head_blocks > 1 ? a.head_blocks : 1);
+  const uint32_t R = attn_block_rows(M, a.row_block);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   float* qs = smem + kSmemHead + warp * (kMaxHeadDim + kKeyBlock);
   float* sc = qs + kMaxHeadDim;
   const uint32_t ctx_end = p.step.pos + M, chunk = (ctx_end + S - 1) / S;
-  const uint32_t items = (ins.tile_end - ins.tile_begin) * R * group;
+  const uint32_t items = (ins.tile_end - ins.tile_begin) * R * heads;
   constexpr int J = kMaxHeadDim / 32;
   for (uint32_t it = warp; it < items; it += kWarps) {
-    const uint32_t g = it % group, u = ins.tile_begin + it / (group * R);
-    const uint32_t kvh = u / B / S, s = u / B % S, m = (u % B) * R + (it / group) % R, hq = kvh * group + g;
+    const AttnUnit unit = attn_unit(a, ins.tile_begin + it / (heads * R), group, M);
+    const uint32_t kvh = unit.kvh, s = unit.s, m = unit.m0 + (it / heads) % R, hq = kvh * group + unit.g0 + it % heads;
     if (m >= M) continue;  // the last row block may be short
     const uint32_t k0 = s * chunk, k1 = ctx_end < k0 + chunk ? ctx_end : k0 + chunk;
     const uint32_t pabs = p.step.pos + m;

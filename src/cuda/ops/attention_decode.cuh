@@ -1,6 +1,6 @@
-// Decode attention (one query row) on the GPU. A unit is (kv head, split); its keys are dealt to
-// all eight consumer warps, and every key is read once for all query heads of its GQA group (up to
-// kDecodeHeads at a time) instead of once per query head.
+// Decode attention (one query row) on the GPU. A unit is (kv head, head block, split); its keys
+// are dealt to all eight consumer warps, and every key is read once for all query heads of its head
+// block (up to kDecodeHeads at a time) instead of once per query head.
 //
 // A key row is read by D/8 lanes, 16 bytes each, so one load instruction of a warp covers 32/(D/8)
 // whole rows, coalesced; kDecodeUnroll such loads of K and of V are issued before their first use.
@@ -70,7 +70,8 @@ __device__ __forceinline__ void attn_decode(const Instruction& ins, const Kernel
   float* merge = smem + kSmemHead;      // [warp][head][D + 2]
 
   for (uint32_t u = ins.tile_begin; u < ins.tile_end; ++u) {
-    const uint32_t kvh = u / S, s = u % S;
+    const AttnUnit unit = attn_unit(a, u, group, 1);
+    const uint32_t kvh = unit.kvh, s = unit.s;
     const uint32_t k0 = s * chunk, k1 = ctx_end < k0 + chunk ? ctx_end : k0 + chunk;
     uint32_t lo = a.window && pos + 1 > a.window ? pos + 1 - a.window : 0;
     lo = lo > k0 ? lo : k0;
@@ -93,8 +94,8 @@ __device__ __forceinline__ void attn_decode(const Instruction& ins, const Kernel
       }
     };
     const uint32_t base0 = lo + warp * KP;
-    for (uint32_t g0 = 0; g0 < group; g0 += kDecodeHeads) {
-      const uint32_t G = group - g0 < kDecodeHeads ? group - g0 : kDecodeHeads;
+    for (uint32_t g0 = unit.g0; g0 < unit.g1; g0 += kDecodeHeads) {
+      const uint32_t G = unit.g1 - g0 < kDecodeHeads ? unit.g1 - g0 : kDecodeHeads;
       // The first round's keys are asked for before q, so that their round trips overlap rather
       // than follow each other (q is in L2, most keys are not): one memory latency less per unit,
       // on the critical path of every layer.

@@ -23,21 +23,23 @@ constexpr uint32_t attn_mma_smem_floats() {
 template <uint32_t D>
 __device__ __noinline__ void attn_partial_mma(const Instruction& ins, const KernelParams& p, float* smem) {
   static_assert(D % 16 == 0, "head_dim in 16-column mma steps");
+  static_assert(kWarps == kAttnUnitWarps && kAttnWarpRows == 16, "the scheduler's prefill head blocks (isa.h)");
   constexpr uint32_t kLd = D + 8;  // bf16 row stride: ldmatrix rows in distinct bank groups
   const AttnPartialArgs& a = ins.a.attn;
   const ModelDims& d = p.dims;
   const uint32_t Hq = d.n_heads, Hkv = d.n_kv_heads, M = d.n_tokens, S = a.num_splits, group = Hq / Hkv;
-  const uint32_t B = attn_row_blocks(M, a.row_block), R = attn_block_rows(M, a.row_block);
+  const uint32_t R = attn_block_rows(M, a.row_block);
   const uint32_t ctx_end = p.step.pos + M, chunk = (ctx_end + S - 1) / S;
   const uint32_t warp = threadIdx.x / 32, lane = threadIdx.x % 32, quad = lane % 4;
   __nv_bfloat16* tiles = reinterpret_cast<__nv_bfloat16*>(smem + kSmemHead);
   auto k_tile = [&](uint32_t buf) { return tiles + buf * 2 * kAttnKeys * kLd; };
   auto v_tile = [&](uint32_t buf) { return tiles + (buf * 2 + 1) * kAttnKeys * kLd; };
-  const uint32_t row_tiles = (R + 15) / 16, items = group * row_tiles;
+  const uint32_t row_tiles = (R + 15) / 16;
 
   for (uint32_t u = ins.tile_begin; u < ins.tile_end; ++u) {
-    const uint32_t kvh = u / B / S, s = u / B % S, blk = u % B;
-    const uint32_t m_begin = blk * R, m_end = M < m_begin + R ? M : m_begin + R;
+    const AttnUnit unit = attn_unit(a, u, group, M);
+    const uint32_t kvh = unit.kvh, s = unit.s, heads = unit.g1 - unit.g0, items = heads * row_tiles;
+    const uint32_t m_begin = unit.m0, m_end = M < m_begin + R ? M : m_begin + R;
     const uint32_t k0 = s * chunk, k1 = ctx_end < k0 + chunk ? ctx_end : k0 + chunk;
     // The keys that some row of the block may see: causal, within the window, within the split.
     const uint32_t p_first = p.step.pos + m_begin, p_last = p.step.pos + m_end - 1;
@@ -61,8 +63,8 @@ __device__ __noinline__ void attn_partial_mma(const Instruction& ins, const Kern
     for (uint32_t round = 0; round < items; round += kWarps) {
       const uint32_t item = round + warp;
       const bool active = item < items;
-      const uint32_t g = item % group, hq = kvh * group + g;
-      const uint32_t m0 = m_begin + (item / group) * 16;  // this warp's 16 rows: m0 + lane/4 (+ 8)
+      const uint32_t g = unit.g0 + item % heads, hq = kvh * group + g;
+      const uint32_t m0 = m_begin + (item / heads) * 16;  // this warp's 16 rows: m0 + lane/4 (+ 8)
       // Q as A fragments, scaled, rows past the block zero.
       uint32_t qa[D / 16][4];
 #pragma unroll
