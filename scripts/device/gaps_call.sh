@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs on the lent GPU machine (carry ".devbin"), one call of ~6 minutes: where the step's time goes
+# besides the handoffs, and decode head blocks by default or not.
+#   1. Decode traces at context 32 with the phases stamped, with waits (mk-ph, PHASES=1) and without
+#      (mk-nwp, PHASES=1 NOWAITS=1): what a stage does between its pages when nothing waits.
+#   2. 512-token prefill traces of Qwen2.5-1.5B and Llama-3.2-1B (mk-head): per op, where Qwen's
+#      prefill is 1.28x PyTorch's graph and Llama's 0.98x.
+#   3. Interleaved A/B of decode head blocks (mk-head): Llama 1 / 2, Qwen 1 / 3.
+# Traces go to $OUT/traces.tgz, the printed tables to $OUT/summary.txt.
+set -uo pipefail
+bash scripts/device/devbin_unpack.sh > /dev/null
+{
+  nvidia-smi --query-gpu=name --format=csv,noheader
+  for b in ph nwp; do
+    MK_BIN=$PWD/.devbin/mk-$b CONTEXTS=32 PREFILL=0 timeout 90 bash scripts/device/trace_run.sh | sed "s/^/$b: /"
+    mv $OUT/trace $OUT/trace-$b
+  done
+  for s in qwen2.5-1.5b llama-3.2-1b; do
+    MK_BIN=$PWD/.devbin/mk-head SHAPE=$s CONTEXTS=" " PREFILL=512 timeout 120 bash scripts/device/trace_run.sh | sed "s/^/$s: /"
+    mv $OUT/trace $OUT/trace-prefill-$s
+  done
+  BINS="head head/--attn-head-blocks,2" CTXS=32,1024 ROUNDS=2 timeout 110 \
+    bash scripts/device/ab_decode.sh | grep round
+  SHAPE=qwen2.5-1.5b BINS="head head/--attn-head-blocks,3" CTXS=32,1024 ROUNDS=2 timeout 120 \
+    bash scripts/device/ab_decode.sh | grep round
+} 2>&1 | grep -v "Writing model shards\|Loading weights" | tee $OUT/summary.txt
+cd $OUT && tar czf traces.tgz trace-* && rm -rf trace-* && tar czf logs.tgz *.log && rm -f *.log
