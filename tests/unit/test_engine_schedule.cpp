@@ -150,7 +150,8 @@ TEST(Graph, PrefillAttentionHeadBlocksFitOneRoundOfWarps) {
       {2, 1}, {8, 1}, {12, 2}, {14, 7}, {16, 2}, {32, 4}};
   for (const auto& [heads, blocks] : cases) {
     c.num_heads = heads, c.num_kv_heads = 2;
-    const OpNode& n = attention_node(build_graph(c, go), 1);
+    const OpGraph g = build_graph(c, go);  // alive while its node is read
+    const OpNode& n = attention_node(g, 1);
     EXPECT_EQ(n.proto.a.attn.head_blocks, blocks) << heads << " heads";
     EXPECT_EQ(n.units, 2u * blocks * (512 / 32)) << heads << " heads";
     EXPECT_LE((heads / 2 / blocks) * 2, kAttnUnitWarps) << heads << " heads";
