@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Runs on the lent GPU machine (carry ".devbin"), one call of ~6 minutes: where the step's time goes
+# Runs on the lent GPU machine (carry ".devbin"), one call of ~5 minutes: where the step's time goes
 # besides the handoffs, and decode head blocks by default or not.
 #   1. Decode traces at context 32 with the phases stamped, with waits (mk-ph, PHASES=1) and without
 #      (mk-nwp, PHASES=1 NOWAITS=1): what a stage does between its pages when nothing waits.
-#   2. 512-token prefill traces of Qwen2.5-1.5B and Llama-3.2-1B (mk-head): per op, where Qwen's
-#      prefill is 1.28x PyTorch's graph and Llama's 0.98x.
+#   2. A 512-token prefill trace of Qwen2.5-1.5B (mk-head; PREFILL_SHAPES="qwen2.5-1.5b llama-3.2-1b"
+#      for Llama's beside it): per op, where Qwen's prefill is 1.28x PyTorch's graph, Llama's 0.98x.
 #   3. Interleaved A/B of decode head blocks (mk-head): Llama 1 / 2, Qwen 1 / 3.
 # Traces go to $OUT/traces.tgz, the printed tables to $OUT/summary.txt.
 set -uo pipefail
@@ -15,7 +15,7 @@ bash scripts/device/devbin_unpack.sh > /dev/null
     MK_BIN=$PWD/.devbin/mk-$b CONTEXTS=32 PREFILL=0 timeout 90 bash scripts/device/trace_run.sh | sed "s/^/$b: /"
     mv $OUT/trace $OUT/trace-$b
   done
-  for s in qwen2.5-1.5b llama-3.2-1b; do
+  for s in ${PREFILL_SHAPES:-qwen2.5-1.5b}; do
     MK_BIN=$PWD/.devbin/mk-head SHAPE=$s CONTEXTS=" " PREFILL=512 timeout 120 bash scripts/device/trace_run.sh | sed "s/^/$s: /"
     mv $OUT/trace $OUT/trace-prefill-$s
   done
