@@ -5,7 +5,7 @@
 #      (mk-nwp, PHASES=1 NOWAITS=1): what a stage does between its pages when nothing waits.
 #   2. A 512-token prefill trace of Qwen2.5-1.5B (mk-head; PREFILL_SHAPES="qwen2.5-1.5b llama-3.2-1b"
 #      for Llama's beside it): per op, where Qwen's prefill is 1.28x PyTorch's graph, Llama's 0.98x.
-#   3. Interleaved A/B of decode head blocks (mk-head): Llama 1 / 2, Qwen 1 / 3.
+#   3. Interleaved A/B of decode head blocks (mk-head): Llama 1 / 2 (AB_LLAMA=0: not), Qwen 1 / 3.
 # Traces go to $OUT/traces.tgz, the printed tables to $OUT/summary.txt.
 set -uo pipefail
 bash scripts/device/devbin_unpack.sh > /dev/null
@@ -19,7 +19,7 @@ bash scripts/device/devbin_unpack.sh > /dev/null
     MK_BIN=$PWD/.devbin/mk-head SHAPE=$s CONTEXTS=" " PREFILL=512 timeout 120 bash scripts/device/trace_run.sh | sed "s/^/$s: /"
     mv $OUT/trace $OUT/trace-prefill-$s
   done
-  BINS="head head/--attn-head-blocks,2" CTXS=32,1024 ROUNDS=2 timeout 110 \
+  [ "${AB_LLAMA:-1}" = 1 ] && BINS="head head/--attn-head-blocks,2" CTXS=32,1024 ROUNDS=2 timeout 110 \
     bash scripts/device/ab_decode.sh | grep round
   SHAPE=qwen2.5-1.5b BINS="head head/--attn-head-blocks,3" CTXS=32,1024 ROUNDS=2 timeout 120 \
     bash scripts/device/ab_decode.sh | grep round
