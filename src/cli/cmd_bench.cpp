@@ -189,6 +189,7 @@ RegisterCommand reg("bench", "Benchmark decode and prefill against the device's 
     if (f->exec.graph.no_fuse_norms) suffix += "_unfused";
     if (f->exec.graph.no_data_waits) suffix += "_counter_waits";
     if (f->exec.weight_pipe != "auto" && engine->on_gpu()) suffix += "_pipe_" + f->exec.weight_pipe;
+    if (f->exec.pipe_pages && engine->on_gpu()) suffix += "_pages_" + std::to_string(f->exec.pipe_pages);
     if (tp > 1) suffix += "_tp" + std::to_string(tp);
     if (tp > 1 && eo.tp_comm != TpComm::Kernel) suffix += std::string("_") + tp_comm_name(eo.tp_comm);
     const std::string path =

@@ -50,6 +50,7 @@ struct GraphFlags {
 
 struct ExecFlags {
   uint32_t sms = 0, threads = 0, ctx = 0, max_waits = kMaxWaits, prefill_chunk = 256, tp = 1, tp_gpus = 0;
+  uint32_t pipe_pages = 0;
   int64_t random_order = -1;
   bool bf16 = false, check_weights = false;
   GraphFlags graph;
@@ -73,6 +74,15 @@ struct ExecFlags {
                    "GPU: how decode reads weights: auto (a producer warp streams them into shared memory ahead "
                    "of use, with cp.async.bulk on sm_90+), bulk, cp-async, or off (plain loads)")
         ->check(CLI::IsMember({"auto", "bulk", "cp-async", "off"}));
+    app.add_option("--pipe-pages", pipe_pages,
+                   "GPU: at most this many 16 KB pages in the weight pipe's ring (2-16; 0 = as many as fit in "
+                   "shared memory): to measure what the ring's depth is worth")
+        ->check(CLI::Validator(
+            [](const std::string& v) -> std::string {
+              return v == "1" ? "a ring needs at least 2 pages (0: as many as fit)" : "";
+            },
+            "0 or 2-16"))
+        ->check(CLI::Range(0, 16));
     app.add_option("--kernel", kernel,
                    "GPU: the decode build: generic (model dimensions read at run time: any model), specialized "
                    "(compiled for Llama-3.2-1B's dimensions; an error for other models) or auto (generic: the "
@@ -113,6 +123,7 @@ struct ExecFlags {
                         : weight_pipe == "cp-async" ? cuda::WeightPipe::CpAsync
                         : weight_pipe == "off"      ? cuda::WeightPipe::Off
                                                     : cuda::WeightPipe::Auto;
+    o.gpu_pipe_pages = pipe_pages;
     o.gpu_kernel = kernel == "generic"       ? cuda::KernelBuild::Generic
                    : kernel == "specialized" ? cuda::KernelBuild::Specialized
                                              : cuda::KernelBuild::Auto;

@@ -220,7 +220,8 @@ DeviceProgram::DeviceProgram(DeviceModel& model, const Program& program) : model
     throw Error("--weight-pipe bulk needs cp.async.bulk (sm_90 or newer); this GPU is sm_" +
                 std::to_string(dev.major) + std::to_string(dev.minor));
   if (dims.n_tokens == 1 && mode != WeightPipe::Off)
-    pipe_pages_ = std::min<uint32_t>(kMaxPages, uint32_t((smem_bytes_ - ops_floats * sizeof(float)) / kPageBytes));
+    pipe_pages_ = std::min<uint32_t>(model.max_pipe_pages ? std::min(model.max_pipe_pages, kMaxPages) : kMaxPages,
+                                     uint32_t((smem_bytes_ - ops_floats * sizeof(float)) / kPageBytes));
   if (pipe_pages_ < 2) pipe_pages_ = 0;
   ops_smem_floats_ = uint32_t(pipe_pages_ ? ops_floats : smem_floats);
   kernel_ = dims.n_tokens > 1 ? reinterpret_cast<const void*>(&megakernel<true, GenericSpec>)

@@ -57,6 +57,7 @@ class DeviceModel {
   DeviceModel(const std::vector<WeightDecl>& decls, const HostWeights& weights, const ModelDims& dims,
               int ordinal = 0);
   WeightPipe weight_pipe = WeightPipe::Auto;
+  uint32_t max_pipe_pages = 0;  // a cap on the weight pipe's ring (0: as many pages as fit)
   KernelBuild kernel_build = KernelBuild::Auto;
   ~DeviceModel();
   DeviceModel(const DeviceModel&) = delete;

@@ -149,6 +149,7 @@ std::unique_ptr<Engine> Engine::create(const ModelConfig& config, const TensorSo
     if (on_gpu) {
       gpu_model = std::make_unique<cuda::DeviceModel>(graph.weights, weights, graph.dims, plan.placement.device[rank]);
       gpu_model->weight_pipe = e->options_.gpu_weight_pipe;
+      gpu_model->max_pipe_pages = e->options_.gpu_pipe_pages;
       gpu_model->kernel_build = e->options_.gpu_kernel;
     } else {
       kv.assign(kv_cache_elements(graph.dims), 0.0f);

@@ -240,6 +240,13 @@ def test_attention_head_blocks_must_divide_the_group(mk_bin, tiny):
               words=("--attn-head-blocks",))
 
 
+def test_weight_pipe_ring_of_fewer_than_two_pages(mk_bin, tiny):
+    run_error(mk_bin, "logits", "--model", tiny, "--tokens", "1,2", "--pipe-pages", 1, code=EXIT_USAGE,
+              words=("--pipe-pages", "at least 2 pages"))
+    run_error(mk_bin, "logits", "--model", tiny, "--tokens", "1,2", "--pipe-pages", 17, code=EXIT_USAGE,
+              words=("--pipe-pages",))
+
+
 def test_model_that_does_not_split_over_the_ranks(mk_bin, tiny):
     # 4 query heads do not split 3 ways.
     run_error(mk_bin, "logits", "--model", tiny, "--tokens", "1,2", "--device", "cpu", "--tp", 3,
