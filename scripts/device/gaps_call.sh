@@ -6,13 +6,16 @@
 #   2. A 512-token prefill trace of Qwen2.5-1.5B (mk-head; PREFILL_SHAPES="qwen2.5-1.5b llama-3.2-1b"
 #      for Llama's beside it): per op, where Qwen's prefill is 1.28x PyTorch's graph, Llama's 0.98x.
 #   3. Interleaved A/B of decode head blocks (mk-head): Llama 1 / 2 (AB_LLAMA=0: not), Qwen 1 / 3.
-#   4. Decode with the weight pipe's ring capped at 6 and 9 pages against all that fit (12).
+#   4. Decode with the weight pipe's ring capped at 6 and 9 pages against all that fit (12), after
+#      GPU parity of the pipe's modes and of rings of 2 and 3 pages (first).
 # mk-head must have --pipe-pages (5f714de or later).
 # Traces go to $OUT/traces.tgz, the printed tables to $OUT/summary.txt.
 set -uo pipefail
 bash scripts/device/devbin_unpack.sh > /dev/null
 {
   nvidia-smi --query-gpu=name --format=csv,noheader
+  # The weight pipe's modes and rings of 2 and 3 pages against the CPU executor (new in 5f714de).
+  K=weight_pipe PARITY_TIMEOUT=60 bash scripts/device/parity_variant.sh head
   for b in ph nwp; do
     MK_BIN=$PWD/.devbin/mk-$b CONTEXTS=32 PREFILL=0 timeout 90 bash scripts/device/trace_run.sh | sed "s/^/$b: /"
     mv $OUT/trace $OUT/trace-$b
