@@ -26,6 +26,42 @@ std::string human_bytes(double b) {
 
 std::string layer_label(uint16_t layer) { return layer == 0xFFFF ? "-" : std::to_string(layer); }
 
+// How each op of one layer spreads (layers repeat): its tiles, the SMs they are on, the most tiles
+// one SM runs and the largest tile's bytes. A stage lasts as long as its busiest SM, so this shows
+// where a stage leaves SMs idle (fewer tiles than SMs) or runs in waves.
+std::string one_layer_ops(const Program& p) {
+  // Layer 1 where there is one: layer 0 differs a little (its inputs come from the embedding).
+  auto has = [&](uint16_t l) {
+    return std::any_of(p.instructions.begin(), p.instructions.end(), [&](const Instruction& i) { return i.layer == l; });
+  };
+  const uint16_t layer = has(1) ? 1 : 0;
+  if (!has(layer)) return "";
+  struct Op {
+    uint32_t tiles = 0, most = 0;
+    double largest = 0;
+    std::map<uint32_t, uint32_t> on_sm;  // SM -> tiles
+  };
+  std::map<uint32_t, Op> ops;  // by node: the graph's order
+  for (uint32_t s = 0; s < p.num_sms; ++s)
+    for (uint32_t k = 0; k < p.queue_size(s); ++k) {
+      const Instruction& ins = p.queue(s)[k];
+      if (ins.layer != layer || ins.opcode == static_cast<uint16_t>(Opcode::Barrier)) continue;
+      Op& op = ops[ins.node];
+      ++op.tiles;
+      op.most = std::max(op.most, ++op.on_sm[s]);
+      op.largest = std::max<double>(op.largest, ins.cost_bytes);
+    }
+  std::ostringstream os;
+  os << "layer " << layer << "'s ops (tiles, SMs they are on, most tiles on one SM, the largest tile's bytes):\n";
+  for (const auto& [node, op] : ops) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "  %-22s %5u tiles on %3zu SMs, at most %u on one, %s\n",
+                  p.counter_names[node].c_str(), op.tiles, op.on_sm.size(), op.most, human_bytes(op.largest).c_str());
+    os << buf;
+  }
+  return os.str();
+}
+
 }  // namespace
 
 std::string summarize_program(const Program& p, const OpGraph& g) {
@@ -69,6 +105,7 @@ std::string summarize_program(const Program& p, const OpGraph& g) {
   os << "bytes read per step: " << human_bytes(total) << "; per SM min " << human_bytes(*mn) << ", max "
      << human_bytes(*mx) << ", mean " << human_bytes(mean) << "; imbalance (max/mean) "
      << fmt("%.3f", mean > 0 ? *mx / mean : 1.0) << "\n";
+  os << one_layer_ops(p);
   const double busiest = *std::max_element(p.sm_busy_us.begin(), p.sm_busy_us.end());
   os << "cost model: est. step " << fmt("%.1f", p.est_makespan_us) << " us, busiest SM "
      << fmt("%.1f", busiest) << " us busy, SM utilisation "

@@ -88,6 +88,11 @@ TEST(Schedule, Llama1bAt132SmsIsCompleteOrderedAndBalanced) {
   const std::string summary = summarize_program(p, g);
   EXPECT_NE(summary.find("132 SMs"), std::string::npos);
   EXPECT_NE(summary.find("imbalance"), std::string::npos);
+  // One layer's ops, each on as many SMs as it has tiles (a row group or KV split a tile at most).
+  EXPECT_NE(summary.find("layer 1's ops"), std::string::npos);
+  EXPECT_NE(summary.find("L1.down                  128 tiles on 128 SMs, at most 1 on one"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("L1.qkv_rope               96 tiles on  96 SMs"), std::string::npos) << summary;
+  EXPECT_EQ(summary.find("L2."), std::string::npos) << "one layer only";
 }
 
 // Attention's KV splits (Llama-3.2-1B: 8 KV heads, 32 x 64 query dims) by program and context.
