@@ -83,9 +83,10 @@ uint32_t choose_kv_splits(const ModelConfig& c, const GraphOptions& o) {
   if (!s) {
     if (o.n_tokens >= kPrefillTokens) return 1;  // prefill splits by rows (kPrefillAttnRows)
     if ((o.kv_span ? o.kv_span : o.max_ctx) <= kSingleSplitKeys) return 1;
-    // Enough (kv head, split) pairs to give every SM one, but no split shorter than 32 positions at
-    // full context.
-    s = std::max<uint32_t>(1, o.num_sms / c.num_kv_heads);
+    // Enough (kv head, head block, split) units to give every SM one, but no split shorter than 32
+    // positions at full context.
+    const uint32_t head_blocks = o.n_tokens == 1 ? std::max(1u, o.attn_head_blocks) : 1;  // decode's (build_graph)
+    s = std::max<uint32_t>(1, o.num_sms / (c.num_kv_heads * head_blocks));
     s = std::min<uint32_t>(s, std::max<uint32_t>(1, o.max_ctx / 32));
   }
   // The partial results of a prefill kept to a few tens of MB, a forced count too.

@@ -106,6 +106,12 @@ TEST(Graph, KvSplitsFollowTheContext) {
   EXPECT_EQ(choose_kv_splits(llama_1b(), go), 16u) << "past it, a (kv head, split) unit per SM";
   go.kv_span = 0;
   EXPECT_EQ(choose_kv_splits(llama_1b(), go), 16u) << "no span: the full context";
+  go.attn_head_blocks = 2;
+  EXPECT_EQ(choose_kv_splits(llama_1b(), go), 8u) << "a (kv head, head block, split) unit per SM";
+  go.n_tokens = 8;  // a short prompt's program keeps whole groups (build_graph), so its splits too
+  EXPECT_EQ(choose_kv_splits(llama_1b(), go), 16u);
+  go.n_tokens = 1;
+  go.attn_head_blocks = 1;
   go.n_tokens = 512;
   EXPECT_EQ(choose_kv_splits(llama_1b(), go), 1u) << "prefill splits by query rows";
   go.kv_splits = 200;
@@ -131,8 +137,8 @@ TEST(Graph, AttentionHeadBlocksMultiplyDecodeUnits) {
   const OpGraph g = build_graph(llama_1b(), go);
   EXPECT_EQ(attention_node(g, 3).units, 32u) << "a unit per query head";
   EXPECT_EQ(attention_node(g, 3).proto.a.attn.head_blocks, 4u);
-  go.kv_span = 0;  // 16 splits at the full context
-  EXPECT_EQ(attention_node(build_graph(llama_1b(), go), 0).units, 8u * 4 * 16);
+  go.kv_span = 0;  // the full context: splits to give each SM a unit, 4 (16 with whole groups)
+  EXPECT_EQ(attention_node(build_graph(llama_1b(), go), 0).units, 8u * 4 * 4);
   go.attn_head_blocks = 3;
   try {
     build_graph(llama_1b(), go);
