@@ -8,7 +8,7 @@
 #   3. Interleaved A/B of decode head blocks (mk-head): Llama 1 / 2 (AB_LLAMA=0: not), Qwen 1 / 3.
 #   4. Decode with the weight pipe's ring capped at 6 and 9 pages against all that fit (12), after
 #      GPU parity of the pipe's modes and of rings of 2 and 3 pages (first).
-# mk-head must have --pipe-pages (5f714de or later).
+# mk-head must have --pipe-pages (5f714de or later; .devbin's is b03825a).
 # Traces go to $OUT/traces.tgz, the printed tables to $OUT/summary.txt.
 set -uo pipefail
 bash scripts/device/devbin_unpack.sh > /dev/null
