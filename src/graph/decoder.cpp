@@ -43,6 +43,10 @@ constexpr uint32_t kPrefillTokenBlock = 128;
 // (one KV split, no merge) rather than by KV chunks; 32 rows are two tensor-core row tiles.
 constexpr uint32_t kPrefillAttnRows = 32;
 
+// Decode's head blocks, as asked (--attn-head-blocks; 0 reads as 1); 1 for other programs, whose
+// head blocks build_graph chooses (whole groups for short prompts, prefill_head_blocks for long ones).
+uint32_t decode_head_blocks(const GraphOptions& o) { return o.n_tokens == 1 ? std::max(1u, o.attn_head_blocks) : 1; }
+
 // The fewest head blocks (a divisor of the group) whose unit's items, a query head by 16 rows each,
 // fit one round of kAttnUnitWarps warps; the whole group when none does.
 uint32_t prefill_head_blocks(uint32_t group, uint32_t rows) {
@@ -85,8 +89,7 @@ uint32_t choose_kv_splits(const ModelConfig& c, const GraphOptions& o) {
     if ((o.kv_span ? o.kv_span : o.max_ctx) <= kSingleSplitKeys) return 1;
     // Enough (kv head, head block, split) units to give every SM one, but no split shorter than 32
     // positions at full context.
-    const uint32_t head_blocks = o.n_tokens == 1 ? std::max(1u, o.attn_head_blocks) : 1;  // decode's (build_graph)
-    s = std::max<uint32_t>(1, o.num_sms / (c.num_kv_heads * head_blocks));
+    s = std::max<uint32_t>(1, o.num_sms / (c.num_kv_heads * decode_head_blocks(o)));
     s = std::min<uint32_t>(s, std::max<uint32_t>(1, o.max_ctx / 32));
   }
   // The partial results of a prefill kept to a few tens of MB, a forced count too.
@@ -133,7 +136,7 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
   // blocks as let a unit's (head, 16 rows) items fit one round of the GPU block's warps, since a
   // round walks all of the unit's keys (Qwen2.5-1.5B's 6 heads of 2 row tiles took two rounds on
   // 2 KV heads x 16 row blocks = 32 SMs; in 2 blocks, one round on 64).
-  const uint32_t HB = M == 1 ? std::max(1u, o.attn_head_blocks) : R ? prefill_head_blocks(Hq / Hkv, R) : 1;
+  const uint32_t HB = M == 1 ? decode_head_blocks(o) : R ? prefill_head_blocks(Hq / Hkv, R) : 1;
   if (HB > 1 && (Hq / Hkv) % HB != 0)
     throw Error("--attn-head-blocks " + std::to_string(HB) + " does not divide the " + std::to_string(Hq / Hkv) +
                 " query heads of a KV head's group");
