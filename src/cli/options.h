@@ -14,7 +14,7 @@ namespace mk::cli {
 // The flags that shape the op graph and its schedule: shared by `mk schedule`, which builds a
 // program from a config alone, and the commands that run one.
 struct GraphFlags {
-  uint32_t kv_splits = 0, attn_head_blocks = 1;
+  uint32_t kv_splits = 0, attn_head_blocks = 0;
   bool no_fuse_norms = false, no_block_deps = false, no_split_k = false, no_data_waits = false;
 
   void add(CLI::App& app) {
@@ -24,8 +24,9 @@ struct GraphFlags {
         ->check(CLI::Range(0, 256));
     app.add_option("--attn-head-blocks", attn_head_blocks,
                    "decode: attention units per KV head, each taking that share of the head's query heads "
-                   "(must divide them; 1 = the whole group in one unit)")
-        ->check(CLI::Range(1, 256));
+                   "(must divide them; 1 = the whole group in one unit; 0 = by the model: blocks of fewer heads "
+                   "where a layer has few KV heads, e.g. 3 for Qwen2.5-1.5B's 2)")
+        ->check(CLI::Range(0, 256));
     app.add_flag("--no-fuse-norms", no_fuse_norms, "run norms as separate instructions");
     app.add_flag("--no-block-deps", no_block_deps,
                  "prefill: every tile waits for all tiles of the ops before it, not only for its own block of "

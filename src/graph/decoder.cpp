@@ -43,9 +43,27 @@ constexpr uint32_t kPrefillTokenBlock = 128;
 // (one KV split, no merge) rather than by KV chunks; 32 rows are two tensor-core row tiles.
 constexpr uint32_t kPrefillAttnRows = 32;
 
-// Decode's head blocks, as asked (--attn-head-blocks; 0 reads as 1); 1 for other programs, whose
-// head blocks build_graph chooses (whole groups for short prompts, prefill_head_blocks for long ones).
-uint32_t decode_head_blocks(const GraphOptions& o) { return o.n_tokens == 1 ? std::max(1u, o.attn_head_blocks) : 1; }
+// A decode layer's attention runs on (KV head, head block, KV split) units. With few KV heads
+// (Qwen2.5-1.5B's 2) whole groups leave too few units for attention's latency chain, so the
+// default takes blocks of fewer query heads until a position has this many units (or as many as
+// blocks of 2 heads give); a block keeps at least 2 heads, since each block reads its KV head's
+// keys again. H100, session 29, two interleaved rounds: Qwen2.5-1.5B in 3 blocks of 2 heads -7.6 / -9.6 / -4.5 / -4.9 / -2.3% at
+// contexts 32 / 256 / 1024 / 2048 / 4096; 6 blocks of 1 lost (+2 / +8% at 32 / 1024, session 28);
+// Llama-3.2-1B's 8 KV heads in 2 blocks lost too (+2% at 1024, +6.5% at 4096).
+constexpr uint32_t kDecodeMinAttnUnits = 6;
+
+// Decode's head blocks: as asked (--attn-head-blocks), else by kDecodeMinAttnUnits; 1 for other
+// programs, whose head blocks build_graph chooses (whole groups for short prompts,
+// prefill_head_blocks for long ones). `c` is the rank's config (its KV heads).
+uint32_t decode_head_blocks(const ModelConfig& c, const GraphOptions& o) {
+  if (o.n_tokens != 1) return 1;
+  if (o.attn_head_blocks) return o.attn_head_blocks;
+  const uint32_t group = c.num_heads / c.num_kv_heads;
+  uint32_t blocks = 1;  // the fewest that reach the units, else the most that keep 2 heads a block
+  for (uint32_t hb = 2; group / hb >= 2 && c.num_kv_heads * blocks < kDecodeMinAttnUnits; ++hb)
+    if (group % hb == 0) blocks = hb;
+  return blocks;
+}
 
 // The fewest head blocks (a divisor of the group) whose unit's items, a query head by 16 rows each,
 // fit one round of kAttnUnitWarps warps; the whole group when none does.
@@ -89,7 +107,7 @@ uint32_t choose_kv_splits(const ModelConfig& c, const GraphOptions& o) {
     if ((o.kv_span ? o.kv_span : o.max_ctx) <= kSingleSplitKeys) return 1;
     // Enough (kv head, head block, split) units to give every SM one, but no split shorter than 32
     // positions at full context.
-    s = std::max<uint32_t>(1, o.num_sms / (c.num_kv_heads * decode_head_blocks(o)));
+    s = std::max<uint32_t>(1, o.num_sms / (c.num_kv_heads * decode_head_blocks(c, o)));
     s = std::min<uint32_t>(s, std::max<uint32_t>(1, o.max_ctx / 32));
   }
   // The partial results of a prefill kept to a few tens of MB, a forced count too.
@@ -132,11 +150,11 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
   const uint32_t S = choose_kv_splits(rank_config, o);
   const uint32_t R = M >= kPrefillTokens ? kPrefillAttnRows : 0;  // AttnPartial's row blocks
   // Attention units may each take a block of a GQA group's query heads: more units, on more SMs,
-  // each with fewer heads to go through. Decode: as asked (--attn-head-blocks). Prefill: as few
+  // each with fewer heads to go through. Decode: as asked or decode_head_blocks' default. Prefill: as few
   // blocks as let a unit's (head, 16 rows) items fit one round of the GPU block's warps, since a
   // round walks all of the unit's keys (Qwen2.5-1.5B's 6 heads of 2 row tiles took two rounds on
   // 2 KV heads x 16 row blocks = 32 SMs; in 2 blocks, one round on 64).
-  const uint32_t HB = M == 1 ? decode_head_blocks(o) : R ? prefill_head_blocks(Hq / Hkv, R) : 1;
+  const uint32_t HB = M == 1 ? decode_head_blocks(rank_config, o) : R ? prefill_head_blocks(Hq / Hkv, R) : 1;
   if (HB > 1 && (Hq / Hkv) % HB != 0)
     throw Error("--attn-head-blocks " + std::to_string(HB) + " does not divide the " + std::to_string(Hq / Hkv) +
                 " query heads of a KV head's group");

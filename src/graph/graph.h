@@ -138,9 +138,10 @@ struct GraphOptions {
   uint32_t weight_bytes = 2;  // bytes per weight element assumed by the cost model (bf16)
   uint32_t kv_splits = 0;     // attention KV splits; 0 chooses from the context and the SM count
   uint32_t kv_span = 0;       // the context (position + n_tokens) the program runs at; 0: max_ctx
-  // Decode's attention units: each takes 1/attn_head_blocks of a GQA group's query heads (0 or 1:
-  // the whole group; else it must divide the group). Prefill programs ignore it.
-  uint32_t attn_head_blocks = 1;
+  // Decode's attention units: each takes 1/attn_head_blocks of a GQA group's query heads (1: the
+  // whole group; else it must divide the group; 0: by the model, decoder.cpp's kDecodeMinAttnUnits).
+  // Prefill programs ignore it.
+  uint32_t attn_head_blocks = 0;
   uint32_t num_sms = 132;     // only used to choose defaults
   uint32_t ctx_hint = 1024;   // context length assumed by the cost model for attention
   uint32_t tp_size = 1;       // tensor parallelism: this graph is rank tp_rank's of tp_size

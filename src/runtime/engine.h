@@ -48,7 +48,7 @@ struct EngineOptions {
   uint32_t max_ctx = 0;         // KV capacity; 0: the model's, capped at 4096
   uint32_t prefill_chunk = 256; // prompt tokens per prefill program run
   uint32_t kv_splits = 0;       // attention KV splits; 0: chosen by context (choose_kv_splits)
-  uint32_t attn_head_blocks = 1;// decode attention units per KV head, by query heads (GraphOptions)
+  uint32_t attn_head_blocks = 0;// decode attention units per KV head, by query heads; 0: by the model (GraphOptions)
   bool fuse_norms = true;
   bool split_k = true;          // a short prompt's o_proj and down by ranges of their input (GraphOptions)
   bool data_waits = true;       // GPU decode: waits by data for whole tagged rows (GraphOptions)

@@ -236,7 +236,7 @@ def test_attention_head_blocks_must_divide_the_group(mk_bin, tiny):
     # The tiny llama's 4 query heads share 2 KV heads: groups of 2, which 3 blocks do not divide.
     run_error(mk_bin, "logits", "--model", tiny, "--tokens", "1,2", "--device", "cpu", "--attn-head-blocks", 3,
               words=("--attn-head-blocks 3", "2 query heads"))
-    run_error(mk_bin, "logits", "--model", tiny, "--tokens", "1,2", "--attn-head-blocks", 0, code=EXIT_USAGE,
+    run_error(mk_bin, "logits", "--model", tiny, "--tokens", "1,2", "--attn-head-blocks", 257, code=EXIT_USAGE,
               words=("--attn-head-blocks",))
 
 

@@ -22,6 +22,11 @@ def test_schedule_flags_change_the_program(run_mk, tmp_path):
     assert "attn_reduce" in opcode_counts(run_mk, folder), "several at the model's 256"
     assert opcode_counts(run_mk, folder, "--kv-splits", 3)["attn_reduce"] == 3 * 4, "a merge a layer, a tile a query head"
     assert opcode_counts(run_mk, folder, "--ctx", 64, "--attn-head-blocks", 2)["attn_partial"] == 2 * decode["attn_partial"]
+    wide = tmp_path / "qwen2_wide"  # 12 query heads over 2 KV heads: decode takes 3 blocks of 2 by default
+    tiny_models.ARCHS["qwen2_wide"]().save_pretrained(wide)
+    by_model = opcode_counts(run_mk, wide, "--ctx", 64)["attn_partial"]
+    assert by_model == 3 * opcode_counts(run_mk, wide, "--ctx", 64, "--attn-head-blocks", 1)["attn_partial"]
+    assert by_model == opcode_counts(run_mk, wide, "--ctx", 64, "--attn-head-blocks", 0)["attn_partial"]
 
 
 def test_data_waits_mark_the_wait_the_gpu_skips(run_mk, tmp_path):

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <tuple>
 #include <set>
 
 #include "cpu/executor.h"
@@ -148,6 +149,37 @@ TEST(Graph, AttentionHeadBlocksMultiplyDecodeUnits) {
   }
   go.n_tokens = 64;  // prefill chooses its own, whatever the option says: 4 heads x 2 row tiles fit 8 warps
   EXPECT_EQ(attention_node(build_graph(llama_1b(), go), 0).proto.a.attn.head_blocks, 1u);
+}
+
+// Decode's default head blocks (attn_head_blocks 0): blocks of fewer query heads until a position
+// has 6 units, each block keeping at least 2 heads; as asked otherwise.
+TEST(Graph, DecodeAttentionHeadBlocksByDefault) {
+  ModelConfig c = llama_1b();
+  GraphOptions go;
+  go.max_ctx = 1024;
+  go.kv_span = 64;  // one KV split: the units are (KV head, head block)
+  const std::tuple<uint32_t, uint32_t, uint32_t> cases[] = {  // (query heads, KV heads, expected blocks)
+      {32, 8, 1},   // Llama-3.2-1B: 8 units already
+      {12, 2, 3},   // Qwen2.5-1.5B: blocks of 2 heads
+      {16, 2, 4},   // Qwen2.5-3B
+      {14, 2, 1},   // groups of 7: no divisor leaves blocks of 2 or more heads and 6 units
+      {4, 2, 1},    // groups of 2 stay whole
+      {8, 1, 4},    // one KV head: 4 blocks of 2
+      {24, 4, 2}};  // 4 KV heads in 2 blocks of 3
+  for (const auto& [heads, kv, blocks] : cases) {
+    c.num_heads = heads, c.num_kv_heads = kv;
+    const OpGraph g = build_graph(c, go);  // alive while its node is read
+    EXPECT_EQ(attention_node(g, 1).units, kv * blocks) << heads << "/" << kv << " heads";
+    EXPECT_EQ(attention_node(g, 1).proto.a.attn.head_blocks, blocks) << heads << "/" << kv << " heads";
+  }
+  c.num_heads = 12, c.num_kv_heads = 2;
+  go.attn_head_blocks = 1;
+  EXPECT_EQ(attention_node(build_graph(c, go), 1).units, 2u) << "asked: whole groups";
+  go.attn_head_blocks = 0;
+  go.kv_span = 0;  // the full context: the splits shrink by the blocks, a unit per SM
+  EXPECT_EQ(choose_kv_splits(c, go), 132u / 6);
+  go.n_tokens = 8;  // a short prompt keeps whole groups
+  EXPECT_EQ(attention_node(build_graph(c, go), 1).proto.a.attn.head_blocks, 1u);
 }
 
 // A prefill attention unit takes as many of its group's query heads as one round of the GPU
