@@ -47,9 +47,10 @@ constexpr uint32_t kPrefillAttnRows = 32;
 // (Qwen2.5-1.5B's 2) whole groups leave too few units for attention's latency chain, so the
 // default takes blocks of fewer query heads until a position has this many units (or as many as
 // blocks of 2 heads give); a block keeps at least 2 heads, since each block reads its KV head's
-// keys again. H100, session 29, two interleaved rounds: Qwen2.5-1.5B in 3 blocks of 2 heads -7.6 / -9.6 / -4.5 / -4.9 / -2.3% at
-// contexts 32 / 256 / 1024 / 2048 / 4096; 6 blocks of 1 lost (+2 / +8% at 32 / 1024, session 28);
-// Llama-3.2-1B's 8 KV heads in 2 blocks lost too (+2% at 1024, +6.5% at 4096).
+// keys again. H100, session 29, two interleaved rounds: Qwen2.5-1.5B in 3 blocks of 2 heads
+// -7.6 / -9.6 / -4.5 / -4.9 / -2.3% at contexts 32 / 256 / 1024 / 2048 / 4096; 6 blocks of 1 lost
+// (+2 / +8% at 32 / 1024, session 28); Llama-3.2-1B's 8 KV heads in 2 blocks lost too (+2% at
+// 1024, +6.5% at 4096).
 constexpr uint32_t kDecodeMinAttnUnits = 6;
 
 // Decode's head blocks: as asked (--attn-head-blocks), else by kDecodeMinAttnUnits; 1 for other

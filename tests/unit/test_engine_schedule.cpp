@@ -5,8 +5,8 @@
 
 #include <algorithm>
 #include <numeric>
-#include <tuple>
 #include <set>
+#include <tuple>
 
 #include "cpu/executor.h"
 #include "engine_test_util.h"
