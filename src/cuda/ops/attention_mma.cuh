@@ -76,6 +76,7 @@ __device__ __noinline__ void attn_partial_mma(const Instruction& ins, const Kern
           if (active && m < m_end) v = __ldcg(reinterpret_cast<const float2*>(p.arena + a.q + (size_t(m) * Hq + hq) * D + col));
           qa[kd][h] = pack_bf16(v.x * d.attn_scale, v.y * d.attn_scale);
         }
+      if (round == 0) trace_phase(kPhaseRowLanded);  // Q in registers (builds with MK_TRACE_PHASES)
       float o[D / 8][4];
 #pragma unroll
       for (uint32_t nb = 0; nb < D / 8; ++nb)
@@ -95,6 +96,7 @@ __device__ __noinline__ void attn_partial_mma(const Instruction& ins, const Kern
           asm volatile("cp.async.wait_group 0;" ::: "memory");
         }
         sync_consumers();
+        if (round == 0 && kt == klo) trace_phase(kPhaseInput);  // the first key tile in
         if (active && kt <= my_last) {
           const __nv_bfloat16* ks = k_tile(buf);
           const __nv_bfloat16* vs = v_tile(buf);
@@ -163,6 +165,7 @@ __device__ __noinline__ void attn_partial_mma(const Instruction& ins, const Kern
         }
         sync_consumers();  // this buffer is refilled two tiles on
       }
+      if (round == 0) trace_phase(kPhaseWeights);  // every key tile: the phase tables' "weights"
       if (!active) continue;
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
