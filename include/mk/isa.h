@@ -133,8 +133,10 @@ MK_HD inline uint32_t attn_block_rows(uint32_t M, uint32_t R) { return R == 0 ||
 struct AttnUnit {
   uint32_t kvh, g0, g1, s, m0;
 };
+// HB as a count of blocks (0 reads as 1): each unit takes group / HB query heads.
+MK_HD inline uint32_t attn_unit_head_blocks(const AttnPartialArgs& a) { return a.head_blocks > 1 ? a.head_blocks : 1; }
 MK_HD inline AttnUnit attn_unit(const AttnPartialArgs& a, uint32_t u, uint32_t group, uint32_t M) {
-  const uint32_t B = attn_row_blocks(M, a.row_block), S = a.num_splits, HB = a.head_blocks > 1 ? a.head_blocks : 1;
+  const uint32_t B = attn_row_blocks(M, a.row_block), S = a.num_splits, HB = attn_unit_head_blocks(a);
   const uint32_t per = group / HB, hb = u / B / S % HB;
   return {u / B / S / HB, hb * per, (hb + 1) * per, u / B % S, (u % B) * attn_block_rows(M, a.row_block)};
 }

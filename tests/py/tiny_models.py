@@ -23,8 +23,8 @@ ARCHS = {
                                   activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0),
 }
 
-MODEL_CLASS = {"llama": tf.LlamaForCausalLM, "mistral": tf.MistralForCausalLM, "qwen2": tf.Qwen2ForCausalLM, "qwen2_wide": tf.Qwen2ForCausalLM,
-               "qwen3": tf.Qwen3ForCausalLM, "gpt2": tf.GPT2LMHeadModel}
+MODEL_CLASS = {"llama": tf.LlamaForCausalLM, "mistral": tf.MistralForCausalLM, "qwen2": tf.Qwen2ForCausalLM,
+               "qwen2_wide": tf.Qwen2ForCausalLM, "qwen3": tf.Qwen3ForCausalLM, "gpt2": tf.GPT2LMHeadModel}
 
 
 def make_model(arch: str, seed: int = 0, init: float = 0.25, head_gain: float = 1.0):

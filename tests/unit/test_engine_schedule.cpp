@@ -111,7 +111,6 @@ TEST(Graph, KvSplitsFollowTheContext) {
   EXPECT_EQ(choose_kv_splits(llama_1b(), go), 8u) << "a (kv head, head block, split) unit per SM";
   go.n_tokens = 8;  // a short prompt's program keeps whole groups (build_graph), so its splits too
   EXPECT_EQ(choose_kv_splits(llama_1b(), go), 16u);
-  go.n_tokens = 1;
   go.attn_head_blocks = 1;
   go.n_tokens = 512;
   EXPECT_EQ(choose_kv_splits(llama_1b(), go), 1u) << "prefill splits by query rows";

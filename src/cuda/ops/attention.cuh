@@ -42,7 +42,7 @@ __device__ void run_attn_partial(const Instruction& ins, const KernelParams& p, 
     if (D == 64 && p.smem_floats >= kSmemHead + attn_mma_smem_floats<64>()) return attn_partial_mma<64>(ins, p, smem);
     if (D == 128 && p.smem_floats >= kSmemHead + attn_mma_smem_floats<128>()) return attn_partial_mma<128>(ins, p, smem);
   }
-  const uint32_t group = Hq / Hkv, heads = group / (a.head_blocks > 1 ? a.head_blocks : 1);
+  const uint32_t group = Hq / Hkv, heads = group / attn_unit_head_blocks(a);
   const uint32_t R = attn_block_rows(M, a.row_block);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   float* qs = smem + kSmemHead + warp * (kMaxHeadDim + kKeyBlock);
