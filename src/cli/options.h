@@ -25,7 +25,8 @@ struct GraphFlags {
     app.add_option("--attn-head-blocks", attn_head_blocks,
                    "decode: attention units per KV head, each taking that share of the head's query heads "
                    "(must divide them; 1 = the whole group in one unit; 0 = by the model: blocks of fewer heads "
-                   "where a layer has few KV heads, e.g. 3 for Qwen2.5-1.5B's 2)")
+                   "where a layer has few KV heads, e.g. 3 for Qwen2.5-1.5B's 2, 2 from " + std::to_string(kLongSpanKeys) +
+                       " positions on)")
         ->check(CLI::Range(0, 256));
     app.add_flag("--no-fuse-norms", no_fuse_norms, "run norms as separate instructions");
     app.add_flag("--no-block-deps", no_block_deps,

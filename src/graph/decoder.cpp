@@ -51,17 +51,22 @@ constexpr uint32_t kPrefillAttnRows = 32;
 // -7.6 / -9.6 / -4.5 / -4.9 / -2.3% at contexts 32 / 256 / 1024 / 2048 / 4096; 6 blocks of 1 lost
 // (+2 / +8% at 32 / 1024, session 28); Llama-3.2-1B's 8 KV heads in 2 blocks lost too (+2% at
 // 1024, +6.5% at 4096).
-constexpr uint32_t kDecodeMinAttnUnits = 6;
+// From kLongSpanKeys positions on (graph.h) a unit's keys outweigh that latency, and blocks of 3
+// heads (4 units) beat blocks of 2 on Qwen2.5-1.5B: 1.797 / 1.903 against 1.821 / 1.966 ms at
+// contexts 2048 / 4096, two rounds alike (H100, session 29); at 256 they lost (1.662 against 1.634).
+constexpr uint32_t kDecodeMinAttnUnits = 6, kDecodeMinAttnUnitsLong = 4;
 
-// Decode's head blocks: as asked (--attn-head-blocks), else by kDecodeMinAttnUnits; 1 for other
+// Decode's head blocks: as asked (--attn-head-blocks), else by kDecodeMinAttnUnits (from
+// kLongSpanKeys positions on, kDecodeMinAttnUnitsLong); 1 for other
 // programs, whose head blocks build_graph chooses (whole groups for short prompts,
 // prefill_head_blocks for long ones). `c` is the rank's config (its KV heads).
 uint32_t decode_head_blocks(const ModelConfig& c, const GraphOptions& o) {
   if (o.n_tokens != 1) return 1;
   if (o.attn_head_blocks) return o.attn_head_blocks;
   const uint32_t group = c.num_heads / c.num_kv_heads;
+  const uint32_t units = long_span(o) ? kDecodeMinAttnUnitsLong : kDecodeMinAttnUnits;
   uint32_t blocks = 1;  // the fewest that reach the units, else the most that keep 2 heads a block
-  for (uint32_t hb = 2; group / hb >= 2 && c.num_kv_heads * blocks < kDecodeMinAttnUnits; ++hb)
+  for (uint32_t hb = 2; group / hb >= 2 && c.num_kv_heads * blocks < units; ++hb)
     if (group % hb == 0) blocks = hb;
   return blocks;
 }

@@ -175,6 +175,12 @@ TpSplit tp_split(const ModelConfig& config, uint32_t size, uint32_t rank);
 // from bench's context 64 (positions 68-195) on: 1.129 / 1.133 against 1.189 ms (H100, session 26).
 constexpr uint32_t kSingleSplitKeys = 64;
 
+// Decode at spans of this many positions or more takes fewer attention head blocks where a layer
+// has few KV heads (decode_head_blocks in decoder.cpp): a unit's keys then cost more than the
+// latency that more units hide.
+constexpr uint32_t kLongSpanKeys = 2048;
+inline bool long_span(const GraphOptions& o) { return (o.kv_span ? o.kv_span : o.max_ctx) >= kLongSpanKeys; }
+
 // The KV splits of AttnPartial for these options: the explicit kv_splits, else one split for
 // prefill programs (they split by rows) and for spans up to kSingleSplitKeys (no AttnReduce stage),
 // else enough splits to give every SM a (kv head, split) unit; either way no more than keep the

@@ -188,7 +188,7 @@ GraphOptions Engine::graph_options(uint32_t n_tokens, bool all_logits, uint32_t 
 
 Engine::Compiled& Engine::compiled_at(uint32_t n_tokens, bool all_logits, uint32_t pos) {
   const GraphOptions go = graph_options(n_tokens, all_logits, pos);
-  const std::tuple<uint32_t, bool, uint32_t> key{n_tokens, all_logits, go.kv_splits};
+  const ProgramKey key{n_tokens, all_logits, go.kv_splits, n_tokens == 1 && long_span(go)};
   auto is_decode = [](const auto& kv) { return std::get<0>(kv.first) == 1 && !std::get<1>(kv.first); };
   if (!programs_.count(key) && programs_.size() >= kProgramCache)
     std::erase_if(programs_, [&](const auto& kv) { return !is_decode(kv); });

@@ -127,8 +127,9 @@ class Engine {
   void rewind(uint32_t pos);
 
   // The program that runs `n_tokens` at once from the current position, built and scheduled on
-  // first use. Programs differ by the context they run at only in their attention's KV splits, so
-  // decode has a few (choose_kv_splits), and generation moves from one to the next as it grows.
+  // first use. Programs differ by the context they run at only in their attention's KV splits and,
+  // from kLongSpanKeys positions on, its head blocks, so decode has a few (choose_kv_splits,
+  // long_span), and generation moves from one to the next as it grows.
   struct Compiled {
     OpGraph graph;
     Program program;
@@ -187,8 +188,9 @@ class Engine {
   std::unique_ptr<cuda::DeviceModel> gpu_model_;
   uint32_t gpus_used_ = 0;
   std::unique_ptr<cuda::NcclGroup> nccl_;  // --tp-comm nccl: the ranks' communicators
-  // Keyed by (n_tokens, all_logits, KV splits).
-  std::map<std::tuple<uint32_t, bool, uint32_t>, std::unique_ptr<Compiled>> programs_;
+  // (n_tokens, all_logits, KV splits, a decode at a long span: fewer head blocks, decode_head_blocks).
+  using ProgramKey = std::tuple<uint32_t, bool, uint32_t, bool>;
+  std::map<ProgramKey, std::unique_ptr<Compiled>> programs_;
   uint32_t pos_ = 0;
   std::vector<uint64_t> trace_phases_;
   int32_t last_argmax_ = -1;

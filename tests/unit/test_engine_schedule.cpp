@@ -172,6 +172,16 @@ TEST(Graph, DecodeAttentionHeadBlocksByDefault) {
     EXPECT_EQ(attention_node(g, 1).proto.a.attn.head_blocks, blocks) << heads << "/" << kv << " heads";
   }
   c.num_heads = 12, c.num_kv_heads = 2;
+  go.max_ctx = 4096;
+  go.kv_span = kLongSpanKeys - 1;
+  EXPECT_EQ(attention_node(build_graph(c, go), 1).proto.a.attn.head_blocks, 3u);
+  go.kv_span = kLongSpanKeys;  // a long span: blocks of 3 heads (4 units) are enough
+  EXPECT_EQ(attention_node(build_graph(c, go), 1).proto.a.attn.head_blocks, 2u);
+  EXPECT_EQ(choose_kv_splits(c, go), 132u / 4);
+  c.num_heads = 16;  // Qwen2.5-3B's groups of 8: 4 blocks, 2 at a long span
+  EXPECT_EQ(attention_node(build_graph(c, go), 1).proto.a.attn.head_blocks, 2u);
+  c.num_heads = 12;
+  go.max_ctx = 1024, go.kv_span = 64;
   go.attn_head_blocks = 1;
   EXPECT_EQ(attention_node(build_graph(c, go), 1).units, 2u) << "asked: whole groups";
   go.attn_head_blocks = 0;
