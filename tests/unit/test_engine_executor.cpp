@@ -210,6 +210,35 @@ TEST(Engine, PrepareDecodeBuildsTheProgramsOfTheStepsAhead) {
   engine->prepare_decode(1000);  // past the context: stops at its end
 }
 
+// From kLongSpanKeys positions on, decode takes fewer attention head blocks where KV heads are few
+// (Qwen2.5-1.5B's groups of 6 over 2: 3 blocks, then 2). With the KV splits forced, only the head
+// blocks tell the two programs apart: generation crossing the point builds the second one and stays exact.
+TEST(Engine, DecodeTakesFewerHeadBlocksAtLongSpans) {
+  ModelConfig c = test::toy_config(Arch::Qwen2);
+  c.num_heads = 12, c.hidden_size = 96, c.max_position_embeddings = 4096;
+  EngineOptions eo;
+  eo.max_ctx = kLongSpanKeys + 8;
+  eo.sms = 16;
+  eo.kv_splits = 2;
+  auto engine = random_engine(c, 11, eo);
+  std::vector<int32_t> tokens;
+  for (uint32_t i = 0; i < kLongSpanKeys + 3; ++i) tokens.push_back((i * 31 + 5) % c.vocab_size);
+  const size_t prompt = kLongSpanKeys - 3;
+  std::vector<float> ours = engine->forward(std::span(tokens).first(prompt), true);
+  auto head_blocks = [&] {
+    for (const OpNode& n : engine->compiled(1, false).graph.nodes)
+      if (n.proto.opcode == uint16_t(Opcode::AttnPartial)) return uint32_t(n.proto.a.attn.head_blocks);
+    return 0u;
+  };
+  EXPECT_EQ(head_blocks(), 3u) << "short of the long span";
+  for (size_t i = prompt; i < tokens.size(); ++i) {
+    const std::vector<float> row = engine->forward(std::span(tokens).subspan(i, 1));
+    ours.insert(ours.end(), row.begin(), row.end());
+  }
+  EXPECT_EQ(head_blocks(), 2u) << "past it";
+  expect_reference_logits(*engine, tokens, ours, prompt - 1, "decode across the head-block change");
+}
+
 TEST(Engine, RewindKeepsThePrefixAndGivesTheSameLogits) {
   const ModelConfig c = test::toy_config(Arch::Qwen3);
   GraphOptions go;
