@@ -3,17 +3,17 @@
 # compute-sanitizer (memcheck, racecheck, synccheck) on a tiny model. Logs go to $OUT.
 # MK_BIN: the mk binary to test (default: this tree's build). MK_ARGS: mk flags for the smoke and
 # sanitizer runs (e.g. --data-waits). SKIP_PARITY=1: only those. SAN_MODELS: the tiny models the
-# sanitizer runs (default: qwen3 llama qwen2_wide).
+# sanitizer runs (default: qwen3 llama qwen2_wide qwen2_d128).
 set -uo pipefail
 bash scripts/device/devbin_unpack.sh  # .devbin's packed builds, should MK_BIN name one
 export PYTHONUNBUFFERED=1 MK_BIN=${MK_BIN:-$PWD/build/src/cli/mk} MK_REPORT=$OUT/gpu_report.txt
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee $OUT/device.txt
-python3 - <<'PY' 2>&1 | tail -3
+SAN_MODELS=${SAN_MODELS:-qwen3 llama qwen2_wide qwen2_d128}
+python3 - llama $SAN_MODELS <<'PY' 2>&1 | tail -3
 import sys; sys.path.insert(0, "tests/py")
 import tiny_models
-tiny_models.save_model("llama", "/tmp/tiny_llama")
-tiny_models.save_model("qwen3", "/tmp/tiny_qwen3")
-tiny_models.save_model("qwen2_wide", "/tmp/tiny_qwen2_wide")
+for arch in set(sys.argv[1:]):
+    tiny_models.save_model(arch, f"/tmp/tiny_{arch}")
 PY
 echo "== smoke"
 $MK_BIN logits --model /tmp/tiny_llama --tokens 1,2,3,4,5 --device cuda --generate 8 ${MK_ARGS:-} 2>&1 | tail -3
@@ -25,8 +25,9 @@ fi
 echo "== compute-sanitizer"
 # Qwen3 keeps whole-head QKV tiles (its q/k norm), Llama splits heads into rotary-pair parts; both
 # decode through the weight pipe and prefill 18 tokens on the tensor cores (16 tokens or more);
-# qwen2_wide's groups of 6 query heads decode in 3 head blocks (decode_head_blocks) and prefill in 2.
-for model in ${SAN_MODELS:-qwen3 llama qwen2_wide}; do
+# qwen2_wide's groups of 6 query heads decode in 3 head blocks (decode_head_blocks) and prefill in 2;
+# qwen2_d128's 128-wide heads prefill through attn_partial_mma<128>.
+for model in $SAN_MODELS; do
   for tool in memcheck racecheck synccheck; do
     compute-sanitizer --tool $tool --error-exitcode 9 $MK_BIN logits --model /tmp/tiny_$model \
       --tokens $(seq -s, 1 20) --prefill 18 --device cuda --generate 4 ${MK_ARGS:-} > $OUT/sanitizer_${model}_$tool.log 2>&1

@@ -18,13 +18,18 @@ ARCHS = {
     # attention unit takes 3 of them (head blocks), where groups of 2 or 4 stay whole.
     "qwen2_wide": lambda: tf.Qwen2Config(**{**COMMON, "hidden_size": 192, "num_attention_heads": 12},
                                          tie_word_embeddings=True, use_sliding_window=False),
+    # Qwen2.5's head_dim 128 (4 query heads over 2 KV heads): the GPU's tensor-core prefill attention
+    # for 128-wide heads (attn_partial_mma<128>), which the other tiny models' heads never reach.
+    "qwen2_d128": lambda: tf.Qwen2Config(**{**COMMON, "hidden_size": 512}, tie_word_embeddings=False,
+                                         use_sliding_window=False),
     "qwen3": lambda: tf.Qwen3Config(**COMMON, head_dim=24, tie_word_embeddings=True, use_sliding_window=False),
     "gpt2": lambda: tf.GPT2Config(vocab_size=320, n_embd=64, n_layer=3, n_head=4, n_positions=256,
                                   activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0),
 }
 
 MODEL_CLASS = {"llama": tf.LlamaForCausalLM, "mistral": tf.MistralForCausalLM, "qwen2": tf.Qwen2ForCausalLM,
-               "qwen2_wide": tf.Qwen2ForCausalLM, "qwen3": tf.Qwen3ForCausalLM, "gpt2": tf.GPT2LMHeadModel}
+               "qwen2_wide": tf.Qwen2ForCausalLM, "qwen2_d128": tf.Qwen2ForCausalLM,
+               "qwen3": tf.Qwen3ForCausalLM, "gpt2": tf.GPT2LMHeadModel}
 
 
 def make_model(arch: str, seed: int = 0, init: float = 0.25, head_gain: float = 1.0):
