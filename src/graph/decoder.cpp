@@ -57,9 +57,9 @@ constexpr uint32_t kPrefillAttnRows = 32;
 constexpr uint32_t kDecodeMinAttnUnits = 6, kDecodeMinAttnUnitsLong = 4;
 
 // Decode's head blocks: as asked (--attn-head-blocks), else by kDecodeMinAttnUnits (from
-// kLongSpanKeys positions on, kDecodeMinAttnUnitsLong); 1 for other
-// programs, whose head blocks build_graph chooses (whole groups for short prompts,
-// prefill_head_blocks for long ones). `c` is the rank's config (its KV heads).
+// kLongSpanKeys positions on, kDecodeMinAttnUnitsLong); 1 for other programs, whose head blocks
+// build_graph chooses (whole groups for short prompts, prefill_head_blocks for long ones). `c` is
+// the rank's config (its KV heads).
 uint32_t decode_head_blocks(const ModelConfig& c, const GraphOptions& o) {
   if (o.n_tokens != 1) return 1;
   if (o.attn_head_blocks) return o.attn_head_blocks;

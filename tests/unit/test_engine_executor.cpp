@@ -212,7 +212,8 @@ TEST(Engine, PrepareDecodeBuildsTheProgramsOfTheStepsAhead) {
 
 // From kLongSpanKeys positions on, decode takes fewer attention head blocks where KV heads are few
 // (Qwen2.5-1.5B's groups of 6 over 2: 3 blocks, then 2). With the KV splits forced, only the head
-// blocks tell the two programs apart: generation crossing the point builds the second one and stays exact.
+// blocks tell the two programs apart: generation crossing the point builds the second one and
+// stays exact.
 TEST(Engine, DecodeTakesFewerHeadBlocksAtLongSpans) {
   ModelConfig c = test::toy_config(Arch::Qwen2);
   c.num_heads = 12, c.hidden_size = 96, c.max_position_embeddings = 4096;
