@@ -110,7 +110,7 @@ uint32_t choose_kv_splits(const ModelConfig& c, const GraphOptions& o) {
   uint32_t s = o.kv_splits;
   if (!s) {
     if (o.n_tokens >= kPrefillTokens) return 1;  // prefill splits by rows (kPrefillAttnRows)
-    if ((o.kv_span ? o.kv_span : o.max_ctx) <= kSingleSplitKeys) return 1;
+    if (program_span(o) <= kSingleSplitKeys) return 1;
     // Enough (kv head, head block, split) units to give every SM one, but no split shorter than 32
     // positions at full context.
     s = std::max<uint32_t>(1, o.num_sms / (c.num_kv_heads * decode_head_blocks(c, o)));

@@ -179,7 +179,9 @@ constexpr uint32_t kSingleSplitKeys = 64;
 // has few KV heads (decode_head_blocks in decoder.cpp): a unit's keys then cost more than the
 // latency that more units hide.
 constexpr uint32_t kLongSpanKeys = 2048;
-inline bool long_span(const GraphOptions& o) { return (o.kv_span ? o.kv_span : o.max_ctx) >= kLongSpanKeys; }
+// The context a program runs at: its kv_span, else its capacity.
+inline uint32_t program_span(const GraphOptions& o) { return o.kv_span ? o.kv_span : o.max_ctx; }
+inline bool long_span(const GraphOptions& o) { return program_span(o) >= kLongSpanKeys; }
 
 // The KV splits of AttnPartial for these options: the explicit kv_splits, else one split for
 // prefill programs (they split by rows) and for spans up to kSingleSplitKeys (no AttnReduce stage),

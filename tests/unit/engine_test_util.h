@@ -7,6 +7,7 @@
 #include <string>
 
 #include "graph/graph.h"
+#include "model/error.h"
 #include "model/tensor_source.h"
 
 namespace mk::test {
@@ -91,5 +92,13 @@ class RandomSource : public TensorSource {
   };
   std::map<std::string, Entry> entries_;
 };
+
+// Layer `layer`'s AttnPartial node of `g`.
+inline const OpNode& attention_node(const OpGraph& g, int layer) {
+  const std::string name = "L" + std::to_string(layer) + ".attn_partial";
+  for (const OpNode& n : g.nodes)
+    if (n.name == name) return n;
+  throw Error("no node " + name);
+}
 
 }  // namespace mk::test

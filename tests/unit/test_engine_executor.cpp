@@ -227,9 +227,7 @@ TEST(Engine, DecodeTakesFewerHeadBlocksAtLongSpans) {
   const size_t prompt = kLongSpanKeys - 3;
   std::vector<float> ours = engine->forward(std::span(tokens).first(prompt), true);
   auto head_blocks = [&] {
-    for (const OpNode& n : engine->compiled(1, false).graph.nodes)
-      if (n.proto.opcode == uint16_t(Opcode::AttnPartial)) return uint32_t(n.proto.a.attn.head_blocks);
-    return 0u;
+    return test::attention_node(engine->compiled(1, false).graph, 0).proto.a.attn.head_blocks;
   };
   EXPECT_EQ(head_blocks(), 3u) << "short of the long span";
   for (size_t i = prompt; i < tokens.size(); ++i) {

@@ -120,12 +120,7 @@ TEST(Graph, KvSplitsFollowTheContext) {
   EXPECT_EQ(choose_kv_splits(llama_1b(), go), 200u);
 }
 
-const OpNode& attention_node(const OpGraph& g, int layer) {
-  const std::string name = "L" + std::to_string(layer) + ".attn_partial";
-  for (const OpNode& n : g.nodes)
-    if (n.name == name) return n;
-  throw Error("no node " + name);
-}
+using test::attention_node;
 
 // Decode's attention units by blocks of a GQA group's query heads (Llama-3.2-1B: 4 per KV head).
 TEST(Graph, AttentionHeadBlocksMultiplyDecodeUnits) {
