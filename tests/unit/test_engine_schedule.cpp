@@ -399,6 +399,13 @@ TEST(Graph, PrefillQkvTilesNarrowToFillTheSms) {
   EXPECT_EQ(qkv_tile(128, 132), 2u);
   EXPECT_EQ(qkv_tile(32, 132), 2u);
   EXPECT_EQ(qkv_tile(128, 264), 1u);
+  // Qwen2.5-1.5B: 16 heads of 8 parts a block, which the widest (6) does not divide: 4 blocks of
+  // 32 tiles of 64 rows, one wave, rather than 88 of 96.
+  ModelConfig qwen = llama_1b();
+  qwen.hidden_size = 1536, qwen.intermediate_size = 8960, qwen.num_heads = 12, qwen.num_kv_heads = 2,
+  qwen.head_dim = 128;
+  for (const OpNode& n : build_graph(qwen, prefill_512_on_gpu()).nodes)
+    if (n.name == "L0.qkv_rope") EXPECT_EQ(n.tile_units, 4u);
 }
 
 // A short prompt's down projection takes tiles of 256 rows by a range of its 8192 inputs (16 of 512
