@@ -103,9 +103,9 @@ def report():
 
 @pytest.mark.parametrize("arch", list(tiny_models.ARCHS))
 def test_tiny_models_on_gpu(arch, run_mk, tmp_path, report):
-    # Weights at a realistic scale (~1/sqrt(hidden)): the CPU tests' larger ones make tiny models
+    # Weights at a realistic scale (save_realistic_model): the CPU tests' larger ones make tiny models
     # chaotic enough that bf16 rounding alone flips tokens.
-    model = tiny_models.save_model(arch, tmp_path / arch, init=0.1, head_gain=4.0)
+    model = tiny_models.save_realistic_model(arch, tmp_path / arch)
     check_case(run_mk, tmp_path / arch, model.config, tmp_path, arch, report)
 
 
@@ -196,7 +196,7 @@ def test_data_waits_match_counter_waits_1b_shape(kernel, llama1b, run_mk, tmp_pa
 def test_data_waits_match_cpu(arch, extra, run_mk, tmp_path, report):
     # Waits by data on every architecture's decode (AttnReduce between attention and o_proj with
     # several KV splits) against the CPU executor, which waits for every counter.
-    model = tiny_models.save_model(arch, tmp_path / "m", init=0.1, head_gain=4.0)
+    model = tiny_models.save_realistic_model(arch, tmp_path / "m")
     ids = torch.randint(0, model.config.vocab_size, (PROMPT_LEN + 64,), generator=torch.Generator().manual_seed(8))
     args = ["logits", "--model", tmp_path / "m", "--tokens", ",".join(map(str, ids.tolist())), "--prefill", PROMPT_LEN,
             *extra]
@@ -257,7 +257,7 @@ def test_tensor_parallel_on_one_gpu(arch, tp, comm, run_mk, tmp_path, report):
     # AllReduce / ArgmaxRanks through each other's arenas and counters: the multi-GPU path's code
     # with device memory for peer memory; or between launches, the exchange kernel summing their
     # partials. Against one rank on the same GPU.
-    model = tiny_models.save_model(arch, tmp_path / "m", init=0.1, head_gain=4.0)
+    model = tiny_models.save_realistic_model(arch, tmp_path / "m")
     check_tp_against_one_rank(tmp_path / "m", model.config.vocab_size, tp, 1, arch, run_mk, tmp_path, report,
                               comm=comm)
 
@@ -282,7 +282,7 @@ def test_tensor_parallel_across_gpus(arch, tp, tp_gpus, comm, run_mk, tmp_path, 
         pytest.skip(f"needs {tp_gpus} GPUs, the host has {torch.cuda.device_count()}")
     if comm == "nccl":
         use_torchs_nccl_unless_found(monkeypatch)
-    model = tiny_models.save_model(arch, tmp_path / "m", init=0.1, head_gain=4.0)
+    model = tiny_models.save_realistic_model(arch, tmp_path / "m")
     check_tp_against_one_rank(tmp_path / "m", model.config.vocab_size, tp, tp_gpus, arch, run_mk, tmp_path, report,
                               comm=comm)
 
@@ -313,7 +313,7 @@ def test_weight_pipe_modes_match_cpu(pipe, pages, run_mk, tmp_path, report):
     # Every way decode reads weights (the pipe with bulk copies or 16-byte cp.async, or plain loads)
     # gives the CPU executor's logits. Qwen2 has biases, so every epilogue term is exercised. A ring
     # of 2 or 3 pages (--pipe-pages) goes round it every few pages, its slots' phases flipping often.
-    model = tiny_models.save_model("qwen2", tmp_path / "m", init=0.1, head_gain=4.0)
+    model = tiny_models.save_realistic_model("qwen2", tmp_path / "m")
     ids = torch.randint(0, model.config.vocab_size, (PROMPT_LEN + 32,), generator=torch.Generator().manual_seed(3))
     args = ["logits", "--model", tmp_path / "m", "--tokens", ",".join(map(str, ids.tolist())), "--prefill", PROMPT_LEN]
     run_mk(*args, "--device", "cuda", "--weight-pipe", pipe, "--pipe-pages", pages, "--out", tmp_path / "gpu.npy")
@@ -336,7 +336,7 @@ def test_weight_pipe_modes_match_cpu(pipe, pages, run_mk, tmp_path, report):
     ("qwen3", ["--attn-head-blocks", "2"], 100, 32),
 ])
 def test_kv_splits_match_cpu(arch, extra, n_tokens, prefill, run_mk, tmp_path, report):
-    model = tiny_models.save_model(arch, tmp_path / "m", init=0.1, head_gain=4.0)
+    model = tiny_models.save_realistic_model(arch, tmp_path / "m")
     ids = torch.randint(0, model.config.vocab_size, (n_tokens,), generator=torch.Generator().manual_seed(5))
     args = ["logits", "--model", tmp_path / "m", "--tokens", ",".join(map(str, ids.tolist())), "--prefill", prefill,
             *extra]
@@ -355,7 +355,7 @@ def test_short_last_token_block_matches_cpu(arch, tma, run_mk, tmp_path, report,
     # operands with cp.async; MK_TMA=1 feeds them by the TMA instead, which must agree as well.
     if tma:
         monkeypatch.setenv("MK_TMA", "1")
-    model = tiny_models.save_model(arch, tmp_path / "m", init=0.1, head_gain=4.0)
+    model = tiny_models.save_realistic_model(arch, tmp_path / "m")
     ids = torch.randint(0, model.config.vocab_size, (150,), generator=torch.Generator().manual_seed(6))
     args = ["logits", "--model", tmp_path / "m", "--tokens", ",".join(map(str, ids.tolist())), "--prefill", 136]
     run_mk(*args, "--device", "cuda", "--out", tmp_path / "gpu.npy")

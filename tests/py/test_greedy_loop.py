@@ -17,7 +17,7 @@ PROMPT, GENERATE = 58, 20
     pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")),
 ])
 def test_greedy_loop_equals_argmax_of_forward(device, run_mk, tmp_path):
-    model = tiny_models.save_model("llama", tmp_path / "m", init=0.1, head_gain=4.0)
+    model = tiny_models.save_realistic_model("llama", tmp_path / "m")
     prompt = torch.randint(0, model.config.vocab_size, (PROMPT,), generator=torch.Generator().manual_seed(9)).tolist()
     common = ["--model", tmp_path / "m", "--device", device, "--ctx", 320]
     out = run_mk("logits", *common, "--tokens", ",".join(map(str, prompt)), "--generate", GENERATE).stdout
