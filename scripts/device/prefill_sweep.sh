@@ -3,7 +3,8 @@
 # prefill (eager, and the same kernels replayed as a CUDA graph), on a random-weight model of SHAPE.
 # Ours is the traced span of one prefill program run (`mk trace --prefill N`: GPU time, as the
 # baseline's CUDA events measure). Prints one line per length; the table also goes to $OUT.
-# NO_TORCH=1 skips the baseline (comparing builds: run it once); LABEL names the table's file.
+# NO_TORCH=1 skips the baseline (comparing builds: run it once); LABEL names the table's file;
+# MK_ARGS: more flags for mk trace.
 set -uo pipefail
 bash scripts/device/devbin_unpack.sh  # .devbin's packed builds, should MK_BIN name one
 SHAPE=${SHAPE:-llama-3.2-1b} PROMPTS=${PROMPTS:-16 32 64 128 256 512}
@@ -14,7 +15,7 @@ T=$OUT/prefill_sweep${LABEL:+-$LABEL}.md
 echo "| prompt | megakernel (ms) | torch eager (ms) | torch CUDA graph (ms) |" | tee $T
 echo "|---|---|---|---|" | tee -a $T
 for n in $PROMPTS; do
-  $MK_BIN trace --model $MODEL --prefill $n --context 0 --out /tmp/sweep.json --svg /tmp/sweep.svg > /dev/null 2>&1
+  $MK_BIN trace --model $MODEL --prefill $n --context 0 --out /tmp/sweep.json --svg /tmp/sweep.svg ${MK_ARGS:-} > /dev/null 2>&1
   ours=$(python3 -c "
 import json
 t = json.load(open('/tmp/sweep.json')); ev = t['traceEvents'] if isinstance(t, dict) else t
