@@ -93,12 +93,16 @@ class RandomSource : public TensorSource {
   std::map<std::string, Entry> entries_;
 };
 
-// Layer `layer`'s AttnPartial node of `g`.
-inline const OpNode& attention_node(const OpGraph& g, int layer) {
-  const std::string name = "L" + std::to_string(layer) + ".attn_partial";
+// The node of `g` named `name` (e.g. "L3.down"); an Error where there is none.
+inline const OpNode& node_named(const OpGraph& g, const std::string& name) {
   for (const OpNode& n : g.nodes)
     if (n.name == name) return n;
   throw Error("no node " + name);
+}
+
+// Layer `layer`'s AttnPartial node of `g`.
+inline const OpNode& attention_node(const OpGraph& g, int layer) {
+  return node_named(g, "L" + std::to_string(layer) + ".attn_partial");
 }
 
 }  // namespace mk::test

@@ -17,11 +17,7 @@ namespace {
 
 constexpr uint16_t kTagFlags = kFlagTagOut | kFlagNoFence | kFlagCheckIn | kFlagCheckRes;
 
-const OpNode& node_named(const OpGraph& g, const std::string& name) {
-  for (const OpNode& n : g.nodes)
-    if (n.name == name) return n;
-  throw std::runtime_error("no node " + name);
-}
+using test::node_named;
 
 // Walks the graph in program order as the GPU may see it: a write made without a fence may still be
 // invisible to its readers, who then see the buffer's previous write. Every reader of such a write

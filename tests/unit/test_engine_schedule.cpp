@@ -243,10 +243,7 @@ TEST(Graph, Bf16ActivationsMarkPrefillOperands) {
   GraphOptions go = prefill_512_on_gpu();
   const OpGraph g = build_graph(llama_1b(), go);
   auto flags = [&](const std::string& name) {
-    for (const OpNode& n : g.nodes)
-      if (n.name == name) return int(n.proto.flags & (kFlagBf16In | kFlagBf16Out));
-    ADD_FAILURE() << "no node " << name;
-    return -1;
+    return int(test::node_named(g, name).proto.flags & (kFlagBf16In | kFlagBf16Out));
   };
   EXPECT_EQ(flags("L3.attn_norm"), kFlagBf16Out);
   EXPECT_EQ(flags("L3.qkv_rope"), kFlagBf16In);
@@ -371,10 +368,7 @@ uint32_t prefill_tile_units(const std::string& name, uint32_t tokens, uint32_t s
   GraphOptions go = prefill_512_on_gpu();
   go.n_tokens = tokens;
   go.num_sms = sms;
-  for (const OpNode& n : build_graph(llama_1b(), go).nodes)
-    if (n.name == name) return n.tile_units;
-  ADD_FAILURE() << "no node " << name;
-  return 0u;
+  return test::node_named(build_graph(llama_1b(), go), name).tile_units;
 }
 
 // Gated prefill tiles take 128 outputs (one 256-row pass on Hopper) where those still make 1.5
@@ -404,8 +398,7 @@ TEST(Graph, PrefillQkvTilesNarrowToFillTheSms) {
   ModelConfig qwen = llama_1b();
   qwen.hidden_size = 1536, qwen.intermediate_size = 8960, qwen.num_heads = 12, qwen.num_kv_heads = 2,
   qwen.head_dim = 128;
-  for (const OpNode& n : build_graph(qwen, prefill_512_on_gpu()).nodes)
-    if (n.name == "L0.qkv_rope") EXPECT_EQ(n.tile_units, 4u);
+  EXPECT_EQ(test::node_named(build_graph(qwen, prefill_512_on_gpu()), "L0.qkv_rope").tile_units, 4u);
 }
 
 // A short prompt's down projection takes tiles of 256 rows by a range of its 8192 inputs (16 of 512
@@ -415,11 +408,7 @@ TEST(Graph, PrefillQkvTilesNarrowToFillTheSms) {
 // (folded into the LM head), not with fused norms (no Norm instruction), and not with split_k off.
 // The ranges cover the input once, in whole 64-column stages.
 TEST(Graph, ShortPromptProjectionsSplitByInputRanges) {
-  auto node = [](const OpGraph& g, const std::string& name) -> const OpNode& {
-    for (const OpNode& n : g.nodes)
-      if (n.name == name) return n;
-    throw Error("no node " + name);
-  };
+  const auto node = test::node_named;
   GraphOptions go = prefill_512_on_gpu();
   go.n_tokens = 128;
   const OpGraph g = build_graph(llama_1b(), go);
