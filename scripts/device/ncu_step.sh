@@ -45,3 +45,8 @@ for r in sorted(data, key=lambda r: -float(r[c]))[:40]:
     print(f"{float(r[c]) / total * 100:5.1f}%  {r[0]:>8}  {r[1][:100]}")
 PY
 gzip -f $OUT/ncu/sass.csv
+# The same samples by CUDA source line (the builds carry -lineinfo; the sources are this tree's,
+# found by file name below src/), to tell the epilogues from the passes' loops in the prefill build.
+ncu --import $OUT/ncu/step.ncu-rep --page source --print-source cuda --source-folders $PWD/src --csv \
+  > $OUT/ncu/source.csv 2>&1
+gzip -f $OUT/ncu/source.csv
