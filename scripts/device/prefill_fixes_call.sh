@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs on the lent GPU machine (carry ".devbin"): session 32's prefill candidates, each built by
+# build_variants.sh from 01ebbbf's kernel plus scripts/device/experiments/ patches: ep =
+# tight_epilogues, ts = tail_split, rt = row_tiles, all = the three; phep, phts: PHASES builds of
+# ep and ts.
+#   1. GPU parity of `all`, with the three patches' tests (the tail pieces and the 128-row tiles
+#      against whole and 64-row tiles; the long 1B-shape prefill; the tiny models), and of head's
+#      tiny models (~4 min).
+#   2. Qwen2.5-1.5B's 512-token prefill by phase with phep and phts (~1 min).
+#   3. Prefill A/B, two rounds interleaved: Qwen2.5-1.5B 512 (head ep ts all), Llama-3.2-1B 512
+#      (head ep rt all) (~5 min).
+#   4. The same for Llama-3.2-3B 512 (head rt all; the model is made first, ~1 min) (~5 min).
+#   5. Nsight Compute on head's Qwen 512 prefill (ncu_step.sh: stall reasons, hottest lines).
+# STEPS: which to run (default "1 2"; then "3", "4", "5": each one call).
+set -uo pipefail
+bash scripts/device/devbin_unpack.sh > /dev/null
+steps=" ${STEPS:-1 2} "
+ab() {  # SHAPE NAMES
+  SHAPE=$1 NAMES="$2" GR_NAMES=" " GR_SHORT=" " PROMPTS=512 ROUNDS=2 timeout ${AB_TIMEOUT:-280} \
+    bash scripts/device/ab_prefill.sh
+}
+{
+  nvidia-smi --query-gpu=name --format=csv,noheader
+  if [[ $steps == *" 1 "* ]]; then
+    echo "== parity mk-head, tiny models"
+    MK_BIN=$PWD/.devbin/mk-head timeout 150 python3 -m pytest -q -k tiny_models_on_gpu tests/py/test_gpu_parity.py \
+      > $OUT/parity-head.log 2>&1
+    tail -1 $OUT/parity-head.log
+    K="long_prefill_1b_shape or tiny_models_on_gpu or short_last_token_block or tail_pieces or wide_row_tiles" \
+      PARITY_TIMEOUT=240 bash scripts/device/parity_variant.sh all
+    grep -E "^FAILED" $OUT/parity-head.log $OUT/parity-all.log
+  fi
+  if [[ $steps == *" 2 "* ]]; then
+    for v in phep phts; do
+      echo "== phases, mk-$v"
+      MK_BIN=$PWD/.devbin/mk-$v SHAPE=qwen2.5-1.5b CONTEXTS=" " PREFILL=512 bash scripts/device/trace_run.sh \
+        2>&1 | grep -E "^\| (qkv_rope|attn_partial|o_proj|gate_up|down) |^L0\.|per layer"
+      mv $OUT/trace/prefill-qwen2.5-1.5b-512.txt $OUT/phases-$v.txt
+    done
+    rm -rf $OUT/trace
+  fi
+  if [[ $steps == *" 3 "* ]]; then
+    ab qwen2.5-1.5b "head ep ts all"
+    ab llama-3.2-1b "head ep rt all"
+  fi
+  [[ $steps == *" 4 "* ]] && ab llama-3.2-3b "head rt all"
+  if [[ $steps == *" 5 "* ]]; then
+    PREFILL=512 SHAPE=qwen2.5-1.5b MK_BIN=$PWD/.devbin/mk-head bash scripts/device/ncu_step.sh
+  fi
+} 2>&1 | grep -v "Writing model shards\|Loading weights" | tee $OUT/summary.txt
+cd $OUT && tar czf logs.tgz parity-*.log phases-*.txt prefill_sweep-*.md 2>/dev/null && rm -f parity-*.log phases-*.txt prefill_sweep-*.md
