@@ -2,13 +2,14 @@
 # Runs on the lent GPU machine (carry ".devbin"): session 32's prefill candidates, each built by
 # build_variants.sh from 01ebbbf's kernel plus scripts/device/experiments/ patches: ep =
 # tight_epilogues, ts = tail_split, rt = row_tiles, all = the three; phep, phts: PHASES builds of
-# ep and ts.
+# ep and ts; dt = prefill_diet (a measurement: the prefill kernel 113 KB smaller, its CUDA-core
+# several-row tiles one row at a time).
 #   1. GPU parity of `all`, with the three patches' tests (the tail pieces and the 128-row tiles
-#      against whole and 64-row tiles; the long 1B-shape prefill; the tiny models), and of head's
-#      tiny models (~4 min).
+#      against whole and 64-row tiles; the long 1B-shape prefill; the tiny models), of dt with the
+#      tests that reach its path, and of head's tiny models (~5 min).
 #   2. Qwen2.5-1.5B's 512-token prefill by phase with phep and phts (~1 min).
-#   3. Prefill A/B, two rounds interleaved: Qwen2.5-1.5B 512 (head ep ts all), Llama-3.2-1B 512
-#      (head ep rt all) (~5 min).
+#   3. Prefill A/B, two rounds interleaved: Qwen2.5-1.5B 512 (head ep ts all dt), Llama-3.2-1B 512
+#      (head ep rt all dt) (~6 min).
 #   4. The same for Llama-3.2-3B 512 (head rt all; the model is made first, ~1 min) (~5 min).
 #   5. Nsight Compute on head's Qwen 512 prefill (ncu_step.sh: stall reasons, hottest lines).
 # STEPS: which to run (default "1 2"; then "3", "4", "5": each one call).
@@ -28,7 +29,8 @@ ab() {  # SHAPE NAMES
     tail -1 $OUT/parity-head.log
     K="long_prefill_1b_shape or tiny_models_on_gpu or short_last_token_block or tail_pieces or wide_row_tiles" \
       PARITY_TIMEOUT=240 bash scripts/device/parity_variant.sh all
-    grep -E "^FAILED" $OUT/parity-head.log $OUT/parity-all.log
+    K="long_prefill_1b_shape or short_last_token_block" PARITY_TIMEOUT=120 bash scripts/device/parity_variant.sh dt
+    grep -E "^FAILED" $OUT/parity-head.log $OUT/parity-all.log $OUT/parity-dt.log
   fi
   if [[ $steps == *" 2 "* ]]; then
     for v in phep phts; do
@@ -40,8 +42,8 @@ ab() {  # SHAPE NAMES
     rm -rf $OUT/trace
   fi
   if [[ $steps == *" 3 "* ]]; then
-    ab qwen2.5-1.5b "head ep ts all"
-    ab llama-3.2-1b "head ep rt all"
+    ab qwen2.5-1.5b "head ep ts all dt"
+    ab llama-3.2-1b "head ep rt all dt"
   fi
   [[ $steps == *" 4 "* ]] && ab llama-3.2-3b "head rt all"
   if [[ $steps == *" 5 "* ]]; then
