@@ -29,12 +29,13 @@ grep -E "Frequency|Throughput|Duration|Warp Cycles|Eligible" $OUT/ncu/details.tx
 ncu --import $OUT/ncu/step.ncu-rep --page raw > $OUT/ncu/raw.txt 2>&1
 grep -E "smsp__average_warps_issue_stalled_[a-z_]+_per_issue_active.ratio" $OUT/ncu/raw.txt | awk '{print $NF, $1}' | sort -g -r | head -14
 gzip -f $OUT/ncu/raw.txt
-ncu --import $OUT/ncu/step.ncu-rep --page source --print-source sass --csv > $OUT/ncu/sass.csv 2>&1
-python3 - "$OUT/ncu/sass.csv" <<'PY'
+# The hottest lines of a source page's CSV (SASS, or CUDA source lines), by stall samples.
+top_lines() {
+  python3 - "$1" <<'PY'
 import csv, sys
 rows = list(csv.reader(open(sys.argv[1])))
 rows = rows[1:] if rows and rows[0] and rows[0][0] == "Kernel Name" else rows  # ncu 2025 adds a title row
-head = rows[0]
+head = rows[0] if rows else []
 cols = [i for i, h in enumerate(head) if "Sampling" in h and "All" in h]
 if not cols:
     sys.exit(f"no sampling column in {head[:20]}")
@@ -44,9 +45,14 @@ total = sum(float(r[c]) for r in data) or 1
 for r in sorted(data, key=lambda r: -float(r[c]))[:40]:
     print(f"{float(r[c]) / total * 100:5.1f}%  {r[0]:>8}  {r[1][:100]}")
 PY
+}
+ncu --import $OUT/ncu/step.ncu-rep --page source --print-source sass --csv > $OUT/ncu/sass.csv 2>&1
+top_lines $OUT/ncu/sass.csv
 gzip -f $OUT/ncu/sass.csv
 # The same samples by CUDA source line (the builds carry -lineinfo; the sources are this tree's,
 # found by file name below src/), to tell the epilogues from the passes' loops in the prefill build.
 ncu --import $OUT/ncu/step.ncu-rep --page source --print-source cuda --source-folders $PWD/src --csv \
   > $OUT/ncu/source.csv 2>&1
+echo "== by source line"
+top_lines $OUT/ncu/source.csv
 gzip -f $OUT/ncu/source.csv
