@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs on the lent GPU machine: Nsight Compute on one decode step of a bench shape (the decode
-# build, mk::cuda::megakernel<(bool)0, ...>) or, with PREFILL=N, on one N-token prefill (the
-# prefill build, megakernel<(bool)1, ...>; `mk trace --prefill` runs it twice, LAUNCH_SKIP=1 takes
-# the second), clocks as they run (no locking), with warp-state and source-level sampling; prints
-# the speed-of-light summary, the warp stall reasons and the 40 SASS lines with the most stall
-# samples. The report and the per-line CSV go to $OUT/ncu/. (Was ncu_decode.sh.)
+# build, mk::cuda::megakernel<(bool)0, ...>) or, with PREFILL=N, on one N-token prefill with no
+# context before it (the prefill build, megakernel<(bool)1, ...>; `mk trace --prefill` runs it
+# twice, LAUNCH_SKIP=1 takes the second), clocks as they run (no locking), with warp-state and
+# source-level sampling; prints the speed-of-light summary, the warp stall reasons and the 40 SASS
+# lines (and CUDA source lines) with the most stall samples. The report and the per-line CSVs go to
+# $OUT/ncu/. (Was ncu_decode.sh.)
 set -uo pipefail
 bash scripts/device/devbin_unpack.sh  # .devbin's packed builds, should MK_BIN name one
 SHAPE=${SHAPE:-llama-3.2-1b} MK_BIN=${MK_BIN:-$PWD/build/src/cli/mk} MODEL=/tmp/mk-bench-$SHAPE
@@ -12,7 +13,7 @@ mkdir -p $OUT/ncu
 [ -d $MODEL ] || python3 bench/make_model.py --shape $SHAPE --out $MODEL > /dev/null
 PREFILL=${PREFILL:-0}
 if [ "$PREFILL" != 0 ]; then
-  build=1 step_args="--prefill $PREFILL" skip=${LAUNCH_SKIP:-1}
+  build=1 step_args="--prefill $PREFILL --context 0" skip=${LAUNCH_SKIP:-1}
 else
   build=0 step_args="--context 32" skip=${LAUNCH_SKIP:-0}
 fi
