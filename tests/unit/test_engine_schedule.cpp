@@ -29,6 +29,14 @@ ModelConfig llama_1b() {
   return c;
 }
 
+// Qwen2.5-1.5B's dimensions (hidden 1536, MLP 8960, 12 query heads of 128 over 2 KV heads) on
+// llama_1b()'s config: what its prefill's tilings depend on.
+ModelConfig qwen2_5_1_5b() {
+  ModelConfig c = llama_1b();
+  c.hidden_size = 1536, c.intermediate_size = 8960, c.num_heads = 12, c.num_kv_heads = 2, c.head_dim = 128;
+  return c;
+}
+
 void check_invariants(const OpGraph& g, const Program& p) {
   std::vector<uint32_t> tiles(p.num_counters, 0);
   std::vector<std::vector<std::pair<uint32_t, uint32_t>>> ranges(g.nodes.size());
@@ -395,10 +403,7 @@ TEST(Graph, PrefillQkvTilesNarrowToFillTheSms) {
   EXPECT_EQ(qkv_tile(128, 264), 1u);
   // Qwen2.5-1.5B: 16 heads of 8 parts a block, which the widest (6) does not divide: 4 blocks of
   // 32 tiles of 64 rows, one wave, rather than 88 of 96.
-  ModelConfig qwen = llama_1b();
-  qwen.hidden_size = 1536, qwen.intermediate_size = 8960, qwen.num_heads = 12, qwen.num_kv_heads = 2,
-  qwen.head_dim = 128;
-  EXPECT_EQ(test::node_named(build_graph(qwen, prefill_512_on_gpu()), "L0.qkv_rope").tile_units, 4u);
+  EXPECT_EQ(test::node_named(build_graph(qwen2_5_1_5b(), prefill_512_on_gpu()), "L0.qkv_rope").tile_units, 4u);
 }
 
 // A short prompt's down projection takes tiles of 256 rows by a range of its 8192 inputs (16 of 512
