@@ -15,7 +15,7 @@ namespace mk::cli {
 // program from a config alone, and the commands that run one.
 struct GraphFlags {
   uint32_t kv_splits = 0, attn_head_blocks = 0;
-  bool no_fuse_norms = false, no_block_deps = false, no_split_k = false, no_data_waits = false;
+  bool no_fuse_norms = false, no_block_deps = false, no_split_k = false, no_data_waits = false, no_split_tail = false;
 
   void add(CLI::App& app) {
     app.add_option("--kv-splits", kv_splits,
@@ -34,12 +34,15 @@ struct GraphFlags {
                  "128 prompt tokens (to compare)");
     app.add_flag("--no-split-k", no_split_k,
                  "prefill: short prompts' o_proj and down tiles take their whole input, not ranges of it (to compare)");
+    app.add_flag("--no-split-tail", no_split_tail,
+                 "prefill: a short last wave of gate/up tiles keeps whole tiles rather than pieces of them (to compare)");
     app.add_flag("--no-data-waits", no_data_waits,
                  "GPU decode: stages that read a whole tagged row from the stage before wait for that stage's counter, "
                  "not for the row's tags (to compare)");
   }
   // Into GraphOptions (`mk schedule`) or EngineOptions, which name these fields alike; the block
-  // dependencies are the scheduler's (ScheduleOptions, EngineOptions::token_block_deps).
+  // dependencies and the tail split are the scheduler's (ScheduleOptions; EngineOptions::token_block_deps
+  // and split_tail).
   template <class Options>
   void apply(Options& o) const {
     o.kv_splits = kv_splits;
@@ -121,6 +124,7 @@ struct ExecFlags {
     o.prefill_chunk = prefill_chunk;
     graph.apply(o);
     o.token_block_deps = !graph.no_block_deps;
+    o.split_tail = !graph.no_split_tail;
     o.gpu_weight_pipe = weight_pipe == "bulk"       ? cuda::WeightPipe::Bulk
                         : weight_pipe == "cp-async" ? cuda::WeightPipe::CpAsync
                         : weight_pipe == "off"      ? cuda::WeightPipe::Off

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "graph/graph.h"
@@ -30,11 +31,39 @@ constexpr uint32_t kPrefillWideGatedOutputs = 128;
 constexpr uint32_t kPrefillSplitRows = 256;
 constexpr uint32_t kPrefillSplitMinK = 512;
 constexpr double kPrefillWideGatedWaves = 1.5;
+// A short last wave of gated tiles (Qwen2.5-1.5B's 512-token gate/up: 280 tiles of 128 outputs, 16
+// past two waves of 132) runs in pieces of at least this many outputs, which take the narrowest
+// pass (64 rows: 32 up, 32 gate) at about half a 256-row pass's time (bench/gemm_rate.cu), where the
+// whole tiles kept 116 SMs idle for a third wave of 48 us (H100, session 32).
+constexpr uint32_t kPrefillGatedTailOutputs = 32;
 // QKV tiles take up to 96 rows (kGemmQkvN): Llama-3.2-1B's 3072 rows by 4 token blocks make 128
 // tiles, one wave of 132 SMs, where tiles of 64 made 192: two waves, the second one half empty, with
 // attention waiting behind it (135 us of a 763 us layer at 512 tokens, H200). Fewer token blocks
 // take narrower tiles (below).
 constexpr uint32_t kPrefillQkvRows = 96;
+// Other prefill tiles (o_proj, down, a plain MLP's up) take 64, 128 or 256 rows, one pass each on
+// Hopper (kGemmN, kGemmWideN, kGemmWgmmaWideN), whichever makes the fewest waves of the SMs times
+// its pass's time. A pass is bound by what it reads from L2, its 128 tokens' activations and its
+// rows' weights: with every SM in a pass, bench/gemm_rate.cu took 16.7 / 25.2 / 41.5 us at 64 /
+// 128 / 256 rows (H100, K = 2048, session 32). So Llama-3.2-3B's 512-token o_proj and down (3072
+// rows by 4 token blocks) take 96 tiles of 128, one wave, rather than 192 of 64, two; Llama-3.2-1B's
+// (2048 rows) keep 128 tiles of 64, and at 1024 tokens take 128 of 128. (GPUs without wgmma take
+// the wider tiles as passes of 128 rows: the same work in fewer tiles.)
+struct RowTile {
+  uint32_t rows;
+  double pass_us;
+};
+constexpr RowTile kPrefillRowTiles[] = {{kPrefillTileRows, 16.7}, {128, 25.2}, {256, 41.5}};
+uint32_t prefill_row_tile(uint32_t rows, uint32_t blocks, uint32_t num_sms) {
+  uint32_t best = kPrefillTileRows;
+  double best_us = std::numeric_limits<double>::infinity();
+  for (const RowTile& t : kPrefillRowTiles) {  // narrowest first: it wins a tie
+    const uint64_t tiles = uint64_t(blocks) * ((rows + t.rows - 1) / t.rows);
+    const double us = double((tiles + num_sms - 1) / num_sms) * t.pass_us;
+    if (us < best_us) best = t.rows, best_us = us;
+  }
+  return best;
+}
 // Prefill tiles also split the prompt into blocks of this many tokens (one tensor-core pass,
 // kGemmM): with whole-prompt tiles, a 512-token prefill had 32 o_proj tiles of 660 us each, and
 // most SMs waited on them.
@@ -304,10 +333,11 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
     n.reads = {in_buf};
     n.writes = {out_buf};
     if (op == Opcode::MatvecResidual) n.reads.push_back(out_buf);
-    if (M >= kPrefillTokens && gate == kNone) n.tile_units = kPrefillTileRows;
+    if (M >= kPrefillTokens && gate == kNone) n.tile_units = prefill_row_tile(out_dim, blocks, o.num_sms);
     if (M >= kPrefillTokens && gate != kNone) {
       const double wide_tiles = double(blocks) * ((out_dim + kPrefillWideGatedOutputs - 1) / kPrefillWideGatedOutputs);
       n.tile_units = wide_tiles >= kPrefillWideGatedWaves * o.num_sms ? kPrefillWideGatedOutputs : kPrefillGatedOutputs;
+      n.tail_units = kPrefillGatedTailOutputs;
     }
     return n;
   };

@@ -44,6 +44,8 @@ struct OpNode {
   uint32_t unit_align = 1;   // tile sizes are multiples of this (but the last)
   uint32_t max_tiles = 0xFFFFFFFFu;
   uint32_t tile_units = 0;   // tiles of exactly this many units (the last one shorter); 0: spread over the SMs
+  uint32_t tail_units = 0;   // a short last wave's tiles may split into pieces of at least this many units
+                             // (the scheduler's tile_ranges); 0: they never do
   uint32_t token_blocks = 1; // the units are this many equal blocks of tokens (TokenSegments): tiles go out
                              // in the order of their units within a block, then by block
   // Token blocks (prefill): unit u lies in token block block_of_unit(u) = u % block_period /

@@ -200,6 +200,7 @@ Engine::Compiled& Engine::compiled_at(uint32_t n_tokens, bool all_logits, uint32
     so.num_sms = options_.sms;
     so.max_waits = options_.max_waits;
     so.token_block_deps = options_.token_block_deps;
+    so.split_tail = options_.split_tail;
     slot->program = schedule(slot->graph, so);
     CpuExecOptions eo;
     eo.threads = std::max(1u, options_.threads / options_.tp);  // the ranks share the machine

@@ -54,6 +54,8 @@ struct ScheduleOptions {
   // have that structure (OpNode::block_units, derive_block_deps): a block's next op may start while
   // the other blocks still run. Off: every tile waits for every tile of its producers.
   bool token_block_deps = true;
+  // Prefill: a short last wave of an op's tiles takes them in pieces (OpNode::tail_units).
+  bool split_tail = true;
 };
 
 Program schedule(const OpGraph& graph, const ScheduleOptions& options);

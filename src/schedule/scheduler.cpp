@@ -49,6 +49,38 @@ std::vector<uint32_t> placement_order(const OpNode& n, const Tiling& t) {
   return order;
 }
 
+// A tile as the scheduler hands it out: units [begin, end) of its node; `index` numbers it among
+// the node's tiles (the LM head's per-tile partials are indexed by it).
+struct TileRange {
+  uint32_t begin, end, index;
+};
+
+// The node's tiles in placement order. Where its tiles make more than one wave and the last one is
+// short (OpNode::tail_units), each of that wave's tiles splits into pieces, as many as the SMs that
+// wave leaves idle allow: the wave takes a piece's time rather than a whole tile's. Pieces stay
+// inside their tile, so inside its token block, and every piece but a tile's last is a multiple of
+// unit_align long.
+std::vector<TileRange> tile_ranges(const OpNode& n, const Tiling& t, uint32_t num_sms, bool split_tail) {
+  std::vector<TileRange> out;
+  const std::vector<uint32_t> order = placement_order(n, t);
+  const uint32_t rem = t.tiles % num_sms;
+  const uint32_t align = std::max<uint32_t>(1, n.unit_align);
+  uint32_t pieces = 1;
+  if (split_tail && n.tail_units && t.tiles > num_sms && rem > 0)
+    pieces = std::min(num_sms / rem, t.size / std::max(n.tail_units, align));
+  uint32_t next_index = t.tiles;
+  for (size_t j = 0; j < order.size(); ++j) {
+    const uint32_t k = order[j], begin = k * t.size, end = std::min(n.units, begin + t.size);
+    if (pieces < 2 || j < order.size() - rem) {
+      out.push_back({begin, end, k});
+      continue;
+    }
+    const uint32_t piece = ((end - begin + pieces - 1) / pieces + align - 1) / align * align;
+    for (uint32_t b = begin; b < end; b += piece) out.push_back({b, std::min(end, b + piece), next_index++});
+  }
+  return out;
+}
+
 class ListScheduler {
  public:
   ListScheduler(const ScheduleOptions& o) : o_(o), queues_(o.num_sms), free_at_(o.num_sms, 0.0),
@@ -171,9 +203,9 @@ Program schedule(const OpGraph& g, const ScheduleOptions& o) {
     if (o.token_block_deps) blocks[i] = tile_blocks(g.nodes[i], tilings[i]);
   }
   const BlockDeps deps = derive_block_deps(g, blocks);
-  auto part_of_tile = [&](size_t i, uint32_t k) {
-    return blocks[i] ? g.nodes[i].block_of_unit(k * tilings[i].size) : 0u;
-  };
+  std::vector<std::vector<TileRange>> ranges(n_nodes);
+  for (size_t i = 0; i < n_nodes; ++i) ranges[i] = tile_ranges(g.nodes[i], tilings[i], o.num_sms, o.split_tail);
+  auto part_of = [&](size_t i, const TileRange& r) { return blocks[i] ? g.nodes[i].block_of_unit(r.begin) : 0u; };
 
   // Counters: node i's (its block 0's) is i, its other blocks' follow the nodes', Barrier joins'
   // come last. Each part's tiles and their estimated finish.
@@ -185,7 +217,7 @@ Program schedule(const OpGraph& g, const ScheduleOptions& o) {
     counter[i].push_back(uint32_t(i));
     tiles[i].assign(std::max<uint32_t>(1, blocks[i]), 0);
     finish[i].assign(tiles[i].size(), 0.0);
-    for (uint32_t k = 0; k < tilings[i].tiles; ++k) ++tiles[i][part_of_tile(i, k)];
+    for (const TileRange& r : ranges[i]) ++tiles[i][part_of(i, r)];
   }
   for (size_t i = 0; i < n_nodes; ++i)
     for (uint32_t b = 1; b < blocks[i]; ++b) {
@@ -234,8 +266,8 @@ Program schedule(const OpGraph& g, const ScheduleOptions& o) {
       }
     }
 
-    for (uint32_t k : placement_order(n, tilings[i])) {
-      const uint32_t b = part_of_tile(i, k);
+    for (const TileRange& r : ranges[i]) {
+      const uint32_t b = part_of(i, r);
       const std::vector<Pending>& waits = part_waits[b];
       double ready = 0;
       for (const Pending& w : waits) ready = std::max(ready, w.at + o.handoff_us);
@@ -244,9 +276,9 @@ Program schedule(const OpGraph& g, const ScheduleOptions& o) {
       ins.n_waits = static_cast<uint16_t>(waits.size());
       for (size_t w = 0; w < waits.size(); ++w) ins.waits[w] = waits[w].w;
       ins.signal = counter[i][b];
-      ins.tile_begin = k * tilings[i].size;
-      ins.tile_end = std::min(n.units, (k + 1) * tilings[i].size);
-      ins.tile_index = k;
+      ins.tile_begin = r.begin;
+      ins.tile_end = r.end;
+      ins.tile_index = r.index;
       if (ins.opcode == static_cast<uint16_t>(Opcode::Argmax)) {
         assert(n.deps.size() == 1 && "argmax reduces the partials of exactly one LM head");
         ins.a.argmax.num_partials = tilings[n.deps[0]].tiles;

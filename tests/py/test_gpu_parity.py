@@ -135,6 +135,30 @@ def test_llama_3_2_1b_shape_on_gpu(llama1b, run_mk, tmp_path, report):
     check_case(run_mk, folder, config, tmp_path, "llama-3.2-1b-shape", report)
 
 
+def prefill_512_twice(llama1b, run_mk, tmp_path, report, seed, label, runs):
+    """One 512-token prompt at the 1B shape, prefilled in one chunk by each of two runs (RUNS: (name,
+    extra mk flags) pairs) whose schedules differ but whose outputs are the same dot products: every
+    prompt row's logits must agree to rounding order."""
+    folder, config = llama1b
+    ids = torch.randint(0, config.vocab_size, (512,), generator=torch.Generator().manual_seed(seed)).tolist()
+    out = {}
+    for name, extra in runs:
+        run_mk("logits", "--model", folder, "--tokens", ",".join(map(str, ids)), "--prefill", 512, "--device", "cuda",
+               "--prefill-chunk", 512, *extra, "--out", tmp_path / f"{name}.npy")
+        out[name] = np.load(tmp_path / f"{name}.npy")
+    (a, _), (b, _) = runs
+    compare(f"llama-3.2-1b-shape, 512-token prefill{label}", f"{a} vs {b}", out[a], out[b], report, min_cos=0.99999)
+
+
+def test_wide_row_tiles_match_1b_shape(llama1b, run_mk, tmp_path, report):
+    # o_proj and down in tiles of 128 rows (one 128-row pass each): on 64 SMs a 512-token prefill's
+    # 2048 rows by 4 token blocks make 64 such tiles, one wave, where 128 tiles of 64 would make two
+    # (graph/decoder.cpp's prefill_row_tile). Against the same prompt on the GPU's own SM count,
+    # whose tiles are 64 rows.
+    prefill_512_twice(llama1b, run_mk, tmp_path, report, 6, "",
+                      (("128-row tiles (64 SMs)", ["--sms", 64]), ("64-row tiles", [])))
+
+
 def test_long_prefill_1b_shape_on_gpu(llama1b, run_mk, tmp_path, report):
     # A prompt of several token blocks (3 x 128 + 36) at the real shape: full-height tensor-core
     # passes, a ragged last block, every K chunking, each prompt row's logits against HF's. Four
@@ -152,6 +176,14 @@ def test_long_prefill_1b_shape_on_gpu(llama1b, run_mk, tmp_path, report):
     compare(label, "hf_bf16 vs hf_fp32 (for scale)", hf_bf16, hf_fp32, report, enforce_top1=None)
     compare(label, "gpu vs hf_bf16 (for scale)", gpu, hf_bf16, report, enforce_top1=None)
     compare(label, "gpu vs hf_fp32", gpu, hf_fp32, report, enforce_top1="decisive")
+
+
+def test_tail_pieces_match_whole_tiles_1b_shape(llama1b, run_mk, tmp_path, report):
+    # A short last wave of gate/up tiles in pieces of 32 outputs (the scheduler's tile_ranges): at 512
+    # tokens on 120 SMs the 1B shape's 256 tiles leave 16 past two waves, which go out as 64 pieces,
+    # each one narrow (64-row) pass. Against whole tiles (--no-split-tail).
+    prefill_512_twice(llama1b, run_mk, tmp_path, report, 5, " on 120 SMs",
+                      (("tail pieces", ["--sms", 120]), ("whole tiles", ["--sms", 120, "--no-split-tail"])))
 
 
 def test_specialized_build_matches_generic(llama1b, run_mk, tmp_path, report):

@@ -1,4 +1,5 @@
 """`mk schedule`: its graph flags reach the program it prints (per-opcode instruction counts)."""
+import json
 import re
 
 import tiny_models
@@ -27,6 +28,22 @@ def test_schedule_flags_change_the_program(run_mk, tmp_path):
     by_model = opcode_counts(run_mk, wide, "--ctx", 64)["attn_partial"]
     assert by_model == 3 * opcode_counts(run_mk, wide, "--ctx", 64, "--attn-head-blocks", 1)["attn_partial"]
     assert by_model == opcode_counts(run_mk, wide, "--ctx", 64, "--attn-head-blocks", 0)["attn_partial"]
+
+
+def test_short_last_wave_of_gated_tiles_in_pieces(run_mk, tmp_path):
+    # An MLP of 256 outputs makes 4 gate/up tiles of 64 on 3 SMs: the fourth goes out as 2 pieces of
+    # 32, unless --no-split-tail.
+    folder = tmp_path / "llama"
+    tiny_models.ARCHS["llama"]().save_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["intermediate_size"] = 256
+    (folder / "config.json").write_text(json.dumps(config))
+    count = lambda *flags: int(re.search(r"matvec_act=(\d+)", run_mk(
+        "schedule", "--model", folder / "config.json", "--sms", 3, "--tokens", 64, "--bf16-activations", "--summary",
+        *flags).stdout).group(1))
+    layers = config["num_hidden_layers"]
+    assert count("--no-split-tail") == 4 * layers
+    assert count() == 5 * layers
 
 
 def test_data_waits_mark_the_wait_the_gpu_skips(run_mk, tmp_path):

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <numeric>
 #include <set>
 #include <tuple>
@@ -390,6 +391,31 @@ TEST(Graph, GatedPrefillTilesWidenWhenTheyFillTheSms) {
   EXPECT_EQ(gate_up_tile(512, 264), 64u);
 }
 
+// o_proj and down tiles take 64, 128 or 256 rows, whichever gives the fewest waves times the pass's
+// time (kPrefillRowTiles): Llama-3.2-1B's 2048 rows keep 64 at 512 tokens (128 tiles, one wave) and
+// take 128 at 1024 (128 tiles, not 256 in two waves); Llama-3.2-3B's 3072 take 128 at 512 (96 tiles,
+// not 192) and 256 at 1024 (96 tiles, not three waves of 64 or two of 128); Qwen2.5-1.5B's 1536
+// keep 64 at 512 (96 tiles). On twice the SMs the 3B's 192 tiles of 64 make one wave.
+TEST(Graph, PrefillRowTilesWidenWhereTheyMakeFewerWaves) {
+  auto tile = [](const ModelConfig& c, const std::string& name, uint32_t tokens, uint32_t sms) {
+    GraphOptions go = prefill_512_on_gpu();
+    go.n_tokens = tokens;
+    go.num_sms = sms;
+    return test::node_named(build_graph(c, go), name).tile_units;
+  };
+  ModelConfig llama_3b = llama_1b();
+  llama_3b.hidden_size = 3072, llama_3b.intermediate_size = 8192, llama_3b.num_heads = 24, llama_3b.num_kv_heads = 8,
+  llama_3b.head_dim = 128, llama_3b.num_layers = 28;
+  EXPECT_EQ(tile(llama_1b(), "L2.o_proj", 512, 132), 64u);
+  EXPECT_EQ(tile(llama_1b(), "L2.down", 512, 132), 64u);
+  EXPECT_EQ(tile(llama_1b(), "L2.down", 1024, 132), 128u);
+  EXPECT_EQ(tile(llama_3b, "L2.o_proj", 512, 132), 128u);
+  EXPECT_EQ(tile(llama_3b, "L2.down", 512, 132), 128u);
+  EXPECT_EQ(tile(llama_3b, "L2.down", 1024, 132), 256u);
+  EXPECT_EQ(tile(llama_3b, "L2.down", 512, 264), 64u);
+  EXPECT_EQ(tile(qwen2_5_1_5b(), "L2.down", 512, 132), 64u);
+}
+
 // QKV tiles take 96 rows (6 parts of 16) where 4 token blocks make one wave of them (128 tiles on
 // 132 SMs); with fewer blocks, the narrowest whole divisor of that which keeps them within one
 // wave: 32 rows at one block (96 tiles), 48 at two (128).
@@ -404,6 +430,43 @@ TEST(Graph, PrefillQkvTilesNarrowToFillTheSms) {
   // Qwen2.5-1.5B: 16 heads of 8 parts a block, which the widest (6) does not divide: 4 blocks of
   // 32 tiles of 64 rows, one wave, rather than 88 of 96.
   EXPECT_EQ(test::node_named(build_graph(qwen2_5_1_5b(), prefill_512_on_gpu()), "L0.qkv_rope").tile_units, 4u);
+}
+
+// Qwen2.5-1.5B's 512-token gate/up makes 280 tiles of 128 outputs on 132 SMs: two waves and 16
+// tiles. Those 16, the last placed (every block's last 512 outputs), go out as 4 pieces of 32
+// outputs each, 64 instructions of a narrow pass instead of a third wave of whole tiles; each piece
+// inside its tile's token block. Llama-3.2-1B's 256 tiles leave 124 for the second wave: no pieces.
+TEST(Scheduler, ShortLastWaveOfGatedTilesGoesOutInPieces) {
+  const OpGraph g = build_graph(qwen2_5_1_5b(), prefill_512_on_gpu());
+  ScheduleOptions so;
+  so.num_sms = 132;
+  const uint32_t gate_up = uint32_t(&test::node_named(g, "L3.gate_up") - g.nodes.data());
+  // Per tile size (outputs), how many instructions; the pieces' token blocks and places in a block.
+  auto sizes = [&](const Program& p) {
+    std::map<uint32_t, uint32_t> n;
+    for (const Instruction& ins : p.instructions)
+      if (ins.node == gate_up) ++n[ins.tile_end - ins.tile_begin];
+    return n;
+  };
+  const Program p = schedule(g, so);
+  check_invariants(g, p);
+  EXPECT_EQ(sizes(p), (std::map<uint32_t, uint32_t>{{32, 64}, {128, 264}}));
+  for (const Instruction& ins : p.instructions) {
+    if (ins.node != gate_up || ins.tile_end - ins.tile_begin != 32) continue;
+    EXPECT_GE(ins.tile_begin % 8960, 8960u - 512) << "a piece of one of the last tiles of its block";
+    EXPECT_EQ(ins.tile_begin / 8960, (ins.tile_end - 1) / 8960) << "inside one token block";
+  }
+  so.split_tail = false;
+  const Program whole = schedule(g, so);
+  check_invariants(g, whole);
+  EXPECT_EQ(sizes(whole), (std::map<uint32_t, uint32_t>{{128, 280}}));
+
+  const OpGraph llama = build_graph(llama_1b(), prefill_512_on_gpu());
+  const uint32_t llama_gate_up = uint32_t(&test::node_named(llama, "L3.gate_up") - llama.nodes.data());
+  so.split_tail = true;
+  uint32_t tiles = 0;
+  for (const Instruction& ins : schedule(llama, so).instructions) tiles += ins.node == llama_gate_up;
+  EXPECT_EQ(tiles, 256u);
 }
 
 // A short prompt's down projection takes tiles of 256 rows by a range of its 8192 inputs (16 of 512

@@ -59,6 +59,10 @@ __device__ void qkv_segment(const Instruction& ins, const KernelParams& p, float
   const uint32_t fit = (p.smem_floats - kSmemHead) / (H + rows);
   const uint32_t chunk = gemm ? kGemmM : fit < kMC ? fit : kMC;  // >= 1: checked on the host
   auto row_of = [&](uint32_t t) { return qkv_unit_row(u0 + t / unit_rows, t % unit_rows, D, P); };
+  const bool qk_norm = a.q_norm != kNone || a.k_norm != kNone;
+  // The tensor cores' products come without the bias: the RoPE loop adds it (before RoPE), or,
+  // where q and k are normalized first, a loop of its own.
+  const __nv_bfloat16* late_bias = gemm && !qk_norm ? bias : nullptr;
   for (uint32_t m0 = s.m_begin; m0 < s.m_end; m0 += chunk) {
     const uint32_t mc = s.m_end - m0 < chunk ? s.m_end - m0 : chunk;
     float* y = gemm ? x + gemm_work_floats(kGemmQkvN) : x + mc * H;  // [mc][rows]
@@ -75,7 +79,7 @@ __device__ void qkv_segment(const Instruction& ins, const KernelParams& p, float
                              pipe.full);
       }
       trace_phase(kPhaseWeights);
-      if (bias)
+      if (bias && qk_norm)
         for (uint32_t e = threadIdx.x; e < mc * rows; e += kThreads) y[e] += bf(bias[row_of(e % rows)]);
     } else if (piped) {
       // Group g holds 8 pairs: part 0 the first-half rows, part 1 their partners.
@@ -97,7 +101,7 @@ __device__ void qkv_segment(const Instruction& ins, const KernelParams& p, float
       qkv_rows<kMC>(a, p, u0, rows, x, mc, y);
     }
     sync_consumers();
-    if (a.q_norm != kNone || a.k_norm != kNone) {
+    if (qk_norm) {
       // Qwen3's per-head RMSNorm of q and k spans the head (P == 1, the graph builder's rule): a
       // warp per (row, head) normalizes it in place before RoPE.
       for (uint32_t it = warp; it < mc * units; it += kWarps) {
@@ -112,29 +116,54 @@ __device__ void qkv_segment(const Instruction& ins, const KernelParams& p, float
       }
       sync_consumers();
     }
-    // RoPE and the stores, a thread per (row, unit, rotary pair): every pair is independent, and a
-    // prefill tile has thousands of them (a warp per (row, unit) left 24 of 32 lanes idle and paid
-    // each rope load's latency in turn).
-    for (uint32_t e = threadIdx.x; e < mc * units * pw; e += kThreads) {
-      const uint32_t m = e / (units * pw), uu = e / pw % units, i = e % pw, u = u0 + uu, hd = u / P;
-      const float* v = y + m * rows + uu * unit_rows;
-      const bool is_q = hd < Hq, is_k = !is_q && hd < Hq + Hkv;
-      const uint32_t pos = p.step.pos + m0 + m;
-      float x0 = v[i], x1 = v[i + pw];
-      if (rope && (is_q || is_k)) {
-        const __nv_bfloat16* row = rope + size_t(pos) * D + (u % P) * pw;
-        const float cs = bf(row[i]), sn = bf(row[D / 2 + i]);
-        const float r0 = x0 * cs - x1 * sn, r1 = x1 * cs + x0 * sn;
-        x0 = r0, x1 = r1;
-      }
-      const uint32_t c0 = qkv_unit_row(u, i, D, P) - hd * D, c1 = qkv_unit_row(u, i + pw, D, P) - hd * D;
-      if (is_q) {
-        float* dst = p.arena + a.q_out + (size_t(m0 + m) * Hq + hd) * D;
-        dst[c0] = x0, dst[c1] = x1;
-      } else {
-        const uint32_t head = is_k ? hd - Hq : hd - Hq - Hkv;
-        __nv_bfloat16* dst = p.kv + (((size_t(ins.layer) * 2 + (is_k ? 0 : 1)) * Hkv + head) * d.max_ctx + pos) * D;
-        dst[c0] = __float2bfloat16(x0), dst[c1] = __float2bfloat16(x1);
+    // RoPE and the stores. Each thread keeps one (unit, rotary pair) and takes it for every
+    // kThreads / (units * pw)-th row: what depends on the pair alone (its bias, its columns, where
+    // its head's Q or K/V rows go, its RoPE column) is worked out once, where a thread per (row,
+    // unit, pair) spent ~200 instructions a pair on divisions (the loop took 14.8 us of a 34 us
+    // Qwen2.5-1.5B QKV tile, H100, session 32). kRopeRows rows at a time, their loads (the RoPE
+    // table's: L2 round trips) before the first store.
+    constexpr uint32_t kRopeRows = kMma ? 4 : 1;
+    const uint32_t upw = units * pw, span = upw < kThreads ? upw : kThreads, groups = kThreads / span;
+    const uint32_t pos0 = p.step.pos + m0;
+    if (threadIdx.x < groups * span) {
+      for (uint32_t j = threadIdx.x % span; j < upw; j += span) {
+        const uint32_t uu = j / pw, i = j % pw, u = u0 + uu, hd = u / P;
+        const bool is_q = hd < Hq, is_k = !is_q && hd < Hq + Hkv, rotate = rope && (is_q || is_k);
+        const uint32_t row0 = qkv_unit_row(u, i, D, P), row1 = qkv_unit_row(u, i + pw, D, P);
+        const float b0 = late_bias ? bf(late_bias[row0]) : 0.0f, b1 = late_bias ? bf(late_bias[row1]) : 0.0f;
+        const uint32_t c0 = row0 - hd * D, c1 = row1 - hd * D;
+        const float* v = y + uu * unit_rows + i;
+        const __nv_bfloat16* rope_col = rope ? rope + (u % P) * pw + i : nullptr;  // + a position's row
+        // Row m's destination: Q in the arena (rows of Hq heads), K and V in the layer's cache.
+        float* q_dst = is_q ? p.arena + a.q_out + (size_t(m0) * Hq + hd) * D : nullptr;
+        __nv_bfloat16* kv_dst = nullptr;
+        if (!is_q) {
+          const uint32_t head = is_k ? hd - Hq : hd - Hq - Hkv;
+          kv_dst = p.kv + (((size_t(ins.layer) * 2 + (is_k ? 0 : 1)) * Hkv + head) * d.max_ctx + pos0) * D;
+        }
+        for (uint32_t m = threadIdx.x / span; m < mc; m += kRopeRows * groups) {
+          float x0[kRopeRows], x1[kRopeRows], cs[kRopeRows], sn[kRopeRows];
+#pragma unroll
+          for (uint32_t r = 0; r < kRopeRows; ++r) {
+            const uint32_t mr = m + r * groups < mc ? m + r * groups : m;
+            x0[r] = v[mr * rows] + b0, x1[r] = v[mr * rows + pw] + b1;
+            cs[r] = 1.0f, sn[r] = 0.0f;
+            if (rotate) cs[r] = bf(rope_col[size_t(pos0 + mr) * D]), sn[r] = bf(rope_col[size_t(pos0 + mr) * D + D / 2]);
+          }
+#pragma unroll
+          for (uint32_t r = 0; r < kRopeRows; ++r) {
+            const uint32_t mr = m + r * groups;
+            if (mr >= mc) break;
+            // V and RoPE-less models keep their values (a select: x * 1 - inf * 0 would be NaN).
+            const float r0 = rotate ? x0[r] * cs[r] - x1[r] * sn[r] : x0[r];
+            const float r1 = rotate ? x1[r] * cs[r] + x0[r] * sn[r] : x1[r];
+            if (is_q) {
+              q_dst[size_t(mr) * Hq * D + c0] = r0, q_dst[size_t(mr) * Hq * D + c1] = r1;
+            } else {
+              kv_dst[size_t(mr) * D + c0] = __float2bfloat16(r0), kv_dst[size_t(mr) * D + c1] = __float2bfloat16(r1);
+            }
+          }
+        }
       }
     }
     sync_consumers();
