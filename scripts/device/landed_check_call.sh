@@ -1,30 +1,40 @@
 #!/usr/bin/env bash
 # Runs on the lent GPU machine (carry ".devbin"): the checks of a landed commit, by .devbin's builds of
-# it (build_variants.sh: head = the tree, ah = head + attn_key_halves.patch, dt = head +
-# prefill_diet.patch; PHASES=1: ph, phah). STEPS, each one call:
-#   1. every GPU test on mk-head (test_gpu_parity, test_greedy_loop, test_gemm_pass_gpu; ~6 min),
-#      then Qwen2.5-1.5B's 512-token prefill, head against ah, one round.
-#   2. the README rows on this card (readme_rows.sh; ~5 min).
-#   3. the 3B's rows (ROWS="llama-3.2-3b:32,1024"; its 6.4 GB of weights written first).
-#   4. 512-token prefills by phase: Llama-3.2-3B and Qwen2.5-1.5B with mk-ph, Qwen with mk-phah;
+# it (build_variants.sh: head = the tree, ah = head + attn_key_halves.patch, rt96 = head +
+# row_tiles_96.patch, dt = head + prefill_diet.patch; PHASES=1: ph, phah). STEPS, each one call:
+#   1. the GPU test that session 33's run of every GPU test on 8b96f42 left unfinished (the GEMM
+#      pass against the host: it builds bench/gemm_rate.cu), rt96's parity with its tests, then
+#      Qwen2.5-1.5B's 512-token prefill, head against ah, two rounds (~6 min).
+#   2. prefill A/B of rt96: Llama-3.2-3B, Llama-3.2-1B and Qwen2.5-1.5B at 512, two rounds (~5 min).
+#   3. the README rows on this card (readme_rows.sh; ~5 min).
+#   4. the 3B's rows (ROWS="llama-3.2-3b:32,1024"; its 6.4 GB of weights written first).
+#   5. 512-token prefills by phase: Llama-3.2-3B and Qwen2.5-1.5B with mk-ph, Qwen with mk-phah;
 #      then head against dt (the code-size measurement), Qwen and Llama-1B 512, two rounds.
 set -uo pipefail
 bash scripts/device/devbin_unpack.sh > /dev/null
 steps=" ${STEPS:-1} "
 ab() {  # SHAPE NAMES PROMPTS ROUNDS
-  SHAPE=$1 NAMES="$2" GR_NAMES=" " GR_SHORT=" " PROMPTS="$3" ROUNDS=$4 timeout 200 bash scripts/device/ab_prefill.sh \
+  SHAPE=$1 NAMES="$2" GR_NAMES=" " GR_SHORT=" " PROMPTS="$3" ROUNDS=$4 timeout ${AB_TIMEOUT:-300} bash scripts/device/ab_prefill.sh \
     2>&1 | grep -E "^== prefill|^\| [0-9]"
 }
 {
   nvidia-smi --query-gpu=name --format=csv,noheader
   if [[ $steps == *" 1 "* ]]; then
-    PARITY_TIMEOUT=420 bash scripts/device/parity_variant.sh head
-    grep -E "^FAILED" $OUT/parity-head.log
-    ab qwen2.5-1.5b "head ah" 512 1
+    MK_BIN=$PWD/.devbin/mk-head timeout 240 python3 -m pytest -q tests/py/test_gemm_pass_gpu.py > $OUT/parity-gemm.log 2>&1
+    tail -1 $OUT/parity-gemm.log
+    K="96_row_tiles or wide_row_tiles or long_prefill_1b_shape or tiny_models_on_gpu or short_last_token_block" \
+      PARITY_TIMEOUT=240 bash scripts/device/parity_variant.sh rt96
+    grep -E "^FAILED" $OUT/parity-*.log
+    ab qwen2.5-1.5b "head ah" 512 2
   fi
-  [[ $steps == *" 2 "* ]] && BIN=head bash scripts/device/readme_rows.sh
-  [[ $steps == *" 3 "* ]] && BIN=head ROWS="llama-3.2-3b:32,1024" BENCH_TIMEOUT=400 bash scripts/device/readme_rows.sh
-  if [[ $steps == *" 4 "* ]]; then
+  if [[ $steps == *" 2 "* ]]; then
+    ab llama-3.2-3b "head rt96" 512 2
+    ab llama-3.2-1b "head rt96" 512 2
+    ab qwen2.5-1.5b "head rt96" 512 2
+  fi
+  [[ $steps == *" 3 "* ]] && BIN=head bash scripts/device/readme_rows.sh
+  [[ $steps == *" 4 "* ]] && BIN=head ROWS="llama-3.2-3b:32,1024" BENCH_TIMEOUT=400 bash scripts/device/readme_rows.sh
+  if [[ $steps == *" 5 "* ]]; then
     for run in llama-3.2-3b:ph qwen2.5-1.5b:ph qwen2.5-1.5b:phah; do
       shape=${run%%:*} v=${run#*:}
       echo "== phases, $shape, mk-$v"
