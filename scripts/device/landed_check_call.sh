@@ -10,6 +10,9 @@
 #   4. the 3B's rows (ROWS="llama-3.2-3b:32,1024"; its 6.4 GB of weights written first).
 #   5. 512-token prefills by phase: Llama-3.2-3B and Qwen2.5-1.5B with mk-ph, Qwen with mk-phah;
 #      then head against dt (the code-size measurement), Qwen and Llama-1B 512, two rounds.
+#   6. Nsight Compute on head's Qwen2.5-1.5B 512-token prefill (ncu_step.sh): instruction fetch
+#      ("no_instruction") or not, and the hottest lines (attention's 64-key step takes ~5 us where
+#      its mma and ldmatrix count would take ~1.5).
 set -uo pipefail
 bash scripts/device/devbin_unpack.sh > /dev/null
 steps=" ${STEPS:-1} "
@@ -45,6 +48,9 @@ ab() {  # SHAPE NAMES PROMPTS ROUNDS
     rm -rf $OUT/trace
     ab qwen2.5-1.5b "head dt" 512 2
     ab llama-3.2-1b "head dt" 512 2
+  fi
+  if [[ $steps == *" 6 "* ]]; then
+    PREFILL=512 SHAPE=qwen2.5-1.5b MK_BIN=$PWD/.devbin/mk-head bash scripts/device/ncu_step.sh
   fi
 } 2>&1 | grep -v "Writing model shards\|Loading weights" | tee $OUT/summary.txt
 cd $OUT && tar czf logs.tgz parity-*.log phases-*.txt prefill_sweep-*.md bench-*.log 2>/dev/null &&
