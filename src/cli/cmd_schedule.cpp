@@ -69,8 +69,7 @@ RegisterCommand reg("schedule", "Print the per-SM instruction queues the schedul
     }
     ScheduleOptions so;
     so.num_sms = f->sms;
-    so.token_block_deps = !f->graph.no_block_deps;
-    so.split_tail = !f->graph.no_split_tail;
+    f->graph.apply_schedule(so);
     const Program p = schedule(g, so);
     std::cout << dump_program(p, g, !f->summary_only);
     return 0;

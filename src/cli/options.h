@@ -40,9 +40,7 @@ struct GraphFlags {
                  "GPU decode: stages that read a whole tagged row from the stage before wait for that stage's counter, "
                  "not for the row's tags (to compare)");
   }
-  // Into GraphOptions (`mk schedule`) or EngineOptions, which name these fields alike; the block
-  // dependencies and the tail split are the scheduler's (ScheduleOptions; EngineOptions::token_block_deps
-  // and split_tail).
+  // Into GraphOptions (`mk schedule`) or EngineOptions, which name these fields alike.
   template <class Options>
   void apply(Options& o) const {
     o.kv_splits = kv_splits;
@@ -50,6 +48,12 @@ struct GraphFlags {
     o.fuse_norms = !no_fuse_norms;
     o.split_k = !no_split_k;
     o.data_waits = !no_data_waits;
+  }
+  // The scheduler's: into ScheduleOptions (`mk schedule`) or EngineOptions, alike named too.
+  template <class Options>
+  void apply_schedule(Options& o) const {
+    o.token_block_deps = !no_block_deps;
+    o.split_tail = !no_split_tail;
   }
 };
 
@@ -123,8 +127,7 @@ struct ExecFlags {
     o.max_waits = max_waits;
     o.prefill_chunk = prefill_chunk;
     graph.apply(o);
-    o.token_block_deps = !graph.no_block_deps;
-    o.split_tail = !graph.no_split_tail;
+    graph.apply_schedule(o);
     o.gpu_weight_pipe = weight_pipe == "bulk"       ? cuda::WeightPipe::Bulk
                         : weight_pipe == "cp-async" ? cuda::WeightPipe::CpAsync
                         : weight_pipe == "off"      ? cuda::WeightPipe::Off
