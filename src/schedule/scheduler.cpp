@@ -281,6 +281,8 @@ Program schedule(const OpGraph& g, const ScheduleOptions& o) {
       ins.tile_index = r.index;
       if (ins.opcode == static_cast<uint16_t>(Opcode::Argmax)) {
         assert(n.deps.size() == 1 && "argmax reduces the partials of exactly one LM head");
+        // One partial per whole tile: an LM head's tiles never split into pieces (no tail_units).
+        assert(ranges[n.deps[0]].size() == tilings[n.deps[0]].tiles && "the LM head's tiles are whole");
         ins.a.argmax.num_partials = tilings[n.deps[0]].tiles;
       }
       const double bytes = n.fixed_bytes + n.bytes_per_unit * (ins.tile_end - ins.tile_begin);
