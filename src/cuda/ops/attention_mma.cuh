@@ -13,6 +13,15 @@
 namespace mk::cuda {
 
 constexpr uint32_t kAttnKeys = 64;  // keys per tile
+constexpr float kLog2e = 1.4426950408889634f;
+
+// 2^x by the SFU alone (exp2(-inf) = 0): the scores are kept in base 2 (Q scaled by log2 e), so that
+// each exponential is one subtraction and one MUFU.EX2 rather than __expf's scaling and range steps.
+__device__ __forceinline__ float ex2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
 
 template <uint32_t D>
 constexpr uint32_t attn_mma_smem_floats() {
@@ -29,6 +38,10 @@ __device__ __noinline__ void attn_partial_mma(const Instruction& ins, const Kern
   const ModelDims& d = p.dims;
   const uint32_t Hq = d.n_heads, Hkv = d.n_kv_heads, M = d.n_tokens, S = a.num_splits, group = Hq / Hkv;
   const uint32_t R = attn_block_rows(M, a.row_block);
+  // In a register: read through `a` (the instruction in shared memory), the mask reloaded it for
+  // every score.
+  const uint32_t window = a.window;
+  const float q_scale = d.attn_scale * kLog2e;  // scores in base 2 (ex2)
   const uint32_t ctx_end = p.step.pos + M, chunk = (ctx_end + S - 1) / S;
   const uint32_t warp = threadIdx.x / 32, lane = threadIdx.x % 32, quad = lane % 4;
   __nv_bfloat16* tiles = reinterpret_cast<__nv_bfloat16*>(smem + kSmemHead);
@@ -43,7 +56,7 @@ __device__ __noinline__ void attn_partial_mma(const Instruction& ins, const Kern
     const uint32_t k0 = s * chunk, k1 = ctx_end < k0 + chunk ? ctx_end : k0 + chunk;
     // The keys that some row of the block may see: causal, within the window, within the split.
     const uint32_t p_first = p.step.pos + m_begin, p_last = p.step.pos + m_end - 1;
-    uint32_t klo = a.window && p_first + 1 > a.window ? p_first + 1 - a.window : 0;
+    uint32_t klo = window && p_first + 1 > window ? p_first + 1 - window : 0;
     klo = klo > k0 ? klo : k0;
     const uint32_t khi = k1 < p_last + 1 ? k1 : p_last + 1;
     const __nv_bfloat16* K = p.kv + ((size_t(ins.layer) * 2 * Hkv + kvh) * d.max_ctx) * D;
@@ -74,7 +87,7 @@ __device__ __noinline__ void attn_partial_mma(const Instruction& ins, const Kern
           const uint32_t m = m0 + lane / 4 + (h % 2) * 8, col = kd * 16 + quad * 2 + (h / 2) * 8;
           float2 v = make_float2(0, 0);
           if (active && m < m_end) v = __ldcg(reinterpret_cast<const float2*>(p.arena + a.q + (size_t(m) * Hq + hq) * D + col));
-          qa[kd][h] = pack_bf16(v.x * d.attn_scale, v.y * d.attn_scale);
+          qa[kd][h] = pack_bf16(v.x * q_scale, v.y * q_scale);
         }
       if (round == 0) trace_phase(kPhaseRowLanded);  // Q in registers (builds with MK_TRACE_PHASES)
       float o[D / 8][4];
@@ -83,7 +96,7 @@ __device__ __noinline__ void attn_partial_mma(const Instruction& ins, const Kern
 #pragma unroll
         for (int e = 0; e < 4; ++e) o[nb][e] = 0;
       float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0, 0};
-      const uint32_t my_last = p.step.pos + (m0 + 15 < m_end - 1 ? m0 + 15 : m_end - 1);
+      const uint32_t my_first = p.step.pos + m0, my_last = p.step.pos + (m0 + 15 < m_end - 1 ? m0 + 15 : m_end - 1);
 
       if (klo < khi) load_tile(klo, 0);
       uint32_t buf = 0;
@@ -114,33 +127,41 @@ __device__ __noinline__ void attn_partial_mma(const Instruction& ins, const Kern
               mma_bf16(sc[2 * jp], qa[kd], r[0], r[1]);
               mma_bf16(sc[2 * jp + 1], qa[kd], r[2], r[3]);
             }
-          // Mask (causal, window, past the keys), then the online softmax per row (h: rows r, r + 8).
+          // Mask (causal, window, past the keys) where the tile needs it: only where it reaches
+          // past the keys, the diagonal of this warp's first row or the window of its last (the
+          // same for the whole warp); most tiles are whole. It had been a third of a step's
+          // instructions. Then the online softmax per row (h: rows r, r + 8).
+          const bool whole = kt + kAttnKeys <= khi && kt + kAttnKeys <= my_first + 1 && (!window || kt + window > my_last);
 #pragma unroll
           for (int h = 0; h < 2; ++h) {
-            const uint32_t pabs = p.step.pos + m0 + lane / 4 + h * 8;
+            if (!whole) {
+              const uint32_t pabs = p.step.pos + m0 + lane / 4 + h * 8;
+              const uint32_t hi = khi < pabs + 1 ? khi : pabs + 1;  // keys [lo, hi) are seen
+              const uint32_t lo = window && pabs + 1 > window ? pabs + 1 - window : 0;
+#pragma unroll
+              for (uint32_t nb = 0; nb < kAttnKeys / 8; ++nb)
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                  const uint32_t key = kt + nb * 8 + quad * 2 + e;
+                  float& v = sc[nb][2 * h + e];
+                  v = key >= lo && key < hi ? v : -INFINITY;
+                }
+            }
             float mx = -INFINITY;
 #pragma unroll
-            for (uint32_t nb = 0; nb < kAttnKeys / 8; ++nb)
-#pragma unroll
-              for (int e = 0; e < 2; ++e) {
-                const uint32_t key = kt + nb * 8 + quad * 2 + e;
-                const bool ok = key < khi && key <= pabs && (!a.window || key + a.window > pabs);
-                float& v = sc[nb][2 * h + e];
-                v = ok ? v : -INFINITY;
-                mx = fmaxf(mx, v);
-              }
+            for (uint32_t nb = 0; nb < kAttnKeys / 8; ++nb) mx = fmaxf(mx, fmaxf(sc[nb][2 * h], sc[nb][2 * h + 1]));
             mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, 1));
             mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, 2));
             const float mnew = fmaxf(mrow[h], mx);
             const float base = mnew == -INFINITY ? 0.0f : mnew;  // a row with no key yet keeps zeros
-            const float scale = __expf(mrow[h] - base);
+            const float scale = ex2(mrow[h] - base);
             float sum = 0;
 #pragma unroll
             for (uint32_t nb = 0; nb < kAttnKeys / 8; ++nb)
 #pragma unroll
               for (int e = 0; e < 2; ++e) {
                 float& v = sc[nb][2 * h + e];
-                v = __expf(v - base);
+                v = ex2(v - base);
                 sum += v;
               }
             lrow[h] = lrow[h] * scale + sum;  // this thread's share; the quad is summed at the end
@@ -180,7 +201,9 @@ __device__ __noinline__ void attn_partial_mma(const Instruction& ins, const Kern
         for (uint32_t nb = 0; nb < D / 8; ++nb)
           store_act2(p, a.part_o, out + nb * 8 + quad * 2, o[nb][2 * h] * inv, o[nb][2 * h + 1] * inv,
                      ins.flags & kFlagBf16Out);
-        if (quad == 0) p.arena[a.part_lse + (size_t(s) * M + m) * Hq + hq] = l > 0 ? mrow[h] + logf(l) : -INFINITY;
+        // The log-sum-exp in natural units (the scores were in base 2).
+        if (quad == 0)
+          p.arena[a.part_lse + (size_t(s) * M + m) * Hq + hq] = l > 0 ? mrow[h] / kLog2e + logf(l) : -INFINITY;
       }
     }
   }
