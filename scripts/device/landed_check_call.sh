@@ -1,20 +1,16 @@
 #!/usr/bin/env bash
 # Runs on the lent GPU machine (carry ".devbin"): the checks of a landed commit, by .devbin's builds of
-# it (build_variants.sh: head = the tree, ah = head + attn_key_halves.patch, rt96 = head +
-# row_tiles_96.patch, aw = head + attn_whole_tiles.patch, dt = head + prefill_diet.patch; PHASES=1:
-# ph, phah). STEPS, each one call:
-#   1. the GPU test that session 33's run of every GPU test on 8b96f42 left unfinished (the GEMM
-#      pass against the host: it builds bench/gemm_rate.cu), rt96's and aw's parity with the tests
-#      that reach their paths, then Qwen2.5-1.5B's 512-token prefill, head against ah (~8 min).
-#   2. prefill A/B of rt96 and aw: Llama-3.2-3B, Llama-3.2-1B and Qwen2.5-1.5B at 512, two rounds
-#      (~6 min).
-#   3. the README rows on this card (readme_rows.sh; ~5 min).
-#   4. the 3B's rows (ROWS="llama-3.2-3b:32,1024"; its 6.4 GB of weights written first).
-#   5. 512-token prefills by phase: Llama-3.2-3B and Qwen2.5-1.5B with mk-ph, Qwen with mk-phah;
+# it (build_variants.sh: head = the tree, ah = head + attn_key_halves.patch, dt = head +
+# prefill_diet.patch; PHASES=1: ph, phah). STEPS, each one call:
+#   1. ah's parity (the tests that reach prefill attention: the tiny models' units of 4 items take
+#      key halves), then its prefill A/B against head: Qwen2.5-1.5B and Llama-3.2-3B at 512,
+#      Llama-3.2-1B at 128 and 512, two rounds (~8 min).
+#   2. the README rows on this card (readme_rows.sh; ~5 min); on an H200, its first rows since 17c2df9.
+#   3. the 3B's rows (ROWS="llama-3.2-3b:32,1024"; its 6.4 GB of weights written first).
+#   4. 512-token prefills by phase: Llama-3.2-3B and Qwen2.5-1.5B with mk-ph, Qwen with mk-phah;
 #      then head against dt (the code-size measurement), Qwen and Llama-1B 512, two rounds.
-#   6. Nsight Compute on head's Qwen2.5-1.5B 512-token prefill (ncu_step.sh): instruction fetch
-#      ("no_instruction") or not, and the hottest lines (attention's 64-key step takes ~5 us where
-#      its mma and ldmatrix count would take ~1.5).
+#   5. Nsight Compute on head's Qwen2.5-1.5B 512-token prefill (ncu_step.sh), now with its table by
+#      CUDA source line (--import-source on).
 set -uo pipefail
 bash scripts/device/devbin_unpack.sh > /dev/null
 steps=" ${STEPS:-1} "
@@ -25,23 +21,16 @@ ab() {  # SHAPE NAMES PROMPTS ROUNDS
 {
   nvidia-smi --query-gpu=name --format=csv,noheader
   if [[ $steps == *" 1 "* ]]; then
-    MK_BIN=$PWD/.devbin/mk-head timeout 240 python3 -m pytest -q tests/py/test_gemm_pass_gpu.py > $OUT/parity-gemm.log 2>&1
-    tail -1 $OUT/parity-gemm.log
-    K="96_row_tiles or wide_row_tiles or long_prefill_1b_shape or tiny_models_on_gpu or short_last_token_block" \
-      PARITY_TIMEOUT=200 bash scripts/device/parity_variant.sh rt96
-    K="tiny_models_on_gpu or long_prefill_1b_shape or short_last_token_block or kv_splits" \
-      PARITY_TIMEOUT=200 bash scripts/device/parity_variant.sh aw
+    K="tiny_models_on_gpu or llama_3_2_1b_shape_on_gpu or long_prefill_1b_shape or short_last_token_block or kv_splits" \
+      PARITY_TIMEOUT=240 bash scripts/device/parity_variant.sh ah
     grep -E "^FAILED" $OUT/parity-*.log
-    ab qwen2.5-1.5b "head ah" 512 1
+    ab qwen2.5-1.5b "head ah" 512 2
+    ab llama-3.2-3b "head ah" 512 2
+    ab llama-3.2-1b "head ah" "128 512" 2
   fi
-  if [[ $steps == *" 2 "* ]]; then
-    ab llama-3.2-3b "head rt96 aw" 512 2
-    ab llama-3.2-1b "head rt96 aw" 512 2
-    ab qwen2.5-1.5b "head rt96 aw" 512 2
-  fi
-  [[ $steps == *" 3 "* ]] && BIN=head bash scripts/device/readme_rows.sh
-  [[ $steps == *" 4 "* ]] && BIN=head ROWS="llama-3.2-3b:32,1024" BENCH_TIMEOUT=400 bash scripts/device/readme_rows.sh
-  if [[ $steps == *" 5 "* ]]; then
+  [[ $steps == *" 2 "* ]] && BIN=head bash scripts/device/readme_rows.sh
+  [[ $steps == *" 3 "* ]] && BIN=head ROWS="llama-3.2-3b:32,1024" BENCH_TIMEOUT=400 bash scripts/device/readme_rows.sh
+  if [[ $steps == *" 4 "* ]]; then
     for run in llama-3.2-3b:ph qwen2.5-1.5b:ph qwen2.5-1.5b:phah; do
       shape=${run%%:*} v=${run#*:}
       echo "== phases, $shape, mk-$v"
@@ -53,7 +42,7 @@ ab() {  # SHAPE NAMES PROMPTS ROUNDS
     ab qwen2.5-1.5b "head dt" 512 2
     ab llama-3.2-1b "head dt" 512 2
   fi
-  if [[ $steps == *" 6 "* ]]; then
+  if [[ $steps == *" 5 "* ]]; then
     PREFILL=512 SHAPE=qwen2.5-1.5b MK_BIN=$PWD/.devbin/mk-head bash scripts/device/ncu_step.sh
   fi
 } 2>&1 | grep -v "Writing model shards\|Loading weights" | tee $OUT/summary.txt
