@@ -15,8 +15,7 @@ namespace mk::cli {
 // program from a config alone, and the commands that run one.
 struct GraphFlags {
   uint32_t kv_splits = 0, attn_head_blocks = 0;
-  bool no_fuse_norms = false, no_block_deps = false, no_split_k = false, no_data_waits = false, no_split_tail = false,
-       tiles_by_block = false;
+  bool no_fuse_norms = false, no_block_deps = false, no_split_k = false, no_data_waits = false, no_split_tail = false;
 
   void add(CLI::App& app) {
     app.add_option("--kv-splits", kv_splits,
@@ -37,9 +36,6 @@ struct GraphFlags {
                  "prefill: short prompts' o_proj and down tiles take their whole input, not ranges of it (to compare)");
     app.add_flag("--no-split-tail", no_split_tail,
                  "prefill: a short last wave of gate/up tiles keeps whole tiles rather than pieces of them (to compare)");
-    app.add_flag("--tiles-by-block", tiles_by_block,
-                 "prefill: an op's tiles run token block by token block, so the next op's first blocks start "
-                 "while its last ones run (default: every block's tiles of the same weight rows together)");
     app.add_flag("--no-data-waits", no_data_waits,
                  "GPU decode: stages that read a whole tagged row from the stage before wait for that stage's counter, "
                  "not for the row's tags (to compare)");
@@ -58,7 +54,6 @@ struct GraphFlags {
   void apply_schedule(Options& o) const {
     o.token_block_deps = !no_block_deps;
     o.split_tail = !no_split_tail;
-    o.tiles_by_block = tiles_by_block;
   }
 };
 

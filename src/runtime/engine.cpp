@@ -201,7 +201,6 @@ Engine::Compiled& Engine::compiled_at(uint32_t n_tokens, bool all_logits, uint32
     so.max_waits = options_.max_waits;
     so.token_block_deps = options_.token_block_deps;
     so.split_tail = options_.split_tail;
-    so.tiles_by_block = options_.tiles_by_block;
     slot->program = schedule(slot->graph, so);
     CpuExecOptions eo;
     eo.threads = std::max(1u, options_.threads / options_.tp);  // the ranks share the machine

@@ -58,7 +58,6 @@ struct EngineOptions {
   uint32_t max_waits = kMaxWaits;
   bool token_block_deps = true; // prefill tiles wait for their token block of the ops before (ScheduleOptions)
   bool split_tail = true;       // prefill: a short last wave of gated tiles in pieces (ScheduleOptions)
-  bool tiles_by_block = false;  // prefill: tiles placed token block by token block (ScheduleOptions)
   bool check_weights = false;   // scan the loaded weights for NaN/Inf; mk::Error naming the first
   uint32_t tp = 1;              // tensor-parallel ranks (CPU executor: one thread group per rank)
   uint32_t tp_gpus = 0;         // GPUs the ranks spread over (runtime/tp_placement.h); 0: as many as fit

@@ -56,10 +56,6 @@ struct ScheduleOptions {
   bool token_block_deps = true;
   // Prefill: a short last wave of an op's tiles takes them in pieces (OpNode::tail_units).
   bool split_tail = true;
-  // Prefill: an op's tiles go out token block by token block (block 0's first), so that the next
-  // op's first blocks may start while its last blocks still run; off: the tiles of every block
-  // that read the same weight rows go out together (placement_order).
-  bool tiles_by_block = false;
 };
 
 Program schedule(const OpGraph& graph, const ScheduleOptions& options);

@@ -46,18 +46,6 @@ def test_short_last_wave_of_gated_tiles_in_pieces(run_mk, tmp_path):
     assert count() == 5 * layers
 
 
-def test_tiles_by_block_reorders_the_tiles_not_the_work(run_mk, tmp_path):
-    # --tiles-by-block places an op's tiles token block by token block (the unit tests check which
-    # blocks run first): the same instructions, in another order on the SMs.
-    folder = tmp_path / "llama"
-    tiny_models.ARCHS["llama"]().save_pretrained(folder)
-    run = lambda *flags: run_mk("schedule", "--model", folder / "config.json", "--sms", 4, "--tokens", 512,
-                                "--bf16-activations", *flags).stdout
-    assert run("--tiles-by-block") != run()
-    summary = lambda *flags: re.search(r"instructions per opcode: .*", run("--summary", *flags)).group(0)
-    assert summary("--tiles-by-block") == summary()
-
-
 def test_data_waits_mark_the_wait_the_gpu_skips(run_mk, tmp_path):
     folder = tmp_path / "llama"
     tiny_models.ARCHS["llama"]().save_pretrained(folder)

@@ -469,39 +469,6 @@ TEST(Scheduler, ShortLastWaveOfGatedTilesGoesOutInPieces) {
   EXPECT_EQ(tiles, 256u);
 }
 
-// With tiles_by_block (--tiles-by-block), an op's tiles go out token block by token block: Llama-3.2-1B's
-// 512-token gate/up (4 blocks of 64 tiles on 132 SMs, two waves) runs blocks 0 and 1 in its first
-// wave, so down's first blocks may start while blocks 2 and 3 still run; by default the first wave
-// takes the same weight rows of every block (placement_order).
-TEST(Scheduler, TilesByBlockRunTheFirstBlocksFirst) {
-  const OpGraph g = build_graph(llama_1b(), prefill_512_on_gpu());
-  const OpNode& gate_up = test::node_named(g, "L3.gate_up");
-  const uint32_t node = uint32_t(&gate_up - g.nodes.data()), per_block = gate_up.units / gate_up.token_blocks;
-  ASSERT_EQ(gate_up.token_blocks, 4u);
-  // How many SMs start the op on a tile of each token block (the op's first wave).
-  auto first_wave_blocks = [&](const Program& p) {
-    std::map<uint32_t, uint32_t> n;
-    for (uint32_t sm = 0; sm < p.num_sms; ++sm)
-      for (uint32_t i = p.queue_begin[sm]; i < p.queue_begin[sm + 1]; ++i)
-        if (p.instructions[i].node == node) {
-          ++n[p.instructions[i].tile_begin / per_block];
-          break;
-        }
-    return n;
-  };
-  ScheduleOptions so;
-  so.num_sms = 132;
-  const Program mixed = schedule(g, so);
-  check_invariants(g, mixed);
-  for (uint32_t b = 0; b < 4; ++b) EXPECT_GE(first_wave_blocks(mixed)[b], 30u) << "block " << b;
-  so.tiles_by_block = true;
-  const Program by_block = schedule(g, so);
-  check_invariants(g, by_block);
-  const std::map<uint32_t, uint32_t> n = first_wave_blocks(by_block);
-  EXPECT_EQ(n.count(3), 0u);
-  EXPECT_GE(n.at(0) + n.at(1), 120u);
-}
-
 // A short prompt's down projection takes tiles of 256 rows by a range of its 8192 inputs (16 of 512
 // at one token block, where 32 tiles of 64 rows would cover a quarter of the SMs), o_proj by 4
 // ranges; each range's products go to split_part, and the Norm after adds them to the residual in
