@@ -4,7 +4,7 @@
 # prefill_diet.patch; PHASES=1: ph, phah). STEPS, each one call:
 #   1. ah's prefill A/B against head: Qwen2.5-1.5B at 512, Llama-3.2-1B at 128 and 512, two rounds;
 #      ah's parity (the tests that reach prefill attention: the tiny models' units of 4 items take
-#      key halves) (~5 min). Session 34 had ah at -1.7% on Qwen and -1.1% on Llama 512 (one round).
+#      key halves) (~5 min). Session 34 had ah at -1.8% on Qwen and -1.1% on Llama 512 (one round).
 #   2. the README rows on this card (readme_rows.sh; ~5 min); on an H200, its first rows since 17c2df9.
 #   3. the 3B's rows (ROWS="llama-3.2-3b:32,1024"; its 6.4 GB of weights written first).
 #   4. 512-token prefills by phase (build mk-ph, mk-phah with PHASES=1 build_variants.sh, and mk-dt):
