@@ -52,6 +52,7 @@ top_lines $OUT/ncu/sass.csv
 gzip -f $OUT/ncu/sass.csv
 # The same samples by CUDA source line (the builds carry -lineinfo; the sources are this tree's,
 # found by file name below src/), to tell the epilogues from the passes' loops in the prefill build.
+# Without it, bench/ncu_lines.py maps sass.csv.gz to lines here, through nvdisasm -g of the binary.
 ncu --import $OUT/ncu/step.ncu-rep --import-source on --page source --print-source cuda --source-folders $PWD/src --csv \
   > $OUT/ncu/source.csv 2>&1
 echo "== by source line"
