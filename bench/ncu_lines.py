@@ -9,12 +9,15 @@ where ncu's own source page cannot (its CSV needs the sources at import), e.g.:
   python3 bench/ncu_lines.py sass.csv.gz dis.txt --kernel 'megakernelILb1ENS0_11GenericSpec'
 
 nvdisasm and cuobjdump come with the CUDA toolkit, or from PyPI (nvidia-cuda-nvdisasm, -cuobjdump).
+Without a disassembly it prints the CSV's own rows with the most samples (ncu_step.sh's tables, on
+the SASS page or on the CUDA source page).
 """
 import argparse
 import collections
 import csv
 import gzip
 import re
+import sys
 
 
 def parse_disassembly(lines, kernel):
@@ -36,24 +39,46 @@ def parse_disassembly(lines, kernel):
     return out
 
 
-def read_samples(path):
-    """[(offset from the kernel's first instruction, samples)] from ncu's SASS source page CSV."""
+def read_table(path):
+    """(header, the "Warp Stall Sampling (All Samples)" column, the rows that have a count there) of
+    an ncu source page CSV (SASS or CUDA lines; plain or gzipped)."""
     opener = gzip.open if path.endswith(".gz") else open
     rows = list(csv.reader(opener(path, "rt")))
-    rows = rows[1:] if rows and rows[0] and rows[0][0] == "Kernel Name" else rows
-    col = next(i for i, h in enumerate(rows[0]) if "Sampling" in h and "All" in h)
-    data = [r for r in rows[1:] if len(r) > col and r[col].isdigit()]
+    rows = rows[1:] if rows and rows[0] and rows[0][0] == "Kernel Name" else rows  # ncu 2025 adds a title row
+    head = rows[0] if rows else []
+    cols = [i for i, h in enumerate(head) if "Sampling" in h and "All" in h]
+    if not cols:
+        sys.exit(f"no sampling column in {head[:20]}")
+    col = cols[0]
+    return head, col, [r for r in rows[1:] if len(r) > col and r[col].replace(".", "").isdigit()]
+
+
+def print_top_rows(path, top):
+    """The page's own rows with the most samples: address (or line) and source text."""
+    _, col, data = read_table(path)
+    total = sum(float(r[col]) for r in data) or 1
+    for r in sorted(data, key=lambda r: -float(r[col]))[:top]:
+        print(f"{float(r[col]) / total * 100:5.1f}%  {r[0]:>8}  {r[1][:100]}")
+
+
+def read_samples(path):
+    """[(offset from the kernel's first instruction, samples)] from ncu's SASS source page CSV."""
+    _, col, data = read_table(path)
     base = int(data[0][0], 16)
-    return [(int(r[0], 16) - base, int(r[col])) for r in data]
+    return [(int(r[0], 16) - base, int(float(r[col]))) for r in data]
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("sass_csv")
-    ap.add_argument("disassembly", help="nvdisasm -g -c output of the profiled build's cubin")
+    ap.add_argument("sass_csv", help="ncu's source page as CSV (SASS; without a disassembly, CUDA lines too)")
+    ap.add_argument("disassembly", nargs="?",
+                    help="nvdisasm -g -c output of the profiled build's cubin; without it, the CSV's own rows")
     ap.add_argument("--kernel", default="megakernelILb1ENS0_11GenericSpec", help="part of the kernel's mangled name")
-    ap.add_argument("--top", type=int, default=30)
+    ap.add_argument("--top", type=int, help="rows a table (default 30 by function, file and line; 40 rows)")
     a = ap.parse_args()
+    if a.disassembly is None:
+        print_top_rows(a.sass_csv, a.top or 40)
+        return
     where = parse_disassembly(open(a.disassembly).read().split("\n"), a.kernel)
     samples = read_samples(a.sass_csv)
     total = sum(s for _, s in samples) or 1
@@ -67,7 +92,7 @@ def main():
     print(f"{total} samples; {unmatched} at offsets the disassembly does not have (another build?)")
     for k, c in by.items():
         print(f"\nby {k}:")
-        for name, s in c.most_common(a.top):
+        for name, s in c.most_common(a.top or 30):
             print(f"{100 * s / total:6.1f}%  {name}")
 
 

@@ -31,22 +31,7 @@ ncu --import $OUT/ncu/step.ncu-rep --page raw > $OUT/ncu/raw.txt 2>&1
 grep -E "smsp__average_warps_issue_stalled_[a-z_]+_per_issue_active.ratio" $OUT/ncu/raw.txt | awk '{print $NF, $1}' | sort -g -r | head -14
 gzip -f $OUT/ncu/raw.txt
 # The hottest lines of a source page's CSV (SASS, or CUDA source lines), by stall samples.
-top_lines() {
-  python3 - "$1" <<'PY'
-import csv, sys
-rows = list(csv.reader(open(sys.argv[1])))
-rows = rows[1:] if rows and rows[0] and rows[0][0] == "Kernel Name" else rows  # ncu 2025 adds a title row
-head = rows[0] if rows else []
-cols = [i for i, h in enumerate(head) if "Sampling" in h and "All" in h]
-if not cols:
-    sys.exit(f"no sampling column in {head[:20]}")
-c = cols[0]
-data = [r for r in rows[1:] if len(r) > c and r[c].replace(".", "").isdigit()]
-total = sum(float(r[c]) for r in data) or 1
-for r in sorted(data, key=lambda r: -float(r[c]))[:40]:
-    print(f"{float(r[c]) / total * 100:5.1f}%  {r[0]:>8}  {r[1][:100]}")
-PY
-}
+top_lines() { python3 bench/ncu_lines.py "$1"; }
 ncu --import $OUT/ncu/step.ncu-rep --page source --print-source sass --csv > $OUT/ncu/sass.csv 2>&1
 top_lines $OUT/ncu/sass.csv
 gzip -f $OUT/ncu/sass.csv

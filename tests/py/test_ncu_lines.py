@@ -42,3 +42,16 @@ def test_samples_by_function_file_and_line(tmp_path):
     assert "  50.0%  /src/cuda/ops/mma_gemm.cuh\n" in out  # lines 123 (30) and 140 (20)
     assert "  50.0%  /src/cuda/megakernel.cuh:130" in out
     assert "  30.0%  /src/cuda/ops/mma_gemm.cuh:123" in out
+
+
+def test_without_a_disassembly_the_csvs_own_rows(tmp_path):
+    # ncu_step.sh's tables: the page's rows with the most samples, on the SASS or the CUDA source page.
+    page = tmp_path / "source.csv"
+    page.write_text('"#","Source","Warp Stall Sampling (All Samples)"\n'
+                    '"12","x = y;","25"\n"13","return;","75"\n"14","// no samples","-"\n')
+    r = subprocess.run([sys.executable, SCRIPT, str(page)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == " 75.0%        13  return;\n 25.0%        12  x = y;\n"
+    page.write_text('"#","Source"\n"12","x = y;"\n')
+    r = subprocess.run([sys.executable, SCRIPT, str(page)], capture_output=True, text=True)
+    assert r.returncode != 0 and "no sampling column" in r.stderr
