@@ -145,6 +145,9 @@ MK_HD inline AttnUnit attn_unit(const AttnPartialArgs& a, uint32_t u, uint32_t g
 // one query head at a time, over all of the unit's keys, in rounds of the block's 8 warps; the
 // scheduler sizes prefill head blocks so that a unit takes one round.
 constexpr uint32_t kAttnWarpRows = 16, kAttnUnitWarps = 8;
+// A unit whose items fill at most 1 / kAttnKeyParts of the warps walks each item's keys in that
+// many parts at once, one warp each, merged at the end (attention_mma.cuh).
+constexpr uint32_t kAttnKeyParts = 2;
 
 struct AttnReduceArgs {
   uint32_t part_o, part_lse, num_splits;

@@ -101,12 +101,21 @@ uint32_t decode_head_blocks(const ModelConfig& c, const GraphOptions& o) {
 }
 
 // The fewest head blocks (a divisor of the group) whose unit's items, a query head by 16 rows each,
-// fit one round of kAttnUnitWarps warps; the whole group when none does.
-uint32_t prefill_head_blocks(uint32_t group, uint32_t rows) {
+// fit one round of kAttnUnitWarps warps; the whole group when none does. Then, where more blocks
+// would leave a unit half the warps' items, so that the GPU walks each item's keys in two halves
+// at once (kAttnKeyParts in cuda/ops/attention_mma.cuh), and all the units (`units_per_block` a
+// head block) would still run at once on `num_sms` SMs: the fewest such blocks. Qwen2.5-1.5B at
+// 512 tokens: 3 blocks of 2 heads (96 units) rather than 2 of 3 (64); Llama-3.2-1B keeps its whole
+// groups of 4 (2 blocks would make 256 units).
+uint32_t prefill_head_blocks(uint32_t group, uint32_t rows, uint32_t units_per_block, uint32_t num_sms) {
   const uint32_t row_tiles = (rows + kAttnWarpRows - 1) / kAttnWarpRows;
-  for (uint32_t hb = 1; hb <= group; ++hb)
-    if (group % hb == 0 && group / hb * row_tiles <= kAttnUnitWarps) return hb;
-  return group;
+  uint32_t blocks = group;
+  for (uint32_t hb = group; hb >= 1; --hb)
+    if (group % hb == 0 && group / hb * row_tiles <= kAttnUnitWarps) blocks = hb;
+  for (uint32_t hb = blocks; hb <= group; ++hb)
+    if (group % hb == 0 && group / hb * row_tiles * kAttnKeyParts <= kAttnUnitWarps)
+      return uint64_t(hb) * units_per_block <= num_sms ? hb : blocks;
+  return blocks;
 }
 
 uint32_t wid(const OpGraph& g, const std::string& name) {
@@ -189,7 +198,9 @@ OpGraph build_graph(const ModelConfig& c, const GraphOptions& o) {
   // blocks as let a unit's (head, 16 rows) items fit one round of the GPU block's warps, since a
   // round walks all of the unit's keys (Qwen2.5-1.5B's 6 heads of 2 row tiles took two rounds on
   // 2 KV heads x 16 row blocks = 32 SMs; in 2 blocks, one round on 64).
-  const uint32_t HB = M == 1 ? decode_head_blocks(rank_config, o) : R ? prefill_head_blocks(Hq / Hkv, R) : 1;
+  const uint32_t HB = M == 1 ? decode_head_blocks(rank_config, o)
+                     : R     ? prefill_head_blocks(Hq / Hkv, R, Hkv * S * attn_row_blocks(M, R), o.num_sms)
+                             : 1;
   if (HB > 1 && (Hq / Hkv) % HB != 0)
     throw Error("--attn-head-blocks " + std::to_string(HB) + " does not divide the " + std::to_string(Hq / Hkv) +
                 " query heads of a KV head's group");

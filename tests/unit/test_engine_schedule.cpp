@@ -150,8 +150,9 @@ TEST(Graph, AttentionHeadBlocksMultiplyDecodeUnits) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("does not divide the 4 query heads"), std::string::npos) << e.what();
   }
-  go.n_tokens = 64;  // prefill chooses its own, whatever the option says: 4 heads x 2 row tiles fit 8 warps
-  EXPECT_EQ(attention_node(build_graph(llama_1b(), go), 0).proto.a.attn.head_blocks, 1u);
+  go.n_tokens = 64;  // prefill chooses its own, whatever the option says: 4 heads x 2 row tiles fit 8
+                     // warps, and 2 blocks of them (32 units) let each item's keys go in two halves
+  EXPECT_EQ(attention_node(build_graph(llama_1b(), go), 0).proto.a.attn.head_blocks, 2u);
 }
 
 // Decode's default head blocks (attn_head_blocks 0): blocks of fewer query heads until a position
@@ -196,14 +197,17 @@ TEST(Graph, DecodeAttentionHeadBlocksByDefault) {
 }
 
 // A prefill attention unit takes as many of its group's query heads as one round of the GPU
-// block's warps covers (16 rows of one head a warp): Qwen2.5-1.5B's groups of 6 in 2 blocks of 3.
+// block's warps covers (16 rows of one head a warp), or half as many where then every unit still
+// has an SM of its own (132), so that each item's keys go in two halves at once (kAttnKeyParts):
+// Qwen2.5-1.5B's groups of 6 in 3 blocks of 2 (96 units), not 2 of 3; groups of 7 in 7 blocks
+// (halves would need 224 units), of 16 in 4 (not 8: 256 units).
 TEST(Graph, PrefillAttentionHeadBlocksFitOneRoundOfWarps) {
   ModelConfig c = llama_1b();
   GraphOptions go;
   go.max_ctx = 1024;
   go.n_tokens = 512;
   const std::pair<uint32_t, uint32_t> cases[] = {  // (query heads over 2 KV heads, expected blocks)
-      {2, 1}, {8, 1}, {12, 2}, {14, 7}, {16, 2}, {32, 4}};
+      {2, 1}, {8, 2}, {12, 3}, {14, 7}, {16, 4}, {32, 4}};
   for (const auto& [heads, blocks] : cases) {
     c.num_heads = heads, c.num_kv_heads = 2;
     const OpGraph g = build_graph(c, go);  // alive while its node is read

@@ -23,9 +23,15 @@ __device__ __forceinline__ float ex2(float x) {
   return y;
 }
 
+// Key halves (kAttnKeyParts, isa.h): a unit whose items fill at most half of the block's warps
+// gives each item two warps, one taking the unit's even key tiles, the other its odd ones, merged
+// at the end (FlashAttention's split of the keys, inside one block): a unit's time is its longest
+// item's walk over the keys, and Qwen2.5-1.5B's causal units of 32 rows took 21 us at 32 keys and
+// 52 at 512 (H100, session 32).
+
 template <uint32_t D>
-constexpr uint32_t attn_mma_smem_floats() {
-  return 2 * 2 * kAttnKeys * (D + 8) / 2;  // two buffers of K and V tiles, bf16
+constexpr uint32_t attn_mma_smem_floats(uint32_t parts = 1) {
+  return parts * 2 * 2 * kAttnKeys * (D + 8) / 2;  // per key part, two buffers of K and V tiles, bf16
 }
 
 // Units: (kv head, split, row block) as on the CPU. Requires D % 16 == 0 (checked by the caller).
@@ -45,13 +51,17 @@ __device__ __noinline__ void attn_partial_mma(const Instruction& ins, const Kern
   const uint32_t ctx_end = p.step.pos + M, chunk = (ctx_end + S - 1) / S;
   const uint32_t warp = threadIdx.x / 32, lane = threadIdx.x % 32, quad = lane % 4;
   __nv_bfloat16* tiles = reinterpret_cast<__nv_bfloat16*>(smem + kSmemHead);
-  auto k_tile = [&](uint32_t buf) { return tiles + buf * 2 * kAttnKeys * kLd; };
-  auto v_tile = [&](uint32_t buf) { return tiles + (buf * 2 + 1) * kAttnKeys * kLd; };
+  auto k_tile = [&](uint32_t buf, uint32_t part) { return tiles + ((part * 2 + buf) * 2) * kAttnKeys * kLd; };
+  auto v_tile = [&](uint32_t buf, uint32_t part) { return tiles + ((part * 2 + buf) * 2 + 1) * kAttnKeys * kLd; };
   const uint32_t row_tiles = (R + 15) / 16;
+  const bool halves_fit = p.smem_floats >= kSmemHead + attn_mma_smem_floats<D>(kAttnKeyParts);
 
   for (uint32_t u = ins.tile_begin; u < ins.tile_end; ++u) {
     const AttnUnit unit = attn_unit(a, u, group, M);
     const uint32_t kvh = unit.kvh, s = unit.s, heads = unit.g1 - unit.g0, items = heads * row_tiles;
+    // Warp w takes item (round +) w % slots over key tiles part, part + parts, ... (part = w / slots).
+    const uint32_t parts = halves_fit && items * kAttnKeyParts <= kWarps ? kAttnKeyParts : 1, slots = kWarps / parts;
+    const uint32_t part = warp / slots;
     const uint32_t m_begin = unit.m0, m_end = M < m_begin + R ? M : m_begin + R;
     const uint32_t k0 = s * chunk, k1 = ctx_end < k0 + chunk ? ctx_end : k0 + chunk;
     // The keys that some row of the block may see: causal, within the window, within the split.
@@ -61,20 +71,26 @@ __device__ __noinline__ void attn_partial_mma(const Instruction& ins, const Kern
     const uint32_t khi = k1 < p_last + 1 ? k1 : p_last + 1;
     const __nv_bfloat16* K = p.kv + ((size_t(ins.layer) * 2 * Hkv + kvh) * d.max_ctx) * D;
     const __nv_bfloat16* V = K + size_t(Hkv) * d.max_ctx * D;
-    auto load_tile = [&](uint32_t kt, uint32_t buf) {
+    // Step `it` takes key tiles klo + (it * parts + q) * kAttnKeys, one for each part q.
+    const uint32_t steps = klo < khi ? (khi - klo + parts * kAttnKeys - 1) / (parts * kAttnKeys) : 0;
+    auto load_step = [&](uint32_t it, uint32_t buf) {
       constexpr uint32_t pieces = kAttnKeys * D / 8;  // 16-byte pieces of one tile
-      for (uint32_t i = threadIdx.x; i < 2 * pieces; i += kThreads) {
-        const bool is_v = i >= pieces;
-        const uint32_t j = is_v ? i - pieces : i, r = j / (D / 8), c = (j % (D / 8)) * 8;
-        const bool valid = kt + r < khi;  // zeros past the keys: 0 * garbage would be NaN
-        cp_async16((is_v ? v_tile(buf) : k_tile(buf)) + r * kLd + c,
-                   (is_v ? V : K) + size_t(valid ? kt + r : klo) * D + c, valid);
+      for (uint32_t q = 0; q < parts; ++q) {
+        const uint32_t kt = klo + (it * parts + q) * kAttnKeys;
+        if (kt >= khi) break;
+        for (uint32_t i = threadIdx.x; i < 2 * pieces; i += kThreads) {
+          const bool is_v = i >= pieces;
+          const uint32_t j = is_v ? i - pieces : i, r = j / (D / 8), c = (j % (D / 8)) * 8;
+          const bool valid = kt + r < khi;  // zeros past the keys: 0 * garbage would be NaN
+          cp_async16((is_v ? v_tile(buf, q) : k_tile(buf, q)) + r * kLd + c,
+                     (is_v ? V : K) + size_t(valid ? kt + r : klo) * D + c, valid);
+        }
       }
       asm volatile("cp.async.commit_group;" ::: "memory");
     };
 
-    for (uint32_t round = 0; round < items; round += kWarps) {
-      const uint32_t item = round + warp;
+    for (uint32_t round = 0; round < items; round += slots) {
+      const uint32_t item = round + warp % slots;
       const bool active = item < items;
       const uint32_t g = unit.g0 + item % heads, hq = kvh * group + g;
       const uint32_t m0 = m_begin + (item / heads) * 16;  // this warp's 16 rows: m0 + lane/4 (+ 8)
@@ -98,21 +114,22 @@ __device__ __noinline__ void attn_partial_mma(const Instruction& ins, const Kern
       float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0, 0};
       const uint32_t my_first = p.step.pos + m0, my_last = p.step.pos + (m0 + 15 < m_end - 1 ? m0 + 15 : m_end - 1);
 
-      if (klo < khi) load_tile(klo, 0);
+      if (steps) load_step(0, 0);
       uint32_t buf = 0;
-      for (uint32_t kt = klo; kt < khi; kt += kAttnKeys, buf ^= 1) {
-        const bool more = kt + kAttnKeys < khi;
+      for (uint32_t it = 0; it < steps; ++it, buf ^= 1) {
+        const bool more = it + 1 < steps;
         if (more) {
-          load_tile(kt + kAttnKeys, buf ^ 1);
+          load_step(it + 1, buf ^ 1);
           asm volatile("cp.async.wait_group 1;" ::: "memory");
         } else {
           asm volatile("cp.async.wait_group 0;" ::: "memory");
         }
         sync_consumers();
-        if (round == 0 && kt == klo) trace_phase(kPhaseInput);  // the first key tile in
-        if (active && kt <= my_last) {
-          const __nv_bfloat16* ks = k_tile(buf);
-          const __nv_bfloat16* vs = v_tile(buf);
+        if (round == 0 && it == 0) trace_phase(kPhaseInput);  // the first key tiles in
+        const uint32_t kt = klo + (it * parts + part) * kAttnKeys;
+        if (active && kt < khi && kt <= my_last) {
+          const __nv_bfloat16* ks = k_tile(buf, part);
+          const __nv_bfloat16* vs = v_tile(buf, part);
           float sc[kAttnKeys / 8][4];
 #pragma unroll
           for (uint32_t nb = 0; nb < kAttnKeys / 8; ++nb)
@@ -187,7 +204,40 @@ __device__ __noinline__ void attn_partial_mma(const Instruction& ins, const Kern
         sync_consumers();  // this buffer is refilled two tiles on
       }
       if (round == 0) trace_phase(kPhaseWeights);  // every key tile: the phase tables' "weights"
-      if (!active) continue;
+      if (parts > 1) {
+        // Part 1's warps hand their running max, sums and outputs to part 0's warp of the same item
+        // through the idle tile buffers (value-major, a lane a bank), which merges them as one more
+        // key tile of the online softmax.
+        constexpr uint32_t kVals = D / 2 + 4;
+        float* xch = reinterpret_cast<float*>(tiles) + size_t(warp % slots) * kVals * 32 + lane;
+        if (active && part == 1) {
+#pragma unroll
+          for (uint32_t nb = 0; nb < D / 8; ++nb)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) xch[(nb * 4 + e) * 32] = o[nb][e];
+#pragma unroll
+          for (int h = 0; h < 2; ++h) xch[(D / 2 + h) * 32] = mrow[h], xch[(D / 2 + 2 + h) * 32] = lrow[h];
+        }
+        sync_consumers();
+        if (active && part == 0) {
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const float m1 = xch[(D / 2 + h) * 32], l1 = xch[(D / 2 + 2 + h) * 32];
+            const float mnew = fmaxf(mrow[h], m1);
+            const float base = mnew == -INFINITY ? 0.0f : mnew;  // rows with no key yet keep zeros
+            const float s0 = ex2(mrow[h] - base), s1 = ex2(m1 - base);  // base 2, as the scores
+            lrow[h] = lrow[h] * s0 + l1 * s1;
+            mrow[h] = mnew;
+#pragma unroll
+            for (uint32_t nb = 0; nb < D / 8; ++nb)
+#pragma unroll
+              for (int e = 0; e < 2; ++e)
+                o[nb][2 * h + e] = o[nb][2 * h + e] * s0 + xch[(nb * 4 + 2 * h + e) * 32] * s1;
+          }
+        }
+        sync_consumers();  // the buffers are the next round's (or unit's) key tiles again
+      }
+      if (!active || part != 0) continue;
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         float l = lrow[h];
