@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Runs on the lent GPU machine (carry ".devbin"): the checks of a landed commit, by .devbin's builds of
-# it (build_variants.sh: head = the tree, ah = head + attn_key_halves.patch, dt = head +
-# prefill_diet.patch; PHASES=1: ph, phah). STEPS, each one call:
-#   1. ah's prefill A/B against head: Qwen2.5-1.5B at 512, Llama-3.2-1B at 128 and 512, two rounds;
-#      ah's parity (the tests that reach prefill attention: the tiny models' units of 4 items take
-#      key halves) (~5 min). Session 34 had ah at -1.8% on Qwen and -1.1% on Llama 512 (one round).
+# it (build_variants.sh: head = the tree, np = head + no_pass256.patch; PHASES=1: ph). STEPS, each
+# one call:
+#   1. np's prefill A/B against head (gated tiles of 128 outputs as two 128-row passes instead of one
+#      of 256: gemm_rate's H100 passes took 14.8 us at 128 rows and 35.4 at 256, session 35):
+#      Qwen2.5-1.5B, Llama-3.2-3B and Llama-3.2-1B at 512, two rounds; np's GPU parity (the tests
+#      whose prefills take gated tiles of 128 outputs) (~6 min).
 #   2. the README rows on this card (readme_rows.sh; ~5 min); on an H200, its first rows since 17c2df9.
 #   3. the 3B's rows (ROWS="llama-3.2-3b:32,1024"; its 6.4 GB of weights written first).
-#   4. 512-token prefills by phase (build mk-ph, mk-phah with PHASES=1 build_variants.sh, and mk-dt):
-#      Llama-3.2-3B and Qwen2.5-1.5B with mk-ph, Qwen with mk-phah; then head against dt (the code-size measurement), Qwen and Llama-1B 512, two rounds.
+#   4. 512-token prefills by phase (mk-ph: PHASES=1 build_variants.sh): Llama-3.2-3B and Qwen2.5-1.5B.
 #   5. Nsight Compute on head's Qwen2.5-1.5B 512-token prefill (ncu_step.sh), now with its table by
 #      CUDA source line (--import-source on).
+#   6. bench/gemm_rate on this card (gr-head: both sm_90a forms' pass times at 64 / 96 / 128 / 256
+#      rows, 128 L2-resident tokens, then 32 tokens with weights from HBM), then the TMA-fed passes
+#      (MK_TMA=1) against the default cp.async ones: Qwen2.5-1.5B and Llama-3.2-3B at 512, two rounds.
+#      Session 19 (H200) had the TMA form slower, before C7510 was known to serialize passes.
 set -uo pipefail
 bash scripts/device/devbin_unpack.sh > /dev/null
 steps=" ${STEPS:-1} "
@@ -21,16 +25,15 @@ ab() {  # SHAPE NAMES PROMPTS ROUNDS
 {
   nvidia-smi --query-gpu=name --format=csv,noheader
   if [[ $steps == *" 1 "* ]]; then
-    ab qwen2.5-1.5b "head ah" 512 2
-    ab llama-3.2-1b "head ah" "128 512" 2
-    K="tiny_models_on_gpu or llama_3_2_1b_shape_on_gpu or long_prefill_1b_shape or short_last_token_block or kv_splits" \
-      PARITY_TIMEOUT=150 bash scripts/device/parity_variant.sh ah
+    for shape in qwen2.5-1.5b llama-3.2-3b llama-3.2-1b; do ab $shape "head np" 512 2; done
+    K="tiny_models_on_gpu or llama_3_2_1b_shape_on_gpu or long_prefill_1b_shape or short_last_token_block or prefill_512_twice" \
+      PARITY_TIMEOUT=200 bash scripts/device/parity_variant.sh np
     grep -E "^FAILED" $OUT/parity-*.log
   fi
   [[ $steps == *" 2 "* ]] && BIN=head bash scripts/device/readme_rows.sh
   [[ $steps == *" 3 "* ]] && BIN=head ROWS="llama-3.2-3b:32,1024" BENCH_TIMEOUT=400 bash scripts/device/readme_rows.sh
   if [[ $steps == *" 4 "* ]]; then
-    for run in llama-3.2-3b:ph qwen2.5-1.5b:ph qwen2.5-1.5b:phah; do
+    for run in llama-3.2-3b:ph qwen2.5-1.5b:ph; do
       shape=${run%%:*} v=${run#*:}
       echo "== phases, $shape, mk-$v"
       MK_BIN=$PWD/.devbin/mk-$v SHAPE=$shape CONTEXTS=" " PREFILL=512 bash scripts/device/trace_run.sh \
@@ -38,8 +41,19 @@ ab() {  # SHAPE NAMES PROMPTS ROUNDS
       mv $OUT/trace/prefill-$shape-512.txt $OUT/phases-$shape-$v.txt
     done
     rm -rf $OUT/trace
-    ab qwen2.5-1.5b "head dt" 512 2
-    ab llama-3.2-1b "head dt" 512 2
+  fi
+  if [[ $steps == *" 6 "* ]]; then
+    SHAPE=qwen2.5-1.5b NAMES=" " GR_NAMES="head" GR_SHORT="head" PROMPTS=" " ROUNDS=1 bash scripts/device/ab_prefill.sh 2>&1 |
+      grep -E "^==|rate|FAILED|SOME"
+    for shape in qwen2.5-1.5b llama-3.2-3b; do
+      for r in 1 2; do
+        for tma in 0 1; do
+          echo "== prefill $shape 512, MK_TMA=$tma, round $r"
+          MK_TMA=$tma NO_TORCH=1 SHAPE=$shape PROMPTS=512 MK_BIN=$PWD/.devbin/mk-head LABEL=tma$tma-$shape-$r \
+            timeout 300 bash scripts/device/prefill_sweep.sh 2>/dev/null | grep -E "^\| [0-9]"
+        done
+      done
+    done
   fi
   if [[ $steps == *" 5 "* ]]; then
     PREFILL=512 SHAPE=qwen2.5-1.5b MK_BIN=$PWD/.devbin/mk-head bash scripts/device/ncu_step.sh
