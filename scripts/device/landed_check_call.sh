@@ -14,7 +14,11 @@
 #   6. bench/gemm_rate on this card (gr-head: both sm_90a forms' pass times at 64 / 96 / 128 / 256
 #      rows, 128 L2-resident tokens, then 32 tokens with weights from HBM), then the TMA-fed passes
 #      (MK_TMA=1) against the default cp.async ones: Qwen2.5-1.5B and Llama-3.2-3B at 512, two rounds.
-#      Session 19 (H200) had the TMA form slower, before C7510 was known to serialize passes.
+#      Session 19 (H200) had the TMA form slower, before C7510 was known to serialize passes; session
+#      35 (H100) too: +25% on Qwen, +37% on the 3B.
+#   7. What bounds the pass (its time is flat from 64 to 128 rows): gemm_rate with the timing-only
+#      probes (gr-nofence, gr-no_x_copy, gr-no_w_copy: the experiments' probe_*.patch, built by nvcc
+#      alone) beside gr-head, 128 L2-resident tokens (~2 min). The probes' checks fail by design.
 set -uo pipefail
 bash scripts/device/devbin_unpack.sh > /dev/null
 steps=" ${STEPS:-1} "
@@ -53,6 +57,12 @@ ab() {  # SHAPE NAMES PROMPTS ROUNDS
             timeout 300 bash scripts/device/prefill_sweep.sh 2>/dev/null | grep -E "^\| [0-9]"
         done
       done
+    done
+  fi
+  if [[ $steps == *" 7 "* ]]; then
+    for g in head nofence no_x_copy no_w_copy; do
+      echo "== gr-$g"
+      timeout 60 .devbin/gr-$g 2>&1 | grep -E "rate  wgmma.*1 token"
     done
   fi
   if [[ $steps == *" 5 "* ]]; then
