@@ -18,7 +18,9 @@
 #      35 (H100) too: +25% on Qwen, +37% on the 3B.
 #   7. What bounds the pass (its time is flat from 64 to 128 rows): gemm_rate with the timing-only
 #      probes (gr-nofence, gr-no_x_copy, gr-no_w_copy: the experiments' probe_*.patch, built by nvcc
-#      alone) beside gr-head, 128 L2-resident tokens (~2 min). The probes' checks fail by design.
+#      alone; their checks fail by design) and gr-wait2 (two wgmma groups in flight, one stage fewer
+#      loading ahead: a correct form, its checks must pass) beside gr-head, 128 L2-resident tokens
+#      (~2 min).
 set -uo pipefail
 bash scripts/device/devbin_unpack.sh > /dev/null
 steps=" ${STEPS:-1} "
@@ -60,9 +62,9 @@ ab() {  # SHAPE NAMES PROMPTS ROUNDS
     done
   fi
   if [[ $steps == *" 7 "* ]]; then
-    for g in head nofence no_x_copy no_w_copy; do
+    for g in head nofence no_x_copy no_w_copy wait2; do
       echo "== gr-$g"
-      timeout 60 .devbin/gr-$g 2>&1 | grep -E "rate  wgmma.*1 token"
+      timeout 60 .devbin/gr-$g 2>&1 | grep -E "rate  wgmma.*1 token|FAILED|SOME CHECKS"
     done
   fi
   if [[ $steps == *" 5 "* ]]; then
