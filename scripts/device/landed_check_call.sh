@@ -18,9 +18,10 @@
 #      35 (H100) too: +25% on Qwen, +37% on the 3B.
 #   7. What bounds the pass (its time is flat from 64 to 128 rows): gemm_rate with the timing-only
 #      probes (gr-nofence, gr-no_x_copy, gr-no_w_copy: the experiments' probe_*.patch, built by nvcc
-#      alone; their checks fail by design) and gr-wait2 (two wgmma groups in flight, one stage fewer
-#      loading ahead: a correct form, its checks must pass) beside gr-head, 128 L2-resident tokens
-#      (~2 min).
+#      alone; their checks fail by design), gr-wait2 (two wgmma groups in flight, one stage fewer
+#      loading ahead) and gr-mbar (pass_mbar.patch: each stage's copies arrive on the slot's
+#      mbarrier, no proxy fence and its MEMBAR.ALL.CTA a stage; correct forms, their checks must
+#      pass) beside gr-head, 128 L2-resident tokens (~2 min).
 set -uo pipefail
 bash scripts/device/devbin_unpack.sh > /dev/null
 steps=" ${STEPS:-1} "
@@ -62,7 +63,7 @@ ab() {  # SHAPE NAMES PROMPTS ROUNDS
     done
   fi
   if [[ $steps == *" 7 "* ]]; then
-    for g in head nofence no_x_copy no_w_copy wait2; do
+    for g in head nofence no_x_copy no_w_copy wait2 mbar; do
       echo "== gr-$g"
       timeout 60 .devbin/gr-$g 2>&1 | grep -E "rate  wgmma.*1 token|FAILED|SOME CHECKS"
     done
