@@ -22,6 +22,10 @@
 #      loading ahead) and gr-mbar (pass_mbar.patch: each stage's copies arrive on the slot's
 #      mbarrier, no proxy fence and its MEMBAR.ALL.CTA a stage; correct forms, their checks must
 #      pass) beside gr-head, 128 L2-resident tokens (~2 min).
+#   8. mbar's prefill A/B against head (pass_mbar.patch; .devbin/mk-mbar): Qwen2.5-1.5B, Llama-3.2-3B
+#      and Llama-3.2-1B at 512, two rounds; then its GPU parity: every prefill test, and
+#      test_gemm_pass_gpu.py (gemm_rate --check built from the patched tree: every width, ragged
+#      tiles, split ranges) (~7 min).
 set -uo pipefail
 bash scripts/device/devbin_unpack.sh > /dev/null
 steps=" ${STEPS:-1} "
@@ -67,6 +71,12 @@ ab() {  # SHAPE NAMES PROMPTS ROUNDS
       echo "== gr-$g"
       timeout 60 .devbin/gr-$g 2>&1 | grep -E "rate  wgmma.*1 token|FAILED|SOME CHECKS"
     done
+  fi
+  if [[ $steps == *" 8 "* ]]; then
+    for shape in qwen2.5-1.5b llama-3.2-3b llama-3.2-1b; do ab $shape "head mbar" 512 2; done
+    K="prefill or tiny_models_on_gpu or llama_3_2_1b_shape_on_gpu or short_last_token_block or gemm_pass" \
+      PARITY_TIMEOUT=240 bash scripts/device/parity_variant.sh mbar
+    grep -E "^FAILED" $OUT/parity-*.log
   fi
   if [[ $steps == *" 5 "* ]]; then
     PREFILL=512 SHAPE=qwen2.5-1.5b MK_BIN=$PWD/.devbin/mk-head bash scripts/device/ncu_step.sh
