@@ -26,6 +26,10 @@
 #      and Llama-3.2-1B at 512, two rounds; then its GPU parity: every prefill test, and
 #      test_gemm_pass_gpu.py (gemm_rate --check built from the patched tree: every width, ragged
 #      tiles, split ranges) (~7 min).
+#   9. sr (signal_release.patch: each instruction's signal a release add, MEMBAR.ALL.GPU, instead of
+#      __threadfence()'s MEMBAR.SC.GPU and CCTL.IVALL before a relaxed add): decode A/B against head
+#      on Llama-3.2-1B and Qwen2.5-1.5B at contexts 32 and 1024, two rounds; prefill Qwen 512; its
+#      GPU parity (the tiny models, the 1B shape, the greedy loop) (~6 min).
 set -uo pipefail
 bash scripts/device/devbin_unpack.sh > /dev/null
 steps=" ${STEPS:-1} "
@@ -76,6 +80,14 @@ ab() {  # SHAPE NAMES PROMPTS ROUNDS
     for shape in qwen2.5-1.5b llama-3.2-3b llama-3.2-1b; do ab $shape "head mbar" 512 2; done
     K="prefill or tiny_models_on_gpu or llama_3_2_1b_shape_on_gpu or short_last_token_block or gemm_pass" \
       PARITY_TIMEOUT=240 bash scripts/device/parity_variant.sh mbar
+    grep -E "^FAILED" $OUT/parity-*.log
+  fi
+  if [[ $steps == *" 9 "* ]]; then
+    for shape in llama-3.2-1b qwen2.5-1.5b; do
+      SHAPE=$shape BINS="head sr" ROUNDS=2 CTXS=32,1024 bash scripts/device/ab_decode.sh 2>&1 | grep "round"
+    done
+    ab qwen2.5-1.5b "head sr" 512 2
+    K="tiny_models_on_gpu or llama_3_2_1b_shape_on_gpu or greedy" PARITY_TIMEOUT=200 bash scripts/device/parity_variant.sh sr
     grep -E "^FAILED" $OUT/parity-*.log
   fi
   if [[ $steps == *" 5 "* ]]; then
