@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs on the lent GPU machine (carry ".devbin"): the checks of a landed commit, by .devbin's builds of
-# it (build_variants.sh: head = the tree, np = head + no_pass256.patch; PHASES=1: ph). STEPS, each
-# one call:
+# it (build_variants.sh: head = the tree, np / mbar / sr = head + no_pass256 / pass_mbar /
+# signal_release.patch; PHASES=1: ph; gr-NAME: bench/gemm_rate.cu built by nvcc with the probes).
+# STEPS, each one call:
 #   1. np's prefill A/B against head (gated tiles of 128 outputs as two 128-row passes instead of one
 #      of 256: gemm_rate's H100 passes took 14.8 us at 128 rows and 35.4 at 256, session 35):
 #      Qwen2.5-1.5B, Llama-3.2-3B and Llama-3.2-1B at 512, two rounds; np's GPU parity (the tests
