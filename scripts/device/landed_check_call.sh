@@ -6,7 +6,8 @@
 #   1. np's prefill A/B against head (gated tiles of 128 outputs as two 128-row passes instead of one
 #      of 256: gemm_rate's H100 passes took 14.8 us at 128 rows and 35.4 at 256, session 35):
 #      Qwen2.5-1.5B, Llama-3.2-3B and Llama-3.2-1B at 512, two rounds; np's GPU parity (the tests
-#      whose prefills take gated tiles of 128 outputs) (~6 min).
+#      whose prefills take gated tiles of 128 outputs) (~6 min). Session 20's form of it (H200, one
+#      round) was 2.4% slower at 512 tokens on that day's kernels.
 #   2. the README rows on this card (readme_rows.sh; ~5 min); on an H200, its first rows since 17c2df9.
 #   3. the 3B's rows (ROWS="llama-3.2-3b:32,1024"; its 6.4 GB of weights written first).
 #   4. 512-token prefills by phase (mk-ph: PHASES=1 build_variants.sh): Llama-3.2-3B and Qwen2.5-1.5B.
@@ -38,13 +39,15 @@ ab() {  # SHAPE NAMES PROMPTS ROUNDS
   SHAPE=$1 NAMES="$2" GR_NAMES=" " GR_SHORT=" " PROMPTS="$3" ROUNDS=$4 timeout ${AB_TIMEOUT:-300} bash scripts/device/ab_prefill.sh \
     2>&1 | grep -E "^== prefill|^\| [0-9]"
 }
+ab_parity() {  # NAME K TIMEOUT: mk-NAME against mk-head, 512 tokens on the three prefill shapes, two rounds; then its GPU parity (pytest -k K)
+  for shape in qwen2.5-1.5b llama-3.2-3b llama-3.2-1b; do ab $shape "head $1" 512 2; done
+  K="$2" PARITY_TIMEOUT=$3 bash scripts/device/parity_variant.sh $1
+  grep -E "^FAILED" $OUT/parity-*.log
+}
 {
   nvidia-smi --query-gpu=name --format=csv,noheader
   if [[ $steps == *" 1 "* ]]; then
-    for shape in qwen2.5-1.5b llama-3.2-3b llama-3.2-1b; do ab $shape "head np" 512 2; done
-    K="tiny_models_on_gpu or llama_3_2_1b_shape_on_gpu or long_prefill_1b_shape or short_last_token_block or prefill_512_twice" \
-      PARITY_TIMEOUT=200 bash scripts/device/parity_variant.sh np
-    grep -E "^FAILED" $OUT/parity-*.log
+    ab_parity np "tiny_models_on_gpu or llama_3_2_1b_shape_on_gpu or long_prefill_1b_shape or short_last_token_block or prefill_512_twice" 200
   fi
   [[ $steps == *" 2 "* ]] && BIN=head bash scripts/device/readme_rows.sh
   [[ $steps == *" 3 "* ]] && BIN=head ROWS="llama-3.2-3b:32,1024" BENCH_TIMEOUT=400 bash scripts/device/readme_rows.sh
@@ -78,10 +81,7 @@ ab() {  # SHAPE NAMES PROMPTS ROUNDS
     done
   fi
   if [[ $steps == *" 8 "* ]]; then
-    for shape in qwen2.5-1.5b llama-3.2-3b llama-3.2-1b; do ab $shape "head mbar" 512 2; done
-    K="prefill or tiny_models_on_gpu or llama_3_2_1b_shape_on_gpu or short_last_token_block or gemm_pass" \
-      PARITY_TIMEOUT=240 bash scripts/device/parity_variant.sh mbar
-    grep -E "^FAILED" $OUT/parity-*.log
+    ab_parity mbar "prefill or tiny_models_on_gpu or llama_3_2_1b_shape_on_gpu or short_last_token_block or gemm_pass" 240
   fi
   if [[ $steps == *" 9 "* ]]; then
     for shape in llama-3.2-1b qwen2.5-1.5b; do
