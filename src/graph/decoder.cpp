@@ -110,8 +110,11 @@ uint32_t decode_head_blocks(const ModelConfig& c, const GraphOptions& o) {
 uint32_t prefill_head_blocks(uint32_t group, uint32_t rows, uint32_t units_per_block, uint32_t num_sms) {
   const uint32_t row_tiles = (rows + kAttnWarpRows - 1) / kAttnWarpRows;
   uint32_t blocks = group;
-  for (uint32_t hb = group; hb >= 1; --hb)
-    if (group % hb == 0 && group / hb * row_tiles <= kAttnUnitWarps) blocks = hb;
+  for (uint32_t hb = 1; hb < group; ++hb)
+    if (group % hb == 0 && group / hb * row_tiles <= kAttnUnitWarps) {
+      blocks = hb;
+      break;
+    }
   for (uint32_t hb = blocks; hb <= group; ++hb)
     if (group % hb == 0 && group / hb * row_tiles * kAttnKeyParts <= kAttnUnitWarps)
       return uint64_t(hb) * units_per_block <= num_sms ? hb : blocks;
