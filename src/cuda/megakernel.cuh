@@ -135,21 +135,20 @@ __global__ void __launch_bounds__(kBlockThreads, 1) megakernel(const KernelParam
     sync_consumers();
     if (threadIdx.x == 0) {
       trace_phase(kPhaseSignal);
-      // Every thread's writes are ordered before the signal by the barrier above; the fence makes
-      // them visible device-wide before the counter moves (the pattern of a grid sync).
-      // One fence: a release fetch_add would add a second one. A decode matvec whose outputs carry
-      // tags (kFlagNoFence) skips it: its readers re-read what is not there yet. The fence waited
-      // behind the SM's bulk copies in flight, 0.4-2.2 us a stage (docs/PERFORMANCE.md, session 14).
-      // With tensor parallelism other ranks (other GPUs) read what this block wrote and its counter:
-      // fence and count for the whole system then.
+      // Every thread's writes are ordered before the signal by the barrier above; a release add
+      // makes them visible device-wide before the counter moves (CUTLASS's GenericBarrier
+      // arrives so). On sm_90a that is MEMBAR.ALL.GPU and the add, where __threadfence() before a
+      // relaxed add was MEMBAR.SC.GPU, CCTL.IVALL (the whole L1 invalidated) and the add. A decode
+      // matvec whose outputs carry tags (kFlagNoFence) adds relaxed: its readers re-read what is not
+      // there yet. The fence waited behind the SM's bulk copies in flight, 0.4-2.2 us a stage
+      // (docs/PERFORMANCE.md, session 14). With tensor parallelism other ranks (other GPUs) read
+      // what this block wrote and its counter: release and count for the whole system then.
       if (p.tp_size > 1) {
-        __threadfence_system();
         ::cuda::atomic_ref<uint32_t, ::cuda::thread_scope_system>(p.counters[signal])
-            .fetch_add(1, ::cuda::memory_order_relaxed);
+            .fetch_add(1, ::cuda::memory_order_release);
       } else {
-        if (fence) __threadfence();
         ::cuda::atomic_ref<uint32_t, ::cuda::thread_scope_device>(p.counters[signal])
-            .fetch_add(1, ::cuda::memory_order_relaxed);
+            .fetch_add(1, fence ? ::cuda::memory_order_release : ::cuda::memory_order_relaxed);
       }
       if (p.trace) p.trace[2 * idx + 1] = globaltimer();
     }
