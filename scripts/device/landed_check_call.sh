@@ -1,13 +1,11 @@
 #!/usr/bin/env bash
 # Runs on the lent GPU machine (carry ".devbin"): the checks of a landed commit, by .devbin's builds of
-# it (build_variants.sh: head = the tree, np / mbar / sr = head + no_pass256 / pass_mbar /
-# signal_release.patch; PHASES=1: ph; gr-NAME: bench/gemm_rate.cu built by nvcc with the probes).
+# it (build_variants.sh: head = the tree, NAME = head + an experiment's patch; PHASES=1: ph;
+# gr-NAME: bench/gemm_rate.cu built by nvcc with the probes).
 # STEPS, each one call:
-#   1. np's prefill A/B against head (gated tiles of 128 outputs as two 128-row passes instead of one
-#      of 256: gemm_rate's H100 passes took 14.8 us at 128 rows and 35.4 at 256, session 35):
-#      Qwen2.5-1.5B, Llama-3.2-3B and Llama-3.2-1B at 512, two rounds; np's GPU parity (the tests
-#      whose prefills take gated tiles of 128 outputs) (~6 min). Session 20's form of it (H200, one
-#      round) was 2.4% slower at 512 tokens on that day's kernels.
+#   1. VARIANT's prefill A/B against head (VARIANT=NAME: .devbin/mk-NAME, built by build_variants.sh
+#      from head + a patch): Qwen2.5-1.5B, Llama-3.2-3B and Llama-3.2-1B at 512, two rounds; then its
+#      GPU parity (pytest -k "$PARITY_K", default: every test that reaches a prefill) (~6-7 min).
 #   2. the README rows on this card (readme_rows.sh; ~5 min); on an H200, its first rows since 17c2df9.
 #   3. the 3B's rows (ROWS="llama-3.2-3b:32,1024"; its 6.4 GB of weights written first).
 #   4. 512-token prefills by phase (mk-ph: PHASES=1 build_variants.sh): Llama-3.2-3B and Qwen2.5-1.5B.
@@ -16,25 +14,18 @@
 #   6. bench/gemm_rate on this card (gr-head: both sm_90a forms' pass times at 64 / 96 / 128 / 256
 #      rows, 128 L2-resident tokens, then 32 tokens with weights from HBM), then the TMA-fed passes
 #      (MK_TMA=1) against the default cp.async ones: Qwen2.5-1.5B and Llama-3.2-3B at 512, two rounds.
-#      Session 19 (H200) had the TMA form slower, before C7510 was known to serialize passes; session
-#      35 (H100) too: +25% on Qwen, +37% on the 3B.
-#   7. What bounds the pass (its time is flat from 64 to 128 rows): gemm_rate with the timing-only
-#      probes (gr-nofence, gr-no_x_copy, gr-no_w_copy: the experiments' probe_*.patch, built by nvcc
-#      alone; their checks fail by design), gr-wait2 (two wgmma groups in flight, one stage fewer
-#      loading ahead) and gr-mbar (pass_mbar.patch: each stage's copies arrive on the slot's
-#      mbarrier, no proxy fence and its MEMBAR.ALL.CTA a stage; correct forms, their checks must
-#      pass) beside gr-head, 128 L2-resident tokens (~2 min).
-#   8. mbar's prefill A/B against head (pass_mbar.patch; .devbin/mk-mbar): Qwen2.5-1.5B, Llama-3.2-3B
-#      and Llama-3.2-1B at 512, two rounds; then its GPU parity: every prefill test, and
-#      test_gemm_pass_gpu.py (gemm_rate --check built from the patched tree: every width, ragged
-#      tiles, split ranges) (~7 min).
-#   9. sr (signal_release.patch: each instruction's signal a release add, MEMBAR.ALL.GPU, instead of
-#      __threadfence()'s MEMBAR.SC.GPU and CCTL.IVALL before a relaxed add): decode A/B against head
-#      on Llama-3.2-1B and Qwen2.5-1.5B at contexts 32 and 1024, two rounds; prefill Qwen 512; its
-#      GPU parity (the tiny models, the 1B shape, the greedy loop) (~6 min).
+#      Sessions 19 (H200) and 35 (H100) had the TMA form slower: +25% on Qwen, +37% on the 3B.
+#   7. What bounds the pass: gemm_rate with the timing-only probes (gr-nofence, gr-no_x_copy,
+#      gr-no_w_copy: the experiments' probe_*.patch, built by nvcc alone; their checks fail by
+#      design) beside gr-head, 128 L2-resident tokens (~2 min; session 36's H100 table in
+#      bench/results/NVIDIA-H100-ab-2026-12-06-session36.md).
+#   9. VARIANT's decode A/B against head on Llama-3.2-1B and Qwen2.5-1.5B at contexts 32 and 1024, two
+#      rounds; its prefill on Qwen 512; its GPU parity (the tiny models, the 1B shape, the greedy
+#      loop) (~6 min).
 set -uo pipefail
 bash scripts/device/devbin_unpack.sh > /dev/null
-steps=" ${STEPS:-1} "
+steps=" ${STEPS:-2} "
+if [[ $steps == *" 1 "* || $steps == *" 9 "* ]]; then : "${VARIANT:?steps 1 and 9 A/B a build: VARIANT=NAME}"; fi
 ab() {  # SHAPE NAMES PROMPTS ROUNDS
   SHAPE=$1 NAMES="$2" GR_NAMES=" " GR_SHORT=" " PROMPTS="$3" ROUNDS=$4 timeout ${AB_TIMEOUT:-300} bash scripts/device/ab_prefill.sh \
     2>&1 | grep -E "^== prefill|^\| [0-9]"
@@ -47,7 +38,7 @@ ab_parity() {  # NAME K TIMEOUT: mk-NAME against mk-head, 512 tokens on the thre
 {
   nvidia-smi --query-gpu=name --format=csv,noheader
   if [[ $steps == *" 1 "* ]]; then
-    ab_parity np "tiny_models_on_gpu or llama_3_2_1b_shape_on_gpu or long_prefill_1b_shape or short_last_token_block or prefill_512_twice" 200
+    ab_parity $VARIANT "${PARITY_K:-prefill or tiny_models_on_gpu or llama_3_2_1b_shape_on_gpu or short_last_token_block or gemm_pass}" 240
   fi
   [[ $steps == *" 2 "* ]] && BIN=head bash scripts/device/readme_rows.sh
   [[ $steps == *" 3 "* ]] && BIN=head ROWS="llama-3.2-3b:32,1024" BENCH_TIMEOUT=400 bash scripts/device/readme_rows.sh
@@ -75,20 +66,17 @@ ab_parity() {  # NAME K TIMEOUT: mk-NAME against mk-head, 512 tokens on the thre
     done
   fi
   if [[ $steps == *" 7 "* ]]; then
-    for g in head nofence no_x_copy no_w_copy wait2 mbar; do
+    for g in head nofence no_x_copy no_w_copy; do
       echo "== gr-$g"
       timeout 60 .devbin/gr-$g 2>&1 | grep -E "rate  wgmma.*1 token|FAILED|SOME CHECKS"
     done
   fi
-  if [[ $steps == *" 8 "* ]]; then
-    ab_parity mbar "prefill or tiny_models_on_gpu or llama_3_2_1b_shape_on_gpu or short_last_token_block or gemm_pass" 240
-  fi
   if [[ $steps == *" 9 "* ]]; then
     for shape in llama-3.2-1b qwen2.5-1.5b; do
-      SHAPE=$shape BINS="head sr" ROUNDS=2 CTXS=32,1024 bash scripts/device/ab_decode.sh 2>&1 | grep "round"
+      SHAPE=$shape BINS="head $VARIANT" ROUNDS=2 CTXS=32,1024 bash scripts/device/ab_decode.sh 2>&1 | grep "round"
     done
-    ab qwen2.5-1.5b "head sr" 512 2
-    K="tiny_models_on_gpu or llama_3_2_1b_shape_on_gpu or greedy" PARITY_TIMEOUT=200 bash scripts/device/parity_variant.sh sr
+    ab qwen2.5-1.5b "head $VARIANT" 512 2
+    K="tiny_models_on_gpu or llama_3_2_1b_shape_on_gpu or greedy" PARITY_TIMEOUT=200 bash scripts/device/parity_variant.sh $VARIANT
     grep -E "^FAILED" $OUT/parity-*.log
   fi
   if [[ $steps == *" 5 "* ]]; then
