@@ -17,8 +17,10 @@
 #      Sessions 19 (H200) and 35 (H100) had the TMA form slower: +25% on Qwen, +37% on the 3B.
 #   7. What bounds the pass: gemm_rate with the timing-only probes (gr-nofence, gr-no_x_copy,
 #      gr-no_w_copy: the experiments' probe_*.patch, built by nvcc alone; their checks fail by
-#      design) beside gr-head, 128 L2-resident tokens (~2 min; session 36's H100 table in
-#      bench/results/NVIDIA-H100-ab-2026-12-06-session36.md).
+#      design) beside gr-head, 128 L2-resident tokens (session 36's H100 table in
+#      bench/results/NVIDIA-H100-ab-2026-12-06-session36.md); then gr-box (tma_box.patch: the TMA
+#      form with each stage's weights as one 3-D box of a paged-weight tensor map, not a bulk copy
+#      per 8 rows; its checks must pass) beside the wgmma and TMA forms (~3 min).
 #   9. VARIANT's decode A/B against head on Llama-3.2-1B and Qwen2.5-1.5B at contexts 32 and 1024, two
 #      rounds; its prefill on Qwen 512; its GPU parity (the tiny models, the 1B shape, the greedy
 #      loop) (~6 min).
@@ -70,6 +72,8 @@ ab_parity() {  # NAME K TIMEOUT: mk-NAME against mk-head, 512 tokens on the thre
       echo "== gr-$g"
       timeout 60 .devbin/gr-$g 2>&1 | grep -E "rate  wgmma.*1 token|FAILED|SOME CHECKS"
     done
+    echo "== gr-box"  # tma_box.patch: its checks must pass
+    timeout 90 .devbin/gr-box 2>&1 | grep -E "rate  (wgmma|tma).*1 token|check tma-box|FAILED|SOME CHECKS|all checks"
   fi
   if [[ $steps == *" 9 "* ]]; then
     for shape in llama-3.2-1b qwen2.5-1.5b; do
