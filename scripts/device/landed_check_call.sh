@@ -4,8 +4,10 @@
 # gr-NAME: bench/gemm_rate.cu built by nvcc with the probes).
 # STEPS, each one call:
 #   1. VARIANT's prefill A/B against head (VARIANT=NAME: .devbin/mk-NAME, built by build_variants.sh
-#      from head + a patch): Qwen2.5-1.5B, Llama-3.2-3B and Llama-3.2-1B at 512, two rounds; then its
-#      GPU parity (pytest -k "$PARITY_K", default: every test that reaches a prefill) (~6-7 min).
+#      from head + a patch): Qwen2.5-1.5B, Llama-3.2-3B and Llama-3.2-1B (AB_SHAPES) at 512 (AB_PROMPTS),
+#      two rounds; then its GPU parity (pytest -k "$PARITY_K", default: every test that reaches a
+#      prefill; NO_PARITY=1: none) (~6-7 min). E.g. after pt's first call:
+#      STEPS=1 VARIANT=pt AB_SHAPES="llama-3.2-1b llama-3.2-3b" AB_PROMPTS="128 1024" NO_PARITY=1.
 #   2. the README rows on this card (readme_rows.sh; ~5 min); on an H200, its first rows since 17c2df9.
 #   3. the 3B's rows (ROWS="llama-3.2-3b:32,1024"; its 6.4 GB of weights written first).
 #   4. 512-token prefills by phase (mk-ph: PHASES=1 build_variants.sh): Llama-3.2-3B and Qwen2.5-1.5B.
@@ -32,8 +34,9 @@ ab() {  # SHAPE NAMES PROMPTS ROUNDS
   SHAPE=$1 NAMES="$2" GR_NAMES=" " GR_SHORT=" " PROMPTS="$3" ROUNDS=$4 timeout ${AB_TIMEOUT:-300} bash scripts/device/ab_prefill.sh \
     2>&1 | grep -E "^== prefill|^\| [0-9]"
 }
-ab_parity() {  # NAME K TIMEOUT: mk-NAME against mk-head, 512 tokens on the three prefill shapes, two rounds; then its GPU parity (pytest -k K)
-  for shape in qwen2.5-1.5b llama-3.2-3b llama-3.2-1b; do ab $shape "head $1" 512 2; done
+ab_parity() {  # NAME K TIMEOUT: mk-NAME against mk-head, AB_PROMPTS tokens (512) on AB_SHAPES (the three prefill shapes), two rounds; then its GPU parity (pytest -k K) unless NO_PARITY=1
+  for shape in ${AB_SHAPES:-qwen2.5-1.5b llama-3.2-3b llama-3.2-1b}; do ab $shape "head $1" "${AB_PROMPTS:-512}" 2; done
+  [ -n "${NO_PARITY:-}" ] && return
   K="$2" PARITY_TIMEOUT=$3 bash scripts/device/parity_variant.sh $1
   grep -E "^FAILED" $OUT/parity-*.log
 }
