@@ -21,8 +21,13 @@
 #      gr-no_w_copy: the experiments' probe_*.patch, built by nvcc alone; their checks fail by
 #      design) beside gr-head, 128 L2-resident tokens (session 36's H100 table in
 #      bench/results/NVIDIA-H100-ab-2026-12-06-session36.md); then gr-box (tma_box.patch: the TMA
-#      form with each stage's weights as one 3-D box of a paged-weight tensor map, not a bulk copy
-#      per 8 rows; its checks must pass) beside the wgmma and TMA forms (~3 min).
+#      form with each stage's weights as 3-D boxes of a paged-weight tensor map, 16 or 4 groups of 8
+#      rows each, not a bulk copy per 8 rows; its checks must pass) beside the wgmma and TMA forms
+#      (~4 min).
+#  11. tbox (tma_box.patch + tma_box_kernel.patch: the TMA passes with each stage's weights in boxes
+#      of 32 rows, by a map per prefill weight) with MK_TMA=1, against head's default passes and
+#      head's TMA passes (MK_TMA=1): Qwen2.5-1.5B and Llama-3.2-3B at 512, two rounds; then tbox's
+#      GPU parity with MK_TMA=1 (~7 min). Worth it only if step 7's gr-box passes ran fast.
 #   9. VARIANT's decode A/B against head on Llama-3.2-1B and Qwen2.5-1.5B at contexts 32 and 1024, two
 #      rounds; its prefill on Qwen 512; its GPU parity (the tiny models, the 1B shape, the greedy
 #      loop) (~6 min).
@@ -33,6 +38,18 @@ if [[ $steps == *" 1 "* || $steps == *" 9 "* ]]; then : "${VARIANT:?steps 1 and 
 ab() {  # SHAPE NAMES PROMPTS ROUNDS
   SHAPE=$1 NAMES="$2" GR_NAMES=" " GR_SHORT=" " PROMPTS="$3" ROUNDS=$4 timeout ${AB_TIMEOUT:-300} bash scripts/device/ab_prefill.sh \
     2>&1 | grep -E "^== prefill|^\| [0-9]"
+}
+tma_ab() {  # "NAME:MK_TMA ...": 512-token prefills of each mk-NAME with MK_TMA set so, Qwen2.5-1.5B and Llama-3.2-3B, two rounds
+  for shape in qwen2.5-1.5b llama-3.2-3b; do
+    for r in 1 2; do
+      for run in $1; do
+        local b=${run%%:*} tma=${run#*:}
+        echo "== prefill $shape 512, mk-$b, MK_TMA=$tma, round $r"
+        MK_TMA=$tma NO_TORCH=1 SHAPE=$shape PROMPTS=512 MK_BIN=$PWD/.devbin/mk-$b LABEL=$b-tma$tma-$shape-$r \
+          timeout 300 bash scripts/device/prefill_sweep.sh 2>/dev/null | grep -E "^\| [0-9]"
+      done
+    done
+  done
 }
 ab_parity() {  # NAME K TIMEOUT: mk-NAME against mk-head, AB_PROMPTS tokens (512) on AB_SHAPES (the three prefill shapes), two rounds; then its GPU parity (pytest -k K) unless NO_PARITY=1
   for shape in ${AB_SHAPES:-qwen2.5-1.5b llama-3.2-3b llama-3.2-1b}; do ab $shape "head $1" "${AB_PROMPTS:-512}" 2; done
@@ -60,23 +77,17 @@ ab_parity() {  # NAME K TIMEOUT: mk-NAME against mk-head, AB_PROMPTS tokens (512
   if [[ $steps == *" 6 "* ]]; then
     SHAPE=qwen2.5-1.5b NAMES=" " GR_NAMES="head" GR_SHORT="head" PROMPTS=" " ROUNDS=1 bash scripts/device/ab_prefill.sh 2>&1 |
       grep -E "^==|rate|FAILED|SOME"
-    for shape in qwen2.5-1.5b llama-3.2-3b; do
-      for r in 1 2; do
-        for tma in 0 1; do
-          echo "== prefill $shape 512, MK_TMA=$tma, round $r"
-          MK_TMA=$tma NO_TORCH=1 SHAPE=$shape PROMPTS=512 MK_BIN=$PWD/.devbin/mk-head LABEL=tma$tma-$shape-$r \
-            timeout 300 bash scripts/device/prefill_sweep.sh 2>/dev/null | grep -E "^\| [0-9]"
-        done
-      done
-    done
+    tma_ab "head:0 head:1"
   fi
   if [[ $steps == *" 7 "* ]]; then
     for g in head nofence no_x_copy no_w_copy; do
       echo "== gr-$g"
       timeout 60 .devbin/gr-$g 2>&1 | grep -E "rate  wgmma.*1 token|FAILED|SOME CHECKS"
     done
-    echo "== gr-box"  # tma_box.patch: its checks must pass
-    timeout 90 .devbin/gr-box 2>&1 | grep -E "rate  (wgmma|tma).*1 token|check tma-box|FAILED|SOME CHECKS|all checks"
+    for b in 16 4; do  # tma_box.patch, weight boxes of 16 and of 4 groups of 8 rows: its checks must pass
+      echo "== gr-box --box-groups $b"
+      timeout 90 .devbin/gr-box --box-groups $b 2>&1 | grep -E "rate  (wgmma|tma).*1 token|check tma-box|FAILED|SOME CHECKS|all checks"
+    done
   fi
   if [[ $steps == *" 9 "* ]]; then
     for shape in llama-3.2-1b qwen2.5-1.5b; do
@@ -84,6 +95,12 @@ ab_parity() {  # NAME K TIMEOUT: mk-NAME against mk-head, AB_PROMPTS tokens (512
     done
     ab qwen2.5-1.5b "head $VARIANT" 512 2
     K="tiny_models_on_gpu or llama_3_2_1b_shape_on_gpu or greedy" PARITY_TIMEOUT=200 bash scripts/device/parity_variant.sh $VARIANT
+    grep -E "^FAILED" $OUT/parity-*.log
+  fi
+  if [[ $steps == *" 11 "* ]]; then
+    tma_ab "head:0 head:1 tbox:1"
+    MK_TMA=1 K="prefill or tiny_models_on_gpu or llama_3_2_1b_shape_on_gpu or short_last_token_block" \
+      PARITY_TIMEOUT=200 bash scripts/device/parity_variant.sh tbox
     grep -E "^FAILED" $OUT/parity-*.log
   fi
   if [[ $steps == *" 5 "* ]]; then
