@@ -4,7 +4,8 @@
 # gr-NAME: bench/gemm_rate.cu built by nvcc with the probes).
 # STEPS, each one call:
 #   1. VARIANT's prefill A/B against head (VARIANT=NAME: .devbin/mk-NAME, built by build_variants.sh
-#      from head + a patch): Qwen2.5-1.5B, Llama-3.2-3B and Llama-3.2-1B (AB_SHAPES) at 512 (AB_PROMPTS),
+#      from head + a patch; or VARIANT="NAME NAME ...", all interleaved in each round, then each
+#      one's parity): Qwen2.5-1.5B, Llama-3.2-3B and Llama-3.2-1B (AB_SHAPES) at 512 (AB_PROMPTS),
 #      two rounds; then its GPU parity (pytest -k "$PARITY_K", default: every test that reaches a
 #      prefill; NO_PARITY=1: none) (~6-7 min). E.g. after pt's first call:
 #      STEPS=1 VARIANT=pt AB_SHAPES="llama-3.2-1b llama-3.2-3b" AB_PROMPTS="128 1024" NO_PARITY=1.
@@ -54,13 +55,13 @@ tma_ab() {  # "NAME:MK_TMA ...": 512-token prefills of each mk-NAME with MK_TMA 
 ab_parity() {  # NAME K TIMEOUT: mk-NAME against mk-head, AB_PROMPTS tokens (512) on AB_SHAPES (the three prefill shapes), two rounds; then its GPU parity (pytest -k K) unless NO_PARITY=1
   for shape in ${AB_SHAPES:-qwen2.5-1.5b llama-3.2-3b llama-3.2-1b}; do ab $shape "head $1" "${AB_PROMPTS:-512}" 2; done
   [ -n "${NO_PARITY:-}" ] && return
-  K="$2" PARITY_TIMEOUT=$3 bash scripts/device/parity_variant.sh $1
+  for v in $1; do K="$2" PARITY_TIMEOUT=$3 bash scripts/device/parity_variant.sh $v; done
   grep -E "^FAILED" $OUT/parity-*.log
 }
 {
   nvidia-smi --query-gpu=name --format=csv,noheader
   if [[ $steps == *" 1 "* ]]; then
-    ab_parity $VARIANT "${PARITY_K:-prefill or tiny_models_on_gpu or llama_3_2_1b_shape_on_gpu or short_last_token_block or gemm_pass}" 240
+    ab_parity "$VARIANT" "${PARITY_K:-prefill or tiny_models_on_gpu or llama_3_2_1b_shape_on_gpu or short_last_token_block or gemm_pass}" 240
   fi
   [[ $steps == *" 2 "* ]] && BIN=head bash scripts/device/readme_rows.sh
   [[ $steps == *" 3 "* ]] && BIN=head ROWS="llama-3.2-3b:32,1024" BENCH_TIMEOUT=400 bash scripts/device/readme_rows.sh
