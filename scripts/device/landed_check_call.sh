@@ -81,7 +81,7 @@ ab_parity() {  # NAME K TIMEOUT: mk-NAME against mk-head, AB_PROMPTS tokens (512
     tma_ab "head:0 head:1"
   fi
   if [[ $steps == *" 7 "* ]]; then
-    for g in head lean nofence no_x_copy no_w_copy; do  # lean: pass_lean.patch, its checks must pass
+    for g in head nofence no_x_copy no_w_copy; do
       echo "== gr-$g"
       timeout 60 .devbin/gr-$g 2>&1 | grep -E "rate  wgmma.*1 token|FAILED|SOME CHECKS"
     done

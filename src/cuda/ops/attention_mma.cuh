@@ -29,9 +29,21 @@ __device__ __forceinline__ float ex2(float x) {
 // item's walk over the keys, and Qwen2.5-1.5B's causal units of 32 rows took 21 us at 32 keys and
 // 52 at 512 (H100, session 32).
 
+// Heads of 128: each warp's Q fragments wait in shared memory (D / 16 x 32 lanes x 16 bytes) rather
+// than in 32 registers a thread: with them, O's 64 and the scores' 32 the function spilled (408 /
+// 440 bytes under the kernel's 168 registers; its key loop stored 54 and reloaded 65 a tile,
+// session 36). Heads of 64 keep them in registers (no spills).
+template <uint32_t D>
+constexpr bool kAttnQShared = D > 64;
+
+template <uint32_t D>
+constexpr uint32_t attn_mma_tile_floats(uint32_t parts) {
+  return parts * 2 * 2 * kAttnKeys * (D + 8) / 2;  // per key part, two buffers of K and V tiles, bf16
+}
+
 template <uint32_t D>
 constexpr uint32_t attn_mma_smem_floats(uint32_t parts = 1) {
-  return parts * 2 * 2 * kAttnKeys * (D + 8) / 2;  // per key part, two buffers of K and V tiles, bf16
+  return attn_mma_tile_floats<D>(parts) + (kAttnQShared<D> ? kAttnUnitWarps * (D / 16) * 32 * 4 : 0);
 }
 
 // Units: (kv head, split, row block) as on the CPU. Requires D % 16 == 0 (checked by the caller).
@@ -55,6 +67,10 @@ __device__ __noinline__ void attn_partial_mma(const Instruction& ins, const Kern
   auto v_tile = [&](uint32_t buf, uint32_t part) { return tiles + ((part * 2 + buf) * 2 + 1) * kAttnKeys * kLd; };
   const uint32_t row_tiles = (R + 15) / 16;
   const bool halves_fit = p.smem_floats >= kSmemHead + attn_mma_smem_floats<D>(kAttnKeyParts);
+  // This warp's Q fragments (kAttnQShared), after the key tiles: fragment kd of lane l at kd * 32 + l.
+  uint4* const q_shared = reinterpret_cast<uint4*>(smem + kSmemHead +
+                                                   attn_mma_tile_floats<D>(halves_fit ? kAttnKeyParts : 1)) +
+                          warp * (D / 16) * 32 + lane;
 
   for (uint32_t u = ins.tile_begin; u < ins.tile_end; ++u) {
     const AttnUnit unit = attn_unit(a, u, group, M);
@@ -94,17 +110,25 @@ __device__ __noinline__ void attn_partial_mma(const Instruction& ins, const Kern
       const bool active = item < items;
       const uint32_t g = unit.g0 + item % heads, hq = kvh * group + g;
       const uint32_t m0 = m_begin + (item / heads) * 16;  // this warp's 16 rows: m0 + lane/4 (+ 8)
-      // Q as A fragments, scaled, rows past the block zero.
-      uint32_t qa[D / 16][4];
+      // Q as A fragments, scaled, rows past the block zero: in registers, or in shared memory
+      // (kAttnQShared; each lane reads back only what it wrote, so no barrier).
+      uint32_t qa[kAttnQShared<D> ? 1 : D / 16][4];
 #pragma unroll
-      for (uint32_t kd = 0; kd < D / 16; ++kd)
+      for (uint32_t kd = 0; kd < D / 16; ++kd) {
+        uint32_t f[4];
 #pragma unroll
         for (int h = 0; h < 4; ++h) {  // a0: row r, cols c; a1: row r+8; a2: row r, cols c+8; a3: row r+8, c+8
           const uint32_t m = m0 + lane / 4 + (h % 2) * 8, col = kd * 16 + quad * 2 + (h / 2) * 8;
           float2 v = make_float2(0, 0);
           if (active && m < m_end) v = __ldcg(reinterpret_cast<const float2*>(p.arena + a.q + (size_t(m) * Hq + hq) * D + col));
-          qa[kd][h] = pack_bf16(v.x * q_scale, v.y * q_scale);
+          f[h] = pack_bf16(v.x * q_scale, v.y * q_scale);
         }
+        if constexpr (kAttnQShared<D>)
+          q_shared[kd * 32] = make_uint4(f[0], f[1], f[2], f[3]);
+        else
+#pragma unroll
+          for (int h = 0; h < 4; ++h) qa[kd][h] = f[h];
+      }
       if (round == 0) trace_phase(kPhaseRowLanded);  // Q in registers (builds with MK_TRACE_PHASES)
       float o[D / 8][4];
 #pragma unroll
@@ -136,14 +160,23 @@ __device__ __noinline__ void attn_partial_mma(const Instruction& ins, const Kern
 #pragma unroll
             for (int e = 0; e < 4; ++e) sc[nb][e] = 0;
 #pragma unroll
-          for (uint32_t kd = 0; kd < D / 16; ++kd)
+          for (uint32_t kd = 0; kd < D / 16; ++kd) {
+            uint32_t q[4];
+            if constexpr (kAttnQShared<D>) {
+              const uint4 v = q_shared[kd * 32];
+              q[0] = v.x, q[1] = v.y, q[2] = v.z, q[3] = v.w;
+            } else {
+#pragma unroll
+              for (int h = 0; h < 4; ++h) q[h] = qa[kd][h];
+            }
 #pragma unroll
             for (uint32_t jp = 0; jp < kAttnKeys / 16; ++jp) {
               uint32_t r[4];
               ldmatrix_x4(r, ks + (jp * 16 + (lane / 16) * 8 + lane % 8) * kLd + kd * 16 + ((lane / 8) % 2) * 8);
-              mma_bf16(sc[2 * jp], qa[kd], r[0], r[1]);
-              mma_bf16(sc[2 * jp + 1], qa[kd], r[2], r[3]);
+              mma_bf16(sc[2 * jp], q, r[0], r[1]);
+              mma_bf16(sc[2 * jp + 1], q, r[2], r[3]);
             }
+          }
           // Mask (causal, window, past the keys) where the tile needs it: only where it reaches
           // past the keys, the diagonal of this warp's first row or the window of its last (the
           // same for the whole warp); most tiles are whole. It had been a third of a step's

@@ -116,15 +116,21 @@ struct StagePieces {
   template <class XAt, class WAt>
   __device__ __forceinline__ void copy(uint32_t c, __nv_bfloat16* xs, __nv_bfloat16* ws, XAt x_at, WAt w_at) const {
     const bool x_in = c * kGemmK + xb * 8 < K, w_in = c * kGemmK + wb * 8 < K;
+    // Row r + 32 j lies 32 rows further than row r in every layout (the swizzle's period, 8 rows,
+    // divides 32): one offset a thread and a constant step. Left to find that itself, ptxas kept an
+    // offset register for each weight row, and the sm_90a prefill kernel reloaded spilled ones at
+    // every stage (one in the 128-row pass, five in the 256-row one; its spills 300 / 688 bytes,
+    // 212 / 612 with the step).
+    const uint32_t x_at0 = x_at(xr, xb), x_step = x_at(32, 0) - x_at(0, 0);
+    const uint32_t w_at0 = w_at(wr, wb), w_step = w_at(32, 0) - w_at(0, 0);
 #pragma unroll
     for (uint32_t j = 0; j < kX; ++j) {
-      const uint32_t r = xr + j * 32;
-      const bool valid = x_in && r < mc;
-      cp_async16(xs + x_at(r, xb), valid ? x_src + size_t(j * 32) * ldx + c * kGemmK : X, valid);
+      const bool valid = x_in && xr + j * 32 < mc;
+      cp_async16(xs + x_at0 + j * x_step, valid ? x_src + size_t(j * 32) * ldx + c * kGemmK : X, valid);
     }
 #pragma unroll
     for (uint32_t j = 0; j < kW; ++j)
-      cp_async16(ws + w_at(wr + j * 32, wb), w_in ? w_src[j] + c * (kGemmK * kPageRows) : w_any, w_in);
+      cp_async16(ws + w_at0 + j * w_step, w_in ? w_src[j] + c * (kGemmK * kPageRows) : w_any, w_in);
   }
 };
 static_assert(kSmemHead * sizeof(float) % 1024 == 0, "the ops' work after kSmemHead keeps the 1 KB alignment");
