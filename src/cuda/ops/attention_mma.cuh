@@ -129,7 +129,7 @@ __device__ __noinline__ void attn_partial_mma(const Instruction& ins, const Kern
 #pragma unroll
           for (int h = 0; h < 4; ++h) qa[kd][h] = f[h];
       }
-      if (round == 0) trace_phase(kPhaseRowLanded);  // Q in registers (builds with MK_TRACE_PHASES)
+      if (round == 0) trace_phase(kPhaseRowLanded);  // Q loaded (builds with MK_TRACE_PHASES)
       float o[D / 8][4];
 #pragma unroll
       for (uint32_t nb = 0; nb < D / 8; ++nb)
