@@ -11,7 +11,8 @@
 #      STEPS=1 VARIANT=pt AB_SHAPES="llama-3.2-1b llama-3.2-3b" AB_PROMPTS="128 1024" NO_PARITY=1.
 #   2. the README rows on this card (readme_rows.sh; ~5 min); on an H200, its first rows since 17c2df9.
 #   3. the 3B's rows (ROWS="llama-3.2-3b:32,1024"; its 6.4 GB of weights written first).
-#   4. 512-token prefills by phase (mk-ph: PHASES=1 build_variants.sh): Llama-3.2-3B and Qwen2.5-1.5B.
+#   4. 512-token prefills by phase (mk-ph, mk-phbox: PHASES=1 build_variants.sh of head and tbox2):
+#      Llama-3.2-3B (head, and phbox with MK_TMA=1) and Qwen2.5-1.5B (head).
 #   5. Nsight Compute on head's Qwen2.5-1.5B 512-token prefill (ncu_step.sh), now with its table by
 #      CUDA source line (--import-source on).
 #   6. bench/gemm_rate on this card (gr-head: both sm_90a forms' pass times at 64 / 96 / 128 / 256
@@ -25,10 +26,16 @@
 #      form with each stage's weights as 3-D boxes of a paged-weight tensor map, 16 or 4 groups of 8
 #      rows each, not a bulk copy per 8 rows; its checks must pass) beside the wgmma and TMA forms
 #      (~4 min).
-#  11. tbox (tma_box.patch + tma_box_kernel.patch: the TMA passes with each stage's weights in boxes
-#      of 32 rows, by a map per prefill weight) with MK_TMA=1, against head's default passes and
-#      head's TMA passes (MK_TMA=1): Qwen2.5-1.5B and Llama-3.2-3B at 512, two rounds; then tbox's
-#      GPU parity with MK_TMA=1 (~7 min). Worth it only if step 7's gr-box passes ran fast.
+#  11. The TMA passes, 512-token prefills of Qwen2.5-1.5B and Llama-3.2-3B, two rounds (~6 min):
+#      head's default (cp.async) passes against head's TMA passes (MK_TMA=1), tspin's (tma_spin.patch:
+#      the TMA pass waits by a spin in place, not try_wait, whose retry ptxas lays ~400 KB away at
+#      the kernel's end) and tbox2's (tma_box + tma_spin + tma_box_kernel: the weights in boxes of up
+#      to 128 rows; passes whose rows take no box, QKV's among them, keep cp.async) with MK_TMA=1 and
+#      MK_TMA=wide (only the 256-row passes on the TMA).
+#  12. tbox2's GPU parity with MK_TMA=1 and with MK_TMA=wide (every prefill test, the tiny models,
+#      the 1B shape; test_gemm_pass_gpu.py builds gemm_rate --check from the patched tree), then
+#      gemm_rate's rates: gr-tspin (the TMA form's spin) and gr-tbox2 (tma-box, boxes of up to 16
+#      groups) beside head's forms (~5 min).
 #   9. VARIANT's decode A/B against head on Llama-3.2-1B and Qwen2.5-1.5B at contexts 32 and 1024, two
 #      rounds; its prefill on Qwen 512; its GPU parity (the tiny models, the 1B shape, the greedy
 #      loop) (~6 min).
@@ -66,12 +73,12 @@ ab_parity() {  # NAME K TIMEOUT: mk-NAME against mk-head, AB_PROMPTS tokens (512
   [[ $steps == *" 2 "* ]] && BIN=head bash scripts/device/readme_rows.sh
   [[ $steps == *" 3 "* ]] && BIN=head ROWS="llama-3.2-3b:32,1024" BENCH_TIMEOUT=400 bash scripts/device/readme_rows.sh
   if [[ $steps == *" 4 "* ]]; then
-    for run in llama-3.2-3b:ph qwen2.5-1.5b:ph; do
-      shape=${run%%:*} v=${run#*:}
-      echo "== phases, $shape, mk-$v"
-      MK_BIN=$PWD/.devbin/mk-$v SHAPE=$shape CONTEXTS=" " PREFILL=512 bash scripts/device/trace_run.sh \
+    for run in llama-3.2-3b:ph:0 llama-3.2-3b:phbox:1 qwen2.5-1.5b:ph:0; do
+      IFS=: read -r shape v tma <<< "$run"
+      echo "== phases, $shape, mk-$v, MK_TMA=$tma"
+      MK_TMA=$tma MK_BIN=$PWD/.devbin/mk-$v SHAPE=$shape CONTEXTS=" " PREFILL=512 bash scripts/device/trace_run.sh \
         2>&1 | grep -E "^\| (qkv_rope|attn_partial|o_proj|gate_up|down|attn_norm|mlp_norm) |^L0\.|per layer"
-      mv $OUT/trace/prefill-$shape-512.txt $OUT/phases-$shape-$v.txt
+      mv $OUT/trace/prefill-$shape-512.txt $OUT/phases-$shape-$v-tma$tma.txt
     done
     rm -rf $OUT/trace
   fi
@@ -98,11 +105,18 @@ ab_parity() {  # NAME K TIMEOUT: mk-NAME against mk-head, AB_PROMPTS tokens (512
     K="tiny_models_on_gpu or llama_3_2_1b_shape_on_gpu or greedy" PARITY_TIMEOUT=200 bash scripts/device/parity_variant.sh $VARIANT
     grep -E "^FAILED" $OUT/parity-*.log
   fi
-  if [[ $steps == *" 11 "* ]]; then
-    tma_ab "head:0 head:1 tbox:1"
-    MK_TMA=1 K="prefill or tiny_models_on_gpu or llama_3_2_1b_shape_on_gpu or short_last_token_block" \
-      PARITY_TIMEOUT=200 bash scripts/device/parity_variant.sh tbox
+  [[ $steps == *" 11 "* ]] && tma_ab "head:0 head:1 tspin:1 tbox2:1 tbox2:wide"
+  if [[ $steps == *" 12 "* ]]; then
+    for tma in 1 wide; do
+      MK_TMA=$tma K="prefill or tiny_models_on_gpu or llama_3_2_1b_shape_on_gpu or short_last_token_block or gemm_pass" \
+        PARITY_TIMEOUT=200 bash scripts/device/parity_variant.sh tbox2
+      mv $OUT/parity-tbox2.log $OUT/parity-tbox2-tma$tma.log
+    done
     grep -E "^FAILED" $OUT/parity-*.log
+    for g in head tspin tbox2; do
+      echo "== gr-$g"
+      timeout 90 .devbin/gr-$g 2>&1 | grep -E "rate  (wgmma|tma).*1 token|check tma-box.*FAILED|FAILED|SOME CHECKS|all checks"
+    done
   fi
   if [[ $steps == *" 5 "* ]]; then
     PREFILL=512 SHAPE=qwen2.5-1.5b MK_BIN=$PWD/.devbin/mk-head bash scripts/device/ncu_step.sh
