@@ -34,8 +34,10 @@
 #      MK_TMA=wide (only the 256-row passes on the TMA).
 #  12. tbox2's GPU parity with MK_TMA=1 and with MK_TMA=wide (every prefill test, the tiny models,
 #      the 1B shape; test_gemm_pass_gpu.py builds gemm_rate --check from the patched tree), then
-#      gemm_rate's rates: gr-tspin (the TMA form's spin) and gr-tbox2 (tma-box, boxes of up to 16
-#      groups) beside head's forms (~5 min).
+#      gemm_rate's rates: gr-tspin (the TMA form's spin), gr-tbox2 (tma-box, boxes of up to 16
+#      groups) and gr-mbar2 (pass_mbar.patch: the cp.async copies arrive on mbarriers, waited on by
+#      the spin; its checks must pass) beside head's forms (~5 min). mbar2's kernel A/B and parity:
+#      step 1 with VARIANT=mbar2.
 #   9. VARIANT's decode A/B against head on Llama-3.2-1B and Qwen2.5-1.5B at contexts 32 and 1024, two
 #      rounds; its prefill on Qwen 512; its GPU parity (the tiny models, the 1B shape, the greedy
 #      loop) (~6 min).
@@ -113,7 +115,7 @@ ab_parity() {  # NAME K TIMEOUT: mk-NAME against mk-head, AB_PROMPTS tokens (512
       mv $OUT/parity-tbox2.log $OUT/parity-tbox2-tma$tma.log
     done
     grep -E "^FAILED" $OUT/parity-*.log
-    for g in head tspin tbox2; do
+    for g in head tspin tbox2 mbar2; do
       echo "== gr-$g"
       timeout 90 .devbin/gr-$g 2>&1 | grep -E "rate  (wgmma|tma).*1 token|check tma-box.*FAILED|FAILED|SOME CHECKS|all checks"
     done
