@@ -21,8 +21,8 @@
 #      Sessions 19 (H200) and 35 (H100) had the TMA form slower: +25% on Qwen, +37% on the 3B.
 #   7. What bounds the pass: gemm_rate with the timing-only probes (gr-nofence, gr-no_x_copy,
 #      gr-no_w_copy: the experiments' probe_*.patch, built by nvcc alone; their checks fail by
-#      design) beside gr-head, 128 L2-resident tokens (session 36's H100 table in
-#      bench/results/NVIDIA-H100-ab-2026-12-06-session36.md); then gr-box (tma_box.patch: the TMA
+#      design; not in session 37's .devbin) beside gr-head, 128 L2-resident tokens (session 36's H100
+#      table in bench/results/NVIDIA-H100-ab-2026-12-06-session36.md); then gr-tbox2 (tma_box.patch: the TMA
 #      form with each stage's weights as 3-D boxes of a paged-weight tensor map, 16 or 4 groups of 8
 #      rows each, not a bulk copy per 8 rows; its checks must pass) beside the wgmma and TMA forms
 #      (~4 min).
@@ -94,9 +94,9 @@ ab_parity() {  # NAME K TIMEOUT: mk-NAME against mk-head, AB_PROMPTS tokens (512
       echo "== gr-$g"
       timeout 60 .devbin/gr-$g 2>&1 | grep -E "rate  wgmma.*1 token|FAILED|SOME CHECKS"
     done
-    for b in 16 4; do  # tma_box.patch, weight boxes of 16 and of 4 groups of 8 rows: its checks must pass
-      echo "== gr-box --box-groups $b"
-      timeout 90 .devbin/gr-box --box-groups $b 2>&1 | grep -E "rate  (wgmma|tma).*1 token|check tma-box|FAILED|SOME CHECKS|all checks"
+    for b in 16 4; do  # tma_box.patch (in gr-tbox2), weight boxes of 16 and of 4 groups of 8 rows: its checks must pass
+      echo "== gr-tbox2 --box-groups $b"
+      timeout 90 .devbin/gr-tbox2 --box-groups $b 2>&1 | grep -E "rate  (wgmma|tma).*1 token|check tma-box|FAILED|SOME CHECKS|all checks"
     done
   fi
   if [[ $steps == *" 9 "* ]]; then
@@ -117,7 +117,7 @@ ab_parity() {  # NAME K TIMEOUT: mk-NAME against mk-head, AB_PROMPTS tokens (512
     grep -E "^FAILED" $OUT/parity-*.log
     for g in head tspin tbox2 mbar2; do
       echo "== gr-$g"
-      timeout 90 .devbin/gr-$g 2>&1 | grep -E "rate  (wgmma|tma).*1 token|check tma-box.*FAILED|FAILED|SOME CHECKS|all checks"
+      timeout 90 .devbin/gr-$g 2>&1 | grep -E "rate  (wgmma|tma).*1 token|FAILED|SOME CHECKS|all checks"
     done
   fi
   if [[ $steps == *" 5 "* ]]; then
