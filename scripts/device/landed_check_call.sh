@@ -31,7 +31,8 @@
 #      the TMA pass waits by a spin in place, not try_wait, whose retry ptxas lays ~400 KB away at
 #      the kernel's end) and tbox2's (tma_box + tma_spin + tma_box_kernel: the weights in boxes of up
 #      to 128 rows; passes whose rows take no box, QKV's among them, keep cp.async) with MK_TMA=1 and
-#      MK_TMA=wide (only the 256-row passes on the TMA).
+#      MK_TMA=wide (only the 256-row passes on the TMA). TMA_RUNS="NAME:MK_TMA ..." sets the list
+#      (e.g. "head:0 tspin:1 tbox2:1 tbox2:wide mbar2:0": head's TMA passes dropped, mbar2 added).
 #  12. tbox2's GPU parity with MK_TMA=1 and with MK_TMA=wide (every prefill test, the tiny models,
 #      the 1B shape; test_gemm_pass_gpu.py builds gemm_rate --check from the patched tree), then
 #      gemm_rate's rates: gr-tspin (the TMA form's spin), gr-tbox2 (tma-box, boxes of up to 16
@@ -107,7 +108,7 @@ ab_parity() {  # NAME K TIMEOUT: mk-NAME against mk-head, AB_PROMPTS tokens (512
     K="tiny_models_on_gpu or llama_3_2_1b_shape_on_gpu or greedy" PARITY_TIMEOUT=200 bash scripts/device/parity_variant.sh $VARIANT
     grep -E "^FAILED" $OUT/parity-*.log
   fi
-  [[ $steps == *" 11 "* ]] && tma_ab "head:0 head:1 tspin:1 tbox2:1 tbox2:wide"
+  [[ $steps == *" 11 "* ]] && tma_ab "${TMA_RUNS:-head:0 head:1 tspin:1 tbox2:1 tbox2:wide}"
   if [[ $steps == *" 12 "* ]]; then
     for tma in 1 wide; do
       MK_TMA=$tma K="prefill or tiny_models_on_gpu or llama_3_2_1b_shape_on_gpu or short_last_token_block or gemm_pass" \
