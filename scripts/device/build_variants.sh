@@ -7,7 +7,7 @@
 # .devbin/variants.txt records "NAME PATCH-FILE[+PATCH-FILE...]" (parity_variant.sh applies them for
 # the variant's parity tests). Needs a tree whose files the patches touch are unmodified. Also: ARCH,
 # PHASES and NOWAITS, as build_devbin.sh takes them; NO_GEMM_RATE=1 skips gemm_rate.
-#   VARIANTS="head mbar2:pass_mbar tbox2:tma_box+tma_spin+tma_box_kernel" bash scripts/device/build_variants.sh
+#   VARIANTS="head tspin:tma_spin tbox2:tma_box+tma_spin+tma_box_kernel" bash scripts/device/build_variants.sh
 set -euo pipefail
 ARCH=${ARCH:-arch=compute_90a,code=sm_90a}
 mkdir -p .devbin

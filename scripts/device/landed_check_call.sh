@@ -32,13 +32,11 @@
 #      the kernel's end) and tbox2's (tma_box + tma_spin + tma_box_kernel: the weights in boxes of up
 #      to 128 rows; passes whose rows take no box, QKV's among them, keep cp.async) with MK_TMA=1 and
 #      MK_TMA=wide (only the 256-row passes on the TMA). TMA_RUNS="NAME:MK_TMA ..." sets the list
-#      (e.g. "head:0 tspin:1 tbox2:1 tbox2:wide mbar2:0": head's TMA passes dropped, mbar2 added).
+#      (e.g. "head:0 tspin:1 tbox2:wide tbox2:1", session 38's first call).
 #  12. tbox2's GPU parity with MK_TMA=1 and with MK_TMA=wide (every prefill test, the tiny models,
 #      the 1B shape; test_gemm_pass_gpu.py builds gemm_rate --check from the patched tree), then
-#      gemm_rate's rates: gr-tspin (the TMA form's spin), gr-tbox2 (tma-box, boxes of up to 16
-#      groups) and gr-mbar2 (pass_mbar.patch: the cp.async copies arrive on mbarriers, waited on by
-#      the spin; its checks must pass) beside head's forms (~5 min). mbar2's kernel A/B and parity:
-#      step 1 with VARIANT=mbar2.
+#      gemm_rate's rates: gr-tspin (the TMA form's spin) and gr-tbox2 (tma-box, boxes of up to 16
+#      groups) beside head's forms (~5 min).
 #   9. VARIANT's decode A/B against head on Llama-3.2-1B and Qwen2.5-1.5B at contexts 32 and 1024, two
 #      rounds; its prefill on Qwen 512; its GPU parity (the tiny models, the 1B shape, the greedy
 #      loop) (~6 min).
@@ -116,7 +114,7 @@ ab_parity() {  # NAME K TIMEOUT: mk-NAME against mk-head, AB_PROMPTS tokens (512
       mv $OUT/parity-tbox2.log $OUT/parity-tbox2-tma$tma.log
     done
     grep -E "^FAILED" $OUT/parity-*.log
-    for g in head tspin tbox2 mbar2; do
+    for g in head tspin tbox2; do
       echo "== gr-$g"
       timeout 90 .devbin/gr-$g 2>&1 | grep -E "rate  (wgmma|tma).*1 token|FAILED|SOME CHECKS|all checks"
     done
