@@ -12,7 +12,8 @@
 #   2. the README rows on this card (readme_rows.sh; ~5 min); on an H200, its first rows since 17c2df9.
 #   3. the 3B's rows (ROWS="llama-3.2-3b:32,1024"; its 6.4 GB of weights written first).
 #   4. 512-token prefills by phase (mk-ph, mk-phbox: PHASES=1 build_variants.sh of head and tbox2):
-#      Llama-3.2-3B (head, and phbox with MK_TMA=1) and Qwen2.5-1.5B (head).
+#      Llama-3.2-3B (head, and phbox with MK_TMA=1) and Qwen2.5-1.5B (head); PHASE_RUNS="SHAPE:NAME:MK_TMA
+#      ..." sets the list (e.g. "llama-3.2-3b:ph:0 llama-3.2-3b:phcv:0").
 #   5. Nsight Compute on head's Qwen2.5-1.5B 512-token prefill (ncu_step.sh), now with its table by
 #      CUDA source line (--import-source on).
 #   6. bench/gemm_rate on this card (gr-head: both sm_90a forms' pass times at 64 / 96 / 128 / 256
@@ -74,7 +75,7 @@ ab_parity() {  # NAME K TIMEOUT: mk-NAME against mk-head, AB_PROMPTS tokens (512
   [[ $steps == *" 2 "* ]] && BIN=head bash scripts/device/readme_rows.sh
   [[ $steps == *" 3 "* ]] && BIN=head ROWS="llama-3.2-3b:32,1024" BENCH_TIMEOUT=400 bash scripts/device/readme_rows.sh
   if [[ $steps == *" 4 "* ]]; then
-    for run in llama-3.2-3b:ph:0 llama-3.2-3b:phbox:1 qwen2.5-1.5b:ph:0; do
+    for run in ${PHASE_RUNS:-llama-3.2-3b:ph:0 llama-3.2-3b:phbox:1 qwen2.5-1.5b:ph:0}; do
       IFS=: read -r shape v tma <<< "$run"
       echo "== phases, $shape, mk-$v, MK_TMA=$tma"
       MK_TMA=$tma MK_BIN=$PWD/.devbin/mk-$v SHAPE=$shape CONTEXTS=" " PREFILL=512 bash scripts/device/trace_run.sh \
