@@ -431,10 +431,13 @@ __device__ void copy_act(float* dst, const T* src, uint32_t n, uint32_t tag = kN
   if (n % E == 0 && reinterpret_cast<uintptr_t>(src) % 16 == 0 && reinterpret_cast<uintptr_t>(dst) % 16 == 0) {
     const uint4* s = reinterpret_cast<const uint4*>(src);
     for (uint32_t i0 = threadIdx.x; i0 < n / E; i0 += kThreads * kBatch) {
+      // Every element assigned (zero past the end): one assigned only where in range keeps its value
+      // from the batch before, so the batch's 32 registers stay live across batches, and ptxas spilled
+      // them where the kernel's other state grew (each batch then refilled from local memory).
       uint4 v[kBatch];
 #pragma unroll
       for (uint32_t j = 0; j < kBatch; ++j)
-        if (i0 + j * kThreads < n / E) v[j] = __ldcg(s + i0 + j * kThreads);
+        v[j] = i0 + j * kThreads < n / E ? __ldcg(s + i0 + j * kThreads) : uint4{};
 #pragma unroll
       for (uint32_t j = 0; j < kBatch; ++j)
         if (i0 + j * kThreads < n / E) {
