@@ -8,7 +8,7 @@
 #      one's parity): Qwen2.5-1.5B, Llama-3.2-3B and Llama-3.2-1B (AB_SHAPES) at 512 (AB_PROMPTS),
 #      two rounds; then its GPU parity (pytest -k "$PARITY_K", default: every test that reaches a
 #      prefill; NO_PARITY=1: none) (~6-7 min). E.g. other lengths, without parity:
-#      STEPS=1 VARIANT=cv AB_SHAPES="llama-3.2-1b llama-3.2-3b" AB_PROMPTS="128 1024" NO_PARITY=1.
+#      STEPS=1 VARIANT=NAME AB_SHAPES="llama-3.2-1b llama-3.2-3b" AB_PROMPTS="128 1024" NO_PARITY=1.
 #   2. the README rows on this card (readme_rows.sh; ~5 min); on an H200, its first rows since 17c2df9.
 #   3. the 3B's rows (ROWS="llama-3.2-3b:32,1024"; its 6.4 GB of weights written first).
 #   4. 512-token prefills by phase (mk-ph, mk-phbox: PHASES=1 build_variants.sh of head and tbox2):
