@@ -34,6 +34,7 @@
 #      to 128 rows; passes whose rows take no box, QKV's among them, keep cp.async) with MK_TMA=1 and
 #      MK_TMA=wide (only the 256-row passes on the TMA). TMA_RUNS="NAME:MK_TMA ..." sets the list
 #      (e.g. "head:0 tspin:1 tbox2:wide tbox2:1", session 38's first call).
+#      TMA_ROUNDS=1: one round, TMA_SHAPES="llama-3.2-3b": one shape (a call short of device time).
 #  12. tbox2's GPU parity with MK_TMA=1 and with MK_TMA=wide (every prefill test, the tiny models,
 #      the 1B shape; test_gemm_pass_gpu.py builds gemm_rate --check from the patched tree), then
 #      gemm_rate's rates: gr-tspin (the TMA form's spin) and gr-tbox2 (tma-box, boxes of up to 16
@@ -49,9 +50,9 @@ ab() {  # SHAPE NAMES PROMPTS ROUNDS
   SHAPE=$1 NAMES="$2" GR_NAMES=" " GR_SHORT=" " PROMPTS="$3" ROUNDS=$4 timeout ${AB_TIMEOUT:-300} bash scripts/device/ab_prefill.sh \
     2>&1 | grep -E "^== prefill|^\| [0-9]"
 }
-tma_ab() {  # "NAME:MK_TMA ...": 512-token prefills of each mk-NAME with MK_TMA set so, Qwen2.5-1.5B and Llama-3.2-3B, two rounds
-  for shape in qwen2.5-1.5b llama-3.2-3b; do
-    for r in 1 2; do
+tma_ab() {  # "NAME:MK_TMA ...": 512-token prefills of each mk-NAME with MK_TMA set so, Qwen2.5-1.5B and Llama-3.2-3B, TMA_ROUNDS rounds (2)
+  for shape in ${TMA_SHAPES:-qwen2.5-1.5b llama-3.2-3b}; do
+    for r in $(seq ${TMA_ROUNDS:-2}); do
       for run in $1; do
         local b=${run%%:*} tma=${run#*:}
         echo "== prefill $shape 512, mk-$b, MK_TMA=$tma, round $r"
