@@ -1,6 +1,7 @@
-"""Shared pytest fixtures: where the `mk` binary is, and how to run it."""
+"""Shared pytest fixtures: where the `mk` binary is, how to run it, and where nvcc is."""
 import os
 import pathlib
+import shutil
 import subprocess
 
 import pytest
@@ -27,3 +28,12 @@ def run_mk(mk_bin):
             raise AssertionError(f"mk {' '.join(map(str, args))} failed ({proc.returncode}): {proc.stderr}")
         return proc
     return run
+
+
+@pytest.fixture(scope="session")
+def nvcc() -> str:
+    """The CUDA compiler: on PATH, else the toolkit's default place; the test is skipped without one."""
+    for candidate in (shutil.which("nvcc"), "/usr/local/cuda/bin/nvcc"):
+        if candidate and shutil.which(candidate):
+            return candidate
+    pytest.skip("no nvcc")
