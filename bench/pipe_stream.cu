@@ -175,5 +175,18 @@ int main() {
                 c.ring_offset, gbps, 100 * gbps / plain_gbps,
                 err == cudaSuccess ? "" : cudaGetErrorString(err));
   }
+  // How the aggregate rate grows with the SMs that stream: a decode op whose tiles fill only some
+  // of the SMs (Qwen2.5-1.5B's o_proj and down: 96 tiles of 16 rows on 132 SMs) is bound by this,
+  // not by the card's bandwidth, unless fewer SMs already saturate it.
+  const Config& first = configs.front();
+  const size_t first_smem = size_t(first.pages) * first.page_bytes;
+  cudaFuncSetAttribute(pipe_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(first_smem));
+  for (int n : {16, 32, 48, 64, 80, 96, 112, 125, 128, sms}) {
+    if (n > sms) continue;
+    const float ms = time_ms([&] { pipe_kernel<<<n, 32 * (first.warps + 1), first_smem>>>(buf, per_sm, first, sink); });
+    const double gbps = double(per_sm) * n / (ms * 1e-3) / 1e9;
+    std::printf("first configuration on %3d SMs: %6.0f GB/s (%.1f%% of plain, %.1f GB/s an SM) %s\n", n, gbps,
+                100 * gbps / plain_gbps, gbps / n, cudaGetLastError() == cudaSuccess ? "" : "(launch failed)");
+  }
   return 0;
 }

@@ -39,8 +39,8 @@
 #      the 1B shape; test_gemm_pass_gpu.py builds gemm_rate --check from the patched tree), then
 #      gemm_rate's rates: gr-tspin (the TMA form's spin) and gr-tbox2 (tma-box, boxes of up to 16
 #      groups) beside head's forms (~5 min).
-#   9. VARIANT's decode A/B against head on Llama-3.2-1B and Qwen2.5-1.5B at contexts 32 and 1024, two
-#      rounds; its prefill on Qwen 512; its GPU parity (the tiny models, the 1B shape, the greedy
+#   9. VARIANT's decode A/B against head on Llama-3.2-1B and Qwen2.5-1.5B at contexts 32 and 1024
+#      (DECODE_CTXS), two rounds (the 1B's bench rows hold both builds, generic and specialized); its prefill on Qwen 512; its GPU parity (the tiny models, the 1B shape, the greedy
 #      loop) (~6 min).
 set -uo pipefail
 bash scripts/device/devbin_unpack.sh > /dev/null
@@ -102,7 +102,7 @@ ab_parity() {  # NAME K TIMEOUT: mk-NAME against mk-head, AB_PROMPTS tokens (512
   fi
   if [[ $steps == *" 9 "* ]]; then
     for shape in llama-3.2-1b qwen2.5-1.5b; do
-      SHAPE=$shape BINS="head $VARIANT" ROUNDS=2 CTXS=32,1024 bash scripts/device/ab_decode.sh 2>&1 | grep "round"
+      SHAPE=$shape BINS="head $VARIANT" ROUNDS=2 CTXS=${DECODE_CTXS:-32,1024} bash scripts/device/ab_decode.sh 2>&1 | grep "round"
     done
     ab qwen2.5-1.5b "head $VARIANT" 512 2
     K="tiny_models_on_gpu or llama_3_2_1b_shape_on_gpu or greedy" PARITY_TIMEOUT=200 bash scripts/device/parity_variant.sh $VARIANT
