@@ -3,7 +3,8 @@
 // shape reaches the card's bandwidth: page size, copy size, ring depth, what the consumers do.
 //
 // Build: nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a bench/pipe_stream.cu -o pipe_stream
-// Run:   ./pipe_stream            (prints one line per configuration, GB/s and % of the plain read)
+// Run:   ./pipe_stream            (prints one line per configuration, GB/s and % of the plain read,
+//                                   then the first configuration's rate on 16 to all SMs)
 #include <cuda_runtime.h>
 
 #include <cuda_bf16.h>

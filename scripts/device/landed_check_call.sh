@@ -40,8 +40,9 @@
 #      gemm_rate's rates: gr-tspin (the TMA form's spin) and gr-tbox2 (tma-box, boxes of up to 16
 #      groups) beside head's forms (~5 min).
 #   9. VARIANT's decode A/B against head on Llama-3.2-1B and Qwen2.5-1.5B at contexts 32 and 1024
-#      (DECODE_CTXS), two rounds (the 1B's bench rows hold both builds, generic and specialized); its prefill on Qwen 512; its GPU parity (the tiny models, the 1B shape, the greedy
-#      loop) (~6 min).
+#      (DECODE_CTXS), two rounds (the 1B's bench rows hold both builds, generic and specialized);
+#      its prefill on Qwen 512; its GPU parity (the tiny models, the 1B shape, the greedy loop)
+#      (~6 min).
 set -uo pipefail
 bash scripts/device/devbin_unpack.sh > /dev/null
 steps=" ${STEPS:-2} "
