@@ -66,18 +66,7 @@ __device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t b
 #endif
 }
 
-// An L2 policy that marks the lines a copy brings in as the first to evict: for weights that a
-// decode step reads exactly once (gigabytes through a 50 MB L2), so that they do not push out the
-// KV cache and the activations, which the next step reads again.
-__device__ __forceinline__ uint64_t l2_evict_first_policy() {
-  uint64_t policy = 0;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
-#endif
-  return policy;
-}
-
-// bulk_copy with an L2 policy (l2_evict_first_policy).
+// bulk_copy with an L2 policy (l2_policy.cuh).
 __device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t bytes, uint64_t* bar,
                                           uint64_t policy) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900

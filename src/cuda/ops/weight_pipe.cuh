@@ -16,6 +16,7 @@
 // cp.async with cp.async.mbarrier.arrive (sm_80+).
 #pragma once
 
+#include "cuda/l2_policy.cuh"
 #include "cuda/mbarrier.cuh"
 #include "cuda/tensor_core.cuh"
 
