@@ -157,6 +157,9 @@ RegisterCommand reg("bench", "Benchmark decode and prefill against the device's 
       }
     }
     EngineOptions eo = f->exec.engine_options();
+    // The first rows are the generic build's unless --kernel specialized: auto would pick the
+    // specialized build for the model it fits, whose rows follow below for the comparison.
+    if (eo.gpu_kernel == cuda::KernelBuild::Auto) eo.gpu_kernel = cuda::KernelBuild::Generic;
     const uint32_t longest = *std::max_element(contexts.begin(), contexts.end());
     eo.max_ctx = std::max(longest, f->prompt) + f->steps + 16;
     eo.prefill_chunk = std::max(eo.prefill_chunk, f->prompt);

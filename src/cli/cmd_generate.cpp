@@ -146,12 +146,14 @@ int run(GenerateFlags& f) {
   if (r.stop == StopReason::kContextFull)
     std::fprintf(stderr, "note: stopped at the end of the context (%zu tokens); a larger --ctx allows more\n", ctx);
   std::string seed = opts.sampling.greedy() ? "greedy" : "seed " + std::to_string(opts.sampling.seed);
+  const std::string device =
+      engine.device_name() + (engine.on_gpu() ? " (" + engine.decode_build() + " decode build)" : "");
   std::fprintf(stderr,
                "prompt: %zu tokens, prefill %.0f ms (%.1f tok/s) | generated: %zu tokens, %.1f tok/s | "
                "stop: %s | %s | load %.0f ms | %s\n",
                r.prompt_tokens, r.prefill_ms, r.prefill_ms > 0 ? r.prompt_tokens * 1000.0 / r.prefill_ms : 0.0,
                r.tokens.size(), r.decode_tok_per_s(), stop_reason_name(r.stop), seed.c_str(), session->load_ms,
-               session->engine->device_name().c_str());
+               device.c_str());
   return r.stop == StopReason::kInterrupted ? kExitInterrupted : 0;
 }
 

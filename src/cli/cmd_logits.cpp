@@ -76,7 +76,9 @@ RegisterCommand reg("logits", "Run token ids through the model and write every p
       std::vector<float> row = engine->forward(std::span(ids).subspan(i, 1));
       logits.insert(logits.end(), row.begin(), row.end());
     }
-    std::cerr << "logits: " << ids.size() << " tokens on " << engine->device_name() << "\n";
+    std::cerr << "logits: " << ids.size() << " tokens on " << engine->device_name();
+    if (engine->on_gpu()) std::cerr << ", decode build " << engine->decode_build();
+    std::cerr << "\n";
     if (!f->out.empty()) write_npy(f->out, logits, ids.size(), V);
     if (!f->reference_out.empty()) {
       const OpGraph& g = engine->compiled(1, false).graph;

@@ -61,6 +61,7 @@ RegisterCommand reg("trace", "Record one decode step (or prefill) per SM and ins
     write(f->svg, trace_svg(program, stamps));
     std::cout << "device: " << engine->device_name() << ", " << program.num_sms << " SMs, context " << f->context;
     if (f->prefill) std::cout << ", prefill of " << f->prefill << " tokens";
+    else if (engine->on_gpu()) std::cout << ", decode build " << engine->decode_build();
     std::cout << "\n" << format_trace_summary(summarize_trace(program, stamps));
     if (!engine->trace_phases().empty())
       std::cout << format_phase_summary(summarize_phases(program, stamps, engine->trace_phases()));

@@ -226,7 +226,7 @@ DeviceProgram::DeviceProgram(DeviceModel& model, const Program& program) : model
   ops_smem_floats_ = uint32_t(pipe_pages_ ? ops_floats : smem_floats);
   kernel_ = dims.n_tokens > 1 ? reinterpret_cast<const void*>(&megakernel<true, GenericSpec>)
                               : reinterpret_cast<const void*>(&megakernel<false, GenericSpec>);
-  if (dims.n_tokens == 1 && model.kernel_build == KernelBuild::Specialized) {
+  if (dims.n_tokens == 1 && decode_build(model.kernel_build, dims) == KernelBuild::Specialized) {
     if (!spec_matches<Llama32_1BSpec>(dims))
       throw Error(std::string("--kernel specialized: the only specialized build is for ") + Llama32_1BSpec::kName +
                   "'s dimensions (hidden 2048, intermediate 8192, 32 heads of 64, 8 KV heads)");

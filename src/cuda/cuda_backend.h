@@ -41,14 +41,20 @@ enum class WeightPipe : uint8_t { Auto, Bulk, CpAsync, Off };
 
 // Which decode build of the megakernel runs (cuda/spec.h). Generic: dimensions read at run time,
 // any model. Specialized: a build with a model's dimensions fixed at compile time (Llama-3.2-1B),
-// for programs that match it; an error for others. Auto: generic. The specialized build matches
-// the generic one's logits on the H200 but was not faster there (docs/PERFORMANCE.md, session 5),
-// so auto picks it nowhere yet.
+// for programs that match it; an error for others. Auto: the specialized build where the model
+// matches one, else generic. With the weights streamed evict-first, the specialized build measured
+// 1.4-2.7% faster at every context on the H100 (docs/PERFORMANCE.md, session 40).
 enum class KernelBuild : uint8_t { Auto, Generic, Specialized };
 
 // The name of the specialized decode build whose fixed dimensions these are (cuda/spec.h), or
 // nullptr when only the generic build runs them. Answers without a GPU too.
 const char* specialized_build(const ModelDims& dims);
+
+// The build a decode program of `dims` runs when `asked` for: Auto resolved (never Auto).
+inline KernelBuild decode_build(KernelBuild asked, const ModelDims& dims) {
+  if (asked != KernelBuild::Auto) return asked;
+  return specialized_build(dims) ? KernelBuild::Specialized : KernelBuild::Generic;
+}
 
 // Weights (bf16) and the KV cache (bf16) on GPU `ordinal`. Throws mk::Error with the sizes on OOM.
 // Its programs allocate, copy and launch on that GPU whatever device the calling thread has set.

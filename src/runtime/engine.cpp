@@ -480,4 +480,11 @@ std::string Engine::device_name() const {
   return "cpu (" + std::to_string(options_.threads) + " threads)";
 }
 
+std::string Engine::decode_build() {
+  if (!gpu_model_) return "cpu";
+  const ModelDims& dims = compiled(1, false).program.dims;
+  return cuda::decode_build(options_.gpu_kernel, dims) == cuda::KernelBuild::Specialized ? cuda::specialized_build(dims)
+                                                                                       : "generic";
+}
+
 }  // namespace mk

@@ -121,6 +121,9 @@ class Engine {
   const HostPhases& last_forward_host_phases() const { return host_phases_; }
   // The GPU's name (" xN" after it where the ranks of --tp spread over N GPUs), or the CPU's threads.
   std::string device_name() const;
+  // The build of the megakernel that decode steps run on (cuda::decode_build): "generic" or the
+  // specialized build's name (cuda/spec.h); "cpu" on the CPU. Compiles the decode program if not yet.
+  std::string decode_build();
   uint32_t gpus_used() const { return gpus_used_; }  // 0 on the CPU
   void reset();  // forget the conversation: position 0 (the cache is overwritten as it refills)
   // Step back to position `pos` (<= position()): the cache keeps the first `pos` tokens and the

@@ -186,9 +186,21 @@ def test_tail_pieces_match_whole_tiles_1b_shape(llama1b, run_mk, tmp_path, repor
                       (("tail pieces", ["--sms", 120]), ("whole tiles", ["--sms", 120, "--no-split-tail"])))
 
 
+def test_auto_runs_the_specialized_build_where_the_model_fits(llama1b, run_mk, tmp_path):
+    # --kernel auto (the default) decodes the 1B shape on the build compiled for it, and any other
+    # model on the generic build; mk logits names the build it ran.
+    folder, _ = llama1b
+    args = ["logits", "--tokens", "1,2,3,4,5", "--prefill", 3, "--device", "cuda"]
+    assert "decode build llama-3.2-1b" in run_mk(*args, "--model", folder).stderr
+    assert "decode build generic" in run_mk(*args, "--model", folder, "--kernel", "generic").stderr
+    tiny_models.save_realistic_model("qwen2", tmp_path / "qwen2")
+    assert "decode build generic" in run_mk(*args, "--model", tmp_path / "qwen2").stderr
+
+
 def test_specialized_build_matches_generic(llama1b, run_mk, tmp_path, report):
-    # The decode build compiled for Llama-3.2-1B's dimensions (cuda/spec.h) against the generic one,
-    # which the test above holds to HF: the same program, so the logits agree to rounding order.
+    # The decode build compiled for Llama-3.2-1B's dimensions (cuda/spec.h), which the default runs
+    # and the test above holds to HF, against the generic one: the same program, so the logits
+    # agree to rounding order.
     folder, config = llama1b
     ids = torch.randint(0, config.vocab_size, (PROMPT_LEN + 64,), generator=torch.Generator().manual_seed(5)).tolist()
     args = ["logits", "--model", folder, "--tokens", ",".join(map(str, ids)), "--prefill", PROMPT_LEN, "--device", "cuda"]

@@ -1,5 +1,6 @@
 // The specialized decode build (src/cuda/spec.h) is chosen only for the dimensions it was compiled
-// for: Llama-3.2-1B's config matches it; a model that differs in any one dimension does not.
+// for: Llama-3.2-1B's config matches it; a model that differs in any one dimension does not. Where
+// it matches, --kernel auto runs it.
 #include <gtest/gtest.h>
 
 #include "cuda/cuda_backend.h"
@@ -41,6 +42,18 @@ TEST(SpecializedBuild, TheBuildIsNamedWhereItExists) {
   const char* name = cuda::specialized_build(dims_of(llama));
   if (name == nullptr) GTEST_SKIP() << "this build of mk has no CUDA support";
   EXPECT_STREQ(name, "llama-3.2-1b");
+}
+
+TEST(SpecializedBuild, AutoPicksItWhereTheModelMatches) {
+  const ModelConfig llama = load_config(MK_TEST_DATA_DIR "/llama-3.2-1b");
+  ModelConfig wider = llama;
+  wider.hidden_size = 3072;
+  using cuda::KernelBuild;
+  EXPECT_EQ(cuda::decode_build(KernelBuild::Auto, dims_of(wider)), KernelBuild::Generic);
+  EXPECT_EQ(cuda::decode_build(KernelBuild::Generic, dims_of(llama)), KernelBuild::Generic);
+  EXPECT_EQ(cuda::decode_build(KernelBuild::Specialized, dims_of(wider)), KernelBuild::Specialized);  // an error later
+  if (cuda::specialized_build(dims_of(llama)) == nullptr) GTEST_SKIP() << "this build of mk has no CUDA support";
+  EXPECT_EQ(cuda::decode_build(KernelBuild::Auto, dims_of(llama)), KernelBuild::Specialized);
 }
 
 }  // namespace
