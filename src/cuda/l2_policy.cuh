@@ -1,6 +1,6 @@
 // L2 cache policies for the copies and loads that say how long their lines should stay: made by
 // createpolicy (sm_80+) and passed to an instruction's .L2::cache_hint. Like mbarrier.cuh it depends
-// on nothing else of the engine. Below sm_90 the policy is 0 and unused: the sm_80 copies take no hint.
+// on nothing else of the engine.
 #pragma once
 
 #include <cstdint>
@@ -12,7 +12,7 @@ namespace mk::cuda {
 // KV cache and the activations, which the next step reads again.
 __device__ __forceinline__ uint64_t l2_evict_first_policy() {
   uint64_t policy = 0;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
 #endif
   return policy;

@@ -134,7 +134,8 @@ __device__ void pipe_produce(Pipe& pipe, const KernelParams& p, uint32_t begin, 
   // The weights pass through L2 once a step and are never read again before the next step has
   // streamed the other 2.5 GB: marked evict-first, they leave L2's lines to the KV cache and the
   // activations that the stages hand each other. H100, session 40: decode 4-7% faster at contexts
-  // 32-2048 on Llama-3.2-1B and Qwen2.5-1.5B, both builds (interleaved A/B).
+  // 32-2048 on Llama-3.2-1B and Qwen2.5-1.5B, both builds (interleaved A/B). The sm_80 path's
+  // cp.async copies take it too: 0-1.1% faster with --weight-pipe cp-async (H100, session 41).
   const uint64_t evict_first = l2_evict_first_policy();
   for (uint32_t idx = begin; idx < end; ++idx) {
     PipeSpan s;
@@ -160,7 +161,7 @@ __device__ void pipe_produce(Pipe& pipe, const KernelParams& p, uint32_t begin, 
             }
             __syncwarp();
           } else {
-            for (uint32_t q = lane; q < bytes / 16; q += 32) cp_async16(dst + q * 16, src + q * 8);
+            for (uint32_t q = lane; q < bytes / 16; q += 32) cp_async16_hinted(dst + q * 16, src + q * 8, evict_first);
             cp_async_arrive(full);
           }
         }
