@@ -95,7 +95,7 @@ struct ExecFlags {
     app.add_option("--kernel", kernel,
                    "GPU: the decode build: generic (model dimensions read at run time: any model), specialized "
                    "(compiled for Llama-3.2-1B's dimensions; an error for other models) or auto (the specialized build "
-                   "where the model matches it, 1-3% faster; else generic)")
+                   "where the model matches it, 1-4% faster on the H100; else generic)")
         ->check(CLI::IsMember({"auto", "generic", "specialized"}));
     app.add_option("--tp", tp,
                    "tensor parallelism: split the model over this many ranks (heads, MLP, vocabulary), which "
