@@ -156,6 +156,13 @@ std::unique_ptr<Engine> Engine::create(const ModelConfig& config, const TensorSo
     }
   };
   load_rank(0, g, e->weights_, e->table_, e->kv_, e->gpu_model_);
+  // Named from the same dimensions every decode program has. `--kernel specialized` on a model
+  // without a specialized build is refused when its first decode program is made (DeviceProgram).
+  const char* special = cuda::specialized_build(g.dims);
+  if (on_gpu)
+    e->decode_build_ =
+        special && cuda::decode_build(e->options_.gpu_kernel, g.dims) == cuda::KernelBuild::Specialized ? special
+                                                                                                         : "generic";
   for (uint32_t r = 1; r < tp; ++r) {
     GraphOptions go = e->graph_options(1, false, 0);
     go.tp_rank = r;
@@ -478,13 +485,6 @@ std::vector<uint64_t> Engine::trace_run(std::span<const int32_t> tokens) {
 std::string Engine::device_name() const {
   if (gpu_model_) return gpu_model_->device().name + (gpus_used_ > 1 ? " x" + std::to_string(gpus_used_) : "");
   return "cpu (" + std::to_string(options_.threads) + " threads)";
-}
-
-std::string Engine::decode_build() {
-  if (!gpu_model_) return "cpu";
-  const ModelDims& dims = compiled(1, false).program.dims;
-  return cuda::decode_build(options_.gpu_kernel, dims) == cuda::KernelBuild::Specialized ? cuda::specialized_build(dims)
-                                                                                       : "generic";
 }
 
 }  // namespace mk

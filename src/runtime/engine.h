@@ -122,8 +122,8 @@ class Engine {
   // The GPU's name (" xN" after it where the ranks of --tp spread over N GPUs), or the CPU's threads.
   std::string device_name() const;
   // The build of the megakernel that decode steps run on (cuda::decode_build): "generic" or the
-  // specialized build's name (cuda/spec.h); "cpu" on the CPU. Compiles the decode program if not yet.
-  std::string decode_build();
+  // specialized build's name (cuda/spec.h); "cpu" on the CPU.
+  const std::string& decode_build() const { return decode_build_; }
   uint32_t gpus_used() const { return gpus_used_; }  // 0 on the CPU
   void reset();  // forget the conversation: position 0 (the cache is overwritten as it refills)
   // Step back to position `pos` (<= position()): the cache keeps the first `pos` tokens and the
@@ -191,6 +191,7 @@ class Engine {
   Device device_ = Device::Cpu;
   std::unique_ptr<cuda::DeviceModel> gpu_model_;
   uint32_t gpus_used_ = 0;
+  std::string decode_build_ = "cpu";  // decided at load from the decode graph's dimensions
   std::unique_ptr<cuda::NcclGroup> nccl_;  // --tp-comm nccl: the ranks' communicators
   // (n_tokens, all_logits, KV splits, a decode at a long span: fewer head blocks, decode_head_blocks).
   using ProgramKey = std::tuple<uint32_t, bool, uint32_t, bool>;
