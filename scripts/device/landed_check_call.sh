@@ -41,8 +41,9 @@
 #      groups) beside head's forms (~5 min).
 #   9. VARIANT's decode A/B against head on Llama-3.2-1B and Qwen2.5-1.5B at contexts 32 and 1024
 #      (DECODE_CTXS), two rounds (the 1B's bench rows hold both builds, generic and specialized);
-#      its prefill on Qwen 512; its GPU parity (the tiny models, the 1B shape, the greedy loop)
-#      (~6 min).
+#      its prefill on Qwen 512; its GPU parity (PARITY_K, default: the tiny models, the 1B shape,
+#      the greedy loop; NO_PARITY=1: none) (~6 min). VARIANT="NAME NAME ...": all interleaved in
+#      each round, then each one's parity.
 set -uo pipefail
 bash scripts/device/devbin_unpack.sh > /dev/null
 steps=" ${STEPS:-2} "
@@ -106,8 +107,12 @@ ab_parity() {  # NAME K TIMEOUT: mk-NAME against mk-head, AB_PROMPTS tokens (512
       SHAPE=$shape BINS="head $VARIANT" ROUNDS=2 CTXS=${DECODE_CTXS:-32,1024} bash scripts/device/ab_decode.sh 2>&1 | grep "round"
     done
     ab qwen2.5-1.5b "head $VARIANT" 512 2
-    K="tiny_models_on_gpu or llama_3_2_1b_shape_on_gpu or greedy" PARITY_TIMEOUT=200 bash scripts/device/parity_variant.sh $VARIANT
-    grep -E "^FAILED" $OUT/parity-*.log
+    if [ -z "${NO_PARITY:-}" ]; then
+      for v in $VARIANT; do
+        K="${PARITY_K:-tiny_models_on_gpu or llama_3_2_1b_shape_on_gpu or greedy}" PARITY_TIMEOUT=200 bash scripts/device/parity_variant.sh $v
+      done
+      grep -E "^FAILED" $OUT/parity-*.log
+    fi
   fi
   [[ $steps == *" 11 "* ]] && tma_ab "${TMA_RUNS:-head:0 head:1 tspin:1 tbox2:1 tbox2:wide}"
   if [[ $steps == *" 12 "* ]]; then
