@@ -130,7 +130,7 @@ __device__ __forceinline__ void attn_decode(const Instruction& ins, const Kernel
           // time, a loop per head kept each head's shuffles waiting on the one before, so the
           // generic build unrolls the offsets under a warp-uniform `off < L` and shuffles the four
           // heads side by side (same sums, same order). H100, session 43, interleaved A/B: the
-          // generic build 1.0-1.3% / 3.6% faster at context 1024 / 4096 on Llama-3.2-1B, 1.0-4.9% on
+          // generic build 1.0-1.3% / 3.0-3.6% faster at context 1024 / 4096 on Llama-3.2-1B, 1.0-4.9% on
           // Qwen2.5-1.5B; the same form in the specialized build cost it 2% there.
           auto dot = [&](uint32_t h) {  // this lane's part of head h's score
             float v = 0;
