@@ -239,15 +239,39 @@ __device__ __forceinline__ void store_act2(const KernelParams& p, uint32_t off, 
 // 2t + 9][n] for n = l / 4, t = l % 4: so each block of 16 values fills 8 lanes' fragments,
 // out[t] (hi) and out[4 + t] (lo), 8 bytes each, in the block's own 64 bytes; a step is one 8-byte
 // load per lane, straight into the mma's registers.
-__device__ __forceinline__ void store_hi_lo(const float v[16], uint2* out) {
-  float lo[16];
+//
+// A block is written by two threads, a half each (HalfBlock): half h takes the values a = [4h, 4h +
+// 4) and c = [8 + 4h, 12 + 4h), whose hi pairs out[2h], out[2h + 1] fill a's 16 bytes and lo pairs
+// out[4 + 2h], out[5 + 2h] fill c's, so each thread rewrites in place exactly what it read. hi and
+// lo are packed from one bf16x2 conversion a pair (the hi values come back by shifts, not a second
+// conversion), which rounds as bf16(x) and bf16(x - hi) do.
+struct HiLo {
+  uint4 hi, lo;  // for a's 16 bytes and c's
+};
+__device__ __forceinline__ HiLo hi_lo_half(const float4 a, const float4 c) {
+  const float x[8] = {a.x, a.y, c.x, c.y, a.z, a.w, c.z, c.w};  // the order of the 4 pairs in out[]
+  uint32_t hi[4], lo[4];
 #pragma unroll
-  for (int i = 0; i < 16; ++i) lo[i] = v[i] - __bfloat162float(__float2bfloat16(v[i]));
-#pragma unroll
-  for (int t = 0; t < 4; ++t) {
-    out[t] = make_uint2(pack_bf16(v[2 * t], v[2 * t + 1]), pack_bf16(v[2 * t + 8], v[2 * t + 9]));
-    out[4 + t] = make_uint2(pack_bf16(lo[2 * t], lo[2 * t + 1]), pack_bf16(lo[2 * t + 8], lo[2 * t + 9]));
+  for (int k = 0; k < 4; ++k) {
+    hi[k] = pack_bf16(x[2 * k], x[2 * k + 1]);
+    lo[k] = pack_bf16(x[2 * k] - __uint_as_float(hi[k] << 16), x[2 * k + 1] - __uint_as_float(hi[k] & 0xFFFF0000u));
   }
+  return {make_uint4(hi[0], hi[1], hi[2], hi[3]), make_uint4(lo[0], lo[1], lo[2], lo[3])};
+}
+
+// Where half u of a row's 16-value blocks lies (floats from the row's start): a and c as in
+// hi_lo_half; c_first: c is read and written before a. Threads 2b and 2b + 1 take block b; for every other
+// pair of blocks c comes first, so that the 16-byte accesses of 8 neighbouring threads (one phase of
+// a 128-bit shared memory access) fall on 8 different bank quads: with a thread per whole block,
+// 64 bytes apart, they fell on 2 (4-way conflicts), and traced, the pass over the row after its sum
+// of squares took ~0.7 us (docs/PERFORMANCE.md, session 44).
+struct HalfBlock {
+  uint32_t a, c;
+  bool c_first;
+};
+__device__ __forceinline__ HalfBlock half_block(uint32_t u) {
+  const uint32_t a = u / 2 * 16 + u % 2 * 4;
+  return {a, a + 8, (u & 4) != 0};
 }
 
 __device__ __forceinline__ float warp_sum(float v) {
@@ -312,21 +336,23 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool vali
 }
 
 // One activation row of `dim` (a multiple of 16) floats into shared memory as the weight pipe's B
-// fragments (store_hi_lo), normalized by `norm` when it names a weight, in one round trip to
+// fragments (hi_lo_half), normalized by `norm` when it names a weight, in one round trip to
 // memory: the row is copied with cp.async while the norm weight is prefetched. On a decode step
 // this load is on the critical path of every matvec, and under the weight stream an L2 round trip
 // takes about 2 us (H200, traced): the row then the weight, one after the other, cost a norm-fused
-// tile 3.8 us, together 2.6. Each thread copies, normalizes and rewrites in place its own blocks of
-// 16 (fp32 in, hi/lo bf16 pairs out, the same 64 bytes), so it needs no barrier to read what it
-// copied, and the row takes no registers while in flight.
-// `tag`: the tag the row's values carry (kNoTag: none), awaited per 16-float block once the copy has landed.
+// tile 3.8 us, together 2.6. Each thread copies, normalizes and rewrites in place its own half
+// blocks (half_block: fp32 in, hi/lo bf16 pairs out, the same 32 bytes), so it needs no barrier to
+// read what it copied, and the row takes no registers while in flight.
+// `tag`: the tag the row's values carry (kNoTag: none), awaited per 16-byte chunk once the copy has landed.
 template <uint32_t kDim = 0>
 __device__ void load_row_hi_lo(const KernelParams& p, float* dst, const float* src, uint32_t dim_, InNorm norm,
                                float* scratch, uint32_t tag = kNoTag) {
-  const uint32_t blocks = (kDim ? kDim : dim_) / 16;
-  for (uint32_t blk = threadIdx.x; blk < blocks; blk += kThreads)
-#pragma unroll
-    for (uint32_t i = 0; i < 4; ++i) cp_async16(dst + blk * 16 + 4 * i, src + blk * 16 + 4 * i);
+  const uint32_t blocks = (kDim ? kDim : dim_) / 16, halves = 2 * blocks;
+  for (uint32_t u = threadIdx.x; u < halves; u += kThreads) {
+    const HalfBlock hb = half_block(u);
+    cp_async16(dst + hb.a, src + hb.a);
+    cp_async16(dst + hb.c, src + hb.c);
+  }
   // The norm weight is asked of L1 now, so that it arrives with the row; a prefetch rather than a
   // load into registers, which made the decode kernel spill (ptxas: 16 more live registers).
   const __nv_bfloat16* w = weight(p, norm.weight);
@@ -335,14 +361,30 @@ __device__ void load_row_hi_lo(const KernelParams& p, float* dst, const float* s
       asm volatile("prefetch.global.L1 [%0];" ::"l"(w + blk * 16));
   asm volatile("cp.async.wait_all;" ::: "memory");
   if (tag != kNoTag)
-    for (uint32_t blk = threadIdx.x; blk < blocks; blk += kThreads) await_tags<16>(dst + blk * 16, src + blk * 16, tag);
+    for (uint32_t u = threadIdx.x; u < halves; u += kThreads) {
+      const HalfBlock hb = half_block(u);
+      await_tags<4>(dst + hb.a, src + hb.a, tag);
+      await_tags<4>(dst + hb.c, src + hb.c, tag);
+    }
   trace_phase(kPhaseRowLanded);
+  // Half u's values (a, c), read in the order half_block gives.
+  const auto read = [&](const HalfBlock& hb, float4& a, float4& c) {
+    const float4 first = *reinterpret_cast<const float4*>(dst + (hb.c_first ? hb.c : hb.a));
+    const float4 second = *reinterpret_cast<const float4*>(dst + (hb.c_first ? hb.a : hb.c));
+    a = hb.c_first ? second : first;
+    c = hb.c_first ? first : second;
+  };
+  const auto write = [&](const HalfBlock& hb, const float4 a, const float4 c) {
+    const HiLo out = hi_lo_half(a, c);
+    *reinterpret_cast<uint4*>(dst + (hb.c_first ? hb.c : hb.a)) = hb.c_first ? out.lo : out.hi;
+    *reinterpret_cast<uint4*>(dst + (hb.c_first ? hb.a : hb.c)) = hb.c_first ? out.hi : out.lo;
+  };
   if (!w) {
-    for (uint32_t blk = threadIdx.x; blk < blocks; blk += kThreads) {
-      float v[16];
-#pragma unroll
-      for (uint32_t i = 0; i < 16; ++i) v[i] = dst[blk * 16 + i];
-      store_hi_lo(v, reinterpret_cast<uint2*>(dst + blk * 16));
+    for (uint32_t u = threadIdx.x; u < halves; u += kThreads) {
+      const HalfBlock hb = half_block(u);
+      float4 a, c;
+      read(hb, a, c);
+      write(hb, a, c);
     }
     sync_consumers();
     trace_phase(kPhaseRowWhole);
@@ -350,34 +392,44 @@ __device__ void load_row_hi_lo(const KernelParams& p, float* dst, const float* s
   }
   const __nv_bfloat16* bias = weight(p, norm.bias);
   const float dim = float(blocks * 16);
+  const auto sum4 = [](const float4 v, float m, bool squares) {
+    const float x = v.x - m, y = v.y - m, z = v.z - m, t = v.w - m;
+    return squares ? x * x + y * y + z * z + t * t : x + y + z + t;
+  };
   float mean = 0;
   if (p.dims.norm_kind == uint8_t(NormKind::Layer)) {
     float s = 0;
-    for (uint32_t blk = threadIdx.x; blk < blocks; blk += kThreads)
-#pragma unroll
-      for (uint32_t i = 0; i < 16; ++i) s += dst[blk * 16 + i];
+    for (uint32_t u = threadIdx.x; u < halves; u += kThreads) {
+      float4 a, c;
+      read(half_block(u), a, c);
+      s += sum4(a, 0.0f, false) + sum4(c, 0.0f, false);
+    }
     mean = block_sum(s, scratch) / dim;
   }
   float ss = 0;
-  for (uint32_t blk = threadIdx.x; blk < blocks; blk += kThreads)
-#pragma unroll
-    for (uint32_t i = 0; i < 16; ++i) ss += (dst[blk * 16 + i] - mean) * (dst[blk * 16 + i] - mean);
+  for (uint32_t u = threadIdx.x; u < halves; u += kThreads) {
+    float4 a, c;
+    read(half_block(u), a, c);
+    ss += sum4(a, mean, true) + sum4(c, mean, true);
+  }
   const float inv = rsqrtf(block_sum(ss, scratch) / dim + p.dims.norm_eps);
   trace_phase(kPhaseRowWhole);  // past block_sum's barriers: every thread's part landed and summed
-  for (uint32_t blk = threadIdx.x; blk < blocks; blk += kThreads) {
-    uint4 wv[2];
-    wv[0] = __ldg(reinterpret_cast<const uint4*>(w + blk * 16));
-    wv[1] = __ldg(reinterpret_cast<const uint4*>(w + blk * 16) + 1);
-    const __nv_bfloat162* g2 = reinterpret_cast<const __nv_bfloat162*>(wv);
-    float v[16];
-#pragma unroll
-    for (uint32_t i = 0; i < 8; ++i) {
-      const float2 g = __bfloat1622float2(g2[i]);
-      const uint32_t e = blk * 16 + 2 * i;
-      v[2 * i] = (dst[e] - mean) * inv * g.x + (bias ? bf(bias[e]) : 0.0f);
-      v[2 * i + 1] = (dst[e + 1] - mean) * inv * g.y + (bias ? bf(bias[e + 1]) : 0.0f);
-    }
-    store_hi_lo(v, reinterpret_cast<uint2*>(dst + blk * 16));
+  // (v - mean) * inv * g + bias for the 4 values at e.
+  const auto norm4 = [&](float4 v, uint32_t e) {
+    const uint2 g2 = __ldg(reinterpret_cast<const uint2*>(w + e));
+    const float2 g01 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&g2.x));
+    const float2 g23 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&g2.y));
+    v.x = (v.x - mean) * inv * g01.x + (bias ? bf(bias[e]) : 0.0f);
+    v.y = (v.y - mean) * inv * g01.y + (bias ? bf(bias[e + 1]) : 0.0f);
+    v.z = (v.z - mean) * inv * g23.x + (bias ? bf(bias[e + 2]) : 0.0f);
+    v.w = (v.w - mean) * inv * g23.y + (bias ? bf(bias[e + 3]) : 0.0f);
+    return v;
+  };
+  for (uint32_t u = threadIdx.x; u < halves; u += kThreads) {
+    const HalfBlock hb = half_block(u);
+    float4 a, c;
+    read(hb, a, c);
+    write(hb, norm4(a, hb.a), norm4(c, hb.c));
   }
   sync_consumers();
 }
