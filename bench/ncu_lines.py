@@ -39,23 +39,30 @@ def parse_disassembly(lines, kernel):
     return out
 
 
-def read_table(path):
-    """(header, the "Warp Stall Sampling (All Samples)" column, the rows that have a count there) of
-    an ncu source page CSV (SASS or CUDA lines; plain or gzipped)."""
+def read_table(path, column=None):
+    """(header, the counted column, the rows that have a count there) of an ncu source page CSV (SASS
+    or CUDA lines; plain or gzipped). The column: the first whose name contains `column`, by default
+    "Warp Stall Sampling (All Samples)"."""
     opener = gzip.open if path.endswith(".gz") else open
     rows = list(csv.reader(opener(path, "rt")))
     rows = rows[1:] if rows and rows[0] and rows[0][0] == "Kernel Name" else rows  # ncu 2025 adds a title row
     head = rows[0] if rows else []
-    cols = [i for i, h in enumerate(head) if "Sampling" in h and "All" in h]
-    if not cols:
-        sys.exit(f"no sampling column in {head[:20]}")
+    if column:
+        cols = [i for i, h in enumerate(head) if column in h]
+        if not cols:
+            sys.exit(f"no column named like {column!r}; the page has: {', '.join(head)}")
+    else:
+        cols = [i for i, h in enumerate(head) if "Sampling" in h and "All" in h]
+        if not cols:
+            sys.exit(f"no sampling column in {head[:20]}")
     col = cols[0]
     return head, col, [r for r in rows[1:] if len(r) > col and r[col].replace(".", "").isdigit()]
 
 
-def print_top_rows(path, top):
-    """The page's own rows with the most samples: address (or line) and source text."""
-    _, col, data = read_table(path)
+def print_top_rows(path, top, column=None):
+    """The page's own rows with the largest counts (stall samples, or `column`'s): address (or
+    line) and source text, each as its share of the column's total."""
+    _, col, data = read_table(path, column)
     total = sum(float(r[col]) for r in data) or 1
     for r in sorted(data, key=lambda r: -float(r[col]))[:top]:
         print(f"{float(r[col]) / total * 100:5.1f}%  {r[0]:>8}  {r[1][:100]}")
@@ -75,10 +82,14 @@ def main():
                     help="nvdisasm -g -c output of the profiled build's cubin; without it, the CSV's own rows")
     ap.add_argument("--kernel", default="megakernelILb1ENS0_11GenericSpec", help="part of the kernel's mangled name")
     ap.add_argument("--top", type=int, help="rows a table (default 30 by function, file and line; 40 rows)")
+    ap.add_argument("--column", help="without a disassembly: rank by the column whose name contains this "
+                    "(e.g. 'L1 Wavefronts Shared Excessive': shared memory bank conflicts) instead of stall samples")
     a = ap.parse_args()
     if a.disassembly is None:
-        print_top_rows(a.sass_csv, a.top or 40)
+        print_top_rows(a.sass_csv, a.top or 40, a.column)
         return
+    if a.column:
+        sys.exit("--column ranks the CSV's own rows: give no disassembly")
     where = parse_disassembly(open(a.disassembly).read().split("\n"), a.kernel)
     samples = read_samples(a.sass_csv)
     total = sum(s for _, s in samples) or 1

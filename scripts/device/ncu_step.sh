@@ -4,7 +4,8 @@
 # context before it (the prefill build, megakernel<(bool)1, ...>; `mk trace --prefill` runs it
 # twice, LAUNCH_SKIP=1 takes the second), clocks as they run (no locking), with warp-state and
 # source-level sampling; prints the speed-of-light summary, the warp stall reasons and the 40 SASS
-# lines (and CUDA source lines) with the most stall samples. The report and the per-line CSVs go to
+# lines (and CUDA source lines) with the most stall samples, then the lines with the most shared
+# memory bank conflicts. The report and the per-line CSVs go to
 # $OUT/ncu/. (Was ncu_decode.sh.)
 set -uo pipefail
 bash scripts/device/devbin_unpack.sh  # .devbin's packed builds, should MK_BIN name one
@@ -42,4 +43,8 @@ ncu --import $OUT/ncu/step.ncu-rep --import-source on --page source --print-sour
   > $OUT/ncu/source.csv 2>&1
 echo "== by source line"
 top_lines $OUT/ncu/source.csv
+# Shared memory bank conflicts by CUDA source line: the wavefronts past the ideal (session 44 found
+# the decode input row's 4-way conflicts by reasoning; this finds the rest).
+echo "== shared memory wavefronts past the ideal (bank conflicts), by source line"
+python3 bench/ncu_lines.py $OUT/ncu/source.csv --column "Shared Excessive" --top 20
 gzip -f $OUT/ncu/source.csv

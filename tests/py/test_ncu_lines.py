@@ -55,3 +55,18 @@ def test_without_a_disassembly_the_csvs_own_rows(tmp_path):
     page.write_text('"#","Source"\n"12","x = y;"\n')
     r = subprocess.run([sys.executable, SCRIPT, str(page)], capture_output=True, text=True)
     assert r.returncode != 0 and "no sampling column" in r.stderr
+
+
+def test_rank_by_another_column(tmp_path):
+    # E.g. shared memory bank conflicts by line: the source page's "L1 Wavefronts Shared Excessive".
+    page = tmp_path / "source.csv"
+    page.write_text('"#","Source","Warp Stall Sampling (All Samples)","L1 Wavefronts Shared Excessive"\n'
+                    '"12","x = y;","25","300"\n"13","return;","75","0"\n"14","s[i] = v;","-","100"\n')
+    args = [sys.executable, SCRIPT, str(page), "--column", "Shared Excessive", "--top", "2"]
+    r = subprocess.run(args, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == " 75.0%        12  x = y;\n 25.0%        14  s[i] = v;\n"
+    r = subprocess.run(args[:-4] + ["--column", "Bank"], capture_output=True, text=True)
+    assert r.returncode != 0 and "no column named like 'Bank'; the page has: #, Source" in r.stderr
+    r = subprocess.run(args[:3] + [str(page), "--column", "Shared"], capture_output=True, text=True)
+    assert r.returncode != 0 and "give no disassembly" in r.stderr
