@@ -5,6 +5,7 @@
 #include <cuda_bf16.h>
 #include <stdint.h>
 
+#include "cuda/half_block.h"
 #include "cuda/kernel_params.h"
 #include "cuda/mbarrier.cuh"
 #include "cuda/paged_weights.h"
@@ -240,11 +241,11 @@ __device__ __forceinline__ void store_act2(const KernelParams& p, uint32_t off, 
 // out[t] (hi) and out[4 + t] (lo), 8 bytes each, in the block's own 64 bytes; a step is one 8-byte
 // load per lane, straight into the mma's registers.
 //
-// A block is written by two threads, a half each (HalfBlock): half h takes the values a = [4h, 4h +
-// 4) and c = [8 + 4h, 12 + 4h), whose hi pairs out[2h], out[2h + 1] fill a's 16 bytes and lo pairs
-// out[4 + 2h], out[5 + 2h] fill c's, so each thread rewrites in place exactly what it read. hi and
-// lo are packed from one bf16x2 conversion a pair (the hi values come back by shifts, not a second
-// conversion), which rounds as bf16(x) and bf16(x - hi) do.
+// A block is written by two threads, a half each (cuda/half_block.h): half h takes the values a =
+// [4h, 4h + 4) and c = [8 + 4h, 12 + 4h), whose hi pairs out[2h], out[2h + 1] fill a's 16 bytes and
+// lo pairs out[4 + 2h], out[5 + 2h] fill c's. hi and lo are packed from one bf16x2 conversion a pair
+// (the hi values come back by shifts, not a second conversion), which rounds as bf16(x) and
+// bf16(x - hi) do.
 struct HiLo {
   uint4 hi, lo;  // for a's 16 bytes and c's
 };
@@ -257,21 +258,6 @@ __device__ __forceinline__ HiLo hi_lo_half(const float4 a, const float4 c) {
     lo[k] = pack_bf16(x[2 * k] - __uint_as_float(hi[k] << 16), x[2 * k + 1] - __uint_as_float(hi[k] & 0xFFFF0000u));
   }
   return {make_uint4(hi[0], hi[1], hi[2], hi[3]), make_uint4(lo[0], lo[1], lo[2], lo[3])};
-}
-
-// Where half u of a row's 16-value blocks lies (floats from the row's start): a and c as in
-// hi_lo_half; c_first: c is read and written before a. Threads 2b and 2b + 1 take block b; for every other
-// pair of blocks c comes first, so that the 16-byte accesses of 8 neighbouring threads (one phase of
-// a 128-bit shared memory access) fall on 8 different bank quads: with a thread per whole block,
-// 64 bytes apart, they fell on 2 (4-way conflicts), and traced, the pass over the row after its sum
-// of squares took ~0.7 us (docs/PERFORMANCE.md, session 44).
-struct HalfBlock {
-  uint32_t a, c;
-  bool c_first;
-};
-__device__ __forceinline__ HalfBlock half_block(uint32_t u) {
-  const uint32_t a = u / 2 * 16 + u % 2 * 4;
-  return {a, a + 8, (u & 4) != 0};
 }
 
 __device__ __forceinline__ float warp_sum(float v) {
