@@ -125,6 +125,8 @@ __device__ __forceinline__ void attn_decode(const Instruction& ins, const Kernel
           float kf[8], vf[8];
           unpack8(kr[j], kf);
           unpack8(vr[j], vf);
+          // The first keys and q in (builds with MK_TRACE_PHASES): the phase tables' "input load".
+          if (u == ins.tile_begin && g0 == unit.g0 && base == base0 && j == 0) trace_phase(kPhaseInput);
           // Each head's score, summed over the key's L lanes. With L known at compile time (a
           // specialized build) one head after another, as ptxas schedules them well; read at run
           // time, a loop per head kept each head's shuffles waiting on the one before, so the
@@ -184,6 +186,7 @@ __device__ __forceinline__ void attn_decode(const Instruction& ins, const Kernel
           if (part == 0) w[D] = m[h], w[D + 1] = l[h];
         }
       sync_consumers();
+      if (u == ins.tile_begin && g0 == unit.g0) trace_phase(kPhaseWeights);  // every key, the warps' states met
       for (uint32_t idx = threadIdx.x; idx < G * D; idx += kThreads) {
         const uint32_t h = idx / D, i = idx % D;
         const MergedState st = merge_warp_states(merge + h * (D + 2), kDecodeHeads * (D + 2), D, i);
