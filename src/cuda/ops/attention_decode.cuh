@@ -125,8 +125,11 @@ __device__ __forceinline__ void attn_decode(const Instruction& ins, const Kernel
           float kf[8], vf[8];
           unpack8(kr[j], kf);
           unpack8(vr[j], vf);
-          // The first keys and q in (builds with MK_TRACE_PHASES): the phase tables' "input load".
-          if (u == ins.tile_begin && g0 == unit.g0 && base == base0 && j == 0) trace_phase(kPhaseInput);
+          // The first keys in (builds with MK_TRACE_PHASES): the phase tables' "input load". The
+          // branch on a loaded word makes the stamp wait for its load, not just follow its issue (a
+          // key whose first two values are all-ones NaNs only goes unstamped).
+          if (u == ins.tile_begin && g0 == unit.g0 && base == base0 && j == 0 && kr[0].x != 0xFFFFFFFFu)
+            trace_phase(kPhaseInput);
           // Each head's score, summed over the key's L lanes. With L known at compile time (a
           // specialized build) one head after another, as ptxas schedules them well; read at run
           // time, a loop per head kept each head's shuffles waiting on the one before, so the
