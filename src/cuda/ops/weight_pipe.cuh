@@ -129,7 +129,7 @@ __device__ __forceinline__ void pipe_init(Pipe& pipe) {
 // The producer warp: every page of every piped instruction of queue [begin, end), in order.
 // Stops early when the consumers abort (a hang elsewhere).
 __device__ void pipe_produce(Pipe& pipe, const KernelParams& p, uint32_t begin, uint32_t end,
-                             const volatile int* abort_flag) {
+                             const volatile int* abort_flag, const uint32_t* hold_after) {
   const uint32_t lane = threadIdx.x % 32;
   // The weights pass through L2 once a step and are never read again before the next step has
   // streamed the other 2.5 GB: marked evict-first, they leave L2's lines to the KV cache and the
@@ -148,6 +148,12 @@ __device__ void pipe_produce(Pipe& pipe, const KernelParams& p, uint32_t begin, 
           const uint32_t cols = s.K - col0 < kPageCols ? s.K - col0 : kPageCols;
           mbar_wait(&pipe.empty[pipe.slot], pipe.parity() ^ 1, abort_flag);
           if (*abort_flag) return;
+          // No copy for a later instruction while the consumers run one that signals with a fence
+          // (megakernel.cuh): its fence would wait for the copy too.
+          while (idx > *reinterpret_cast<const volatile uint32_t*>(hold_after)) {
+            if (*abort_flag) return;
+            __nanosleep(100);
+          }
           const __nv_bfloat16* src = s.mats[m] + paged_page(s.first_row(g, m) / kPageRows, c, s.K);
           // All 8 rows, also of a short group (its padding rows are zeros): the consumers' blocks
           // are 8 rows tall.
