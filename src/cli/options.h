@@ -63,7 +63,7 @@ struct ExecFlags {
   int64_t random_order = -1;
   bool bf16 = false, check_weights = false;
   GraphFlags graph;
-  std::string weight_pipe = "auto", kernel = "auto", tp_comm = "kernel";
+  std::string weight_pipe = "auto", kernel = "auto", tp_comm = "kernel", pipe_inflight = "auto";
   std::string device = "auto";
 
   void add(CLI::App& app) {
@@ -92,6 +92,18 @@ struct ExecFlags {
             },
             "0 or 2-16"))
         ->check(CLI::Range(0, 16));
+    app.add_option("--pipe-inflight", pipe_inflight,
+                   "GPU: at most this many of the weight pipe's page copies in flight on each SM (1-16; 0 = no cap, "
+                   "the whole ring); auto: the decode build's own (3 for the specialized Llama-3.2-1B build, "
+                   "none for the generic one)")
+        ->check(CLI::Validator(
+            [](const std::string& v) -> std::string {
+              return v == "auto" || (!v.empty() && v.size() <= 2 && v.find_first_not_of("0123456789") == std::string::npos &&
+                                     std::stoul(v) <= 16)
+                         ? ""
+                         : "expected auto or a number of pages, 0-16";
+            },
+            "auto or 0-16"));
     app.add_option("--kernel", kernel,
                    "GPU: the decode build: generic (model dimensions read at run time: any model), specialized "
                    "(compiled for Llama-3.2-1B's dimensions; an error for other models) or auto (the specialized build "
@@ -133,6 +145,7 @@ struct ExecFlags {
                         : weight_pipe == "off"      ? cuda::WeightPipe::Off
                                                     : cuda::WeightPipe::Auto;
     o.gpu_pipe_pages = pipe_pages;
+    if (pipe_inflight != "auto") o.gpu_pipe_inflight = uint32_t(std::stoul(pipe_inflight));
     o.gpu_kernel = kernel == "generic"       ? cuda::KernelBuild::Generic
                    : kernel == "specialized" ? cuda::KernelBuild::Specialized
                                              : cuda::KernelBuild::Auto;

@@ -226,12 +226,15 @@ DeviceProgram::DeviceProgram(DeviceModel& model, const Program& program) : model
   ops_smem_floats_ = uint32_t(pipe_pages_ ? ops_floats : smem_floats);
   kernel_ = dims.n_tokens > 1 ? reinterpret_cast<const void*>(&megakernel<true, GenericSpec>)
                               : reinterpret_cast<const void*>(&megakernel<false, GenericSpec>);
+  uint32_t build_inflight = GenericSpec::kPipeInflight;
   if (dims.n_tokens == 1 && decode_build(model.kernel_build, dims) == KernelBuild::Specialized) {
     if (!spec_matches<Llama32_1BSpec>(dims))
       throw Error(std::string("--kernel specialized: the only specialized build is for ") + Llama32_1BSpec::kName +
                   "'s dimensions (hidden 2048, intermediate 8192, 32 heads of 64, 8 KV heads)");
     kernel_ = reinterpret_cast<const void*>(&megakernel<false, Llama32_1BSpec>);
+    build_inflight = Llama32_1BSpec::kPipeInflight;
   }
+  pipe_inflight_ = model.pipe_inflight == DeviceModel::kPipeInflightAuto ? build_inflight : model.pipe_inflight;
   check(cudaFuncSetAttribute(kernel_, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_bytes_)),
         "raising the shared memory limit");
 
@@ -434,6 +437,7 @@ void DeviceProgram::launch(uint32_t pos, bool feedback, uint32_t history_index, 
   p.step = {epoch_, pos};
   p.smem_floats = ops_smem_floats_;
   p.pipe_pages = pipe_pages_;
+  p.pipe_inflight = pipe_inflight_;
   p.pipe_cp_async = model_.weight_pipe == WeightPipe::CpAsync;
   p.feedback_slot = feedback ? program_.tokens_in : kNone;
   p.history = feedback ? static_cast<int32_t*>(history_) : nullptr;

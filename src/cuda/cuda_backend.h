@@ -64,6 +64,10 @@ class DeviceModel {
               int ordinal = 0);
   WeightPipe weight_pipe = WeightPipe::Auto;
   uint32_t max_pipe_pages = 0;  // a cap on the weight pipe's ring (0: as many pages as fit)
+  // A cap on the pipe's copies in flight per SM (0: none); kPipeInflightAuto: the decode build's own
+  // (spec.h's kPipeInflight).
+  uint32_t pipe_inflight = kPipeInflightAuto;
+  static constexpr uint32_t kPipeInflightAuto = ~0u;
   KernelBuild kernel_build = KernelBuild::Auto;
   ~DeviceModel();
   DeviceModel(const DeviceModel&) = delete;
@@ -162,6 +166,7 @@ class DeviceProgram {
   const void* kernel_ = nullptr;  // the megakernel build for this program (prefill or decode)
   uint32_t ops_smem_floats_ = 0;   // shared memory the ops may use; the pipe's pages follow it
   uint32_t pipe_pages_ = 0;
+  uint32_t pipe_inflight_ = 0;
   bool tracing_ = false;
   bool timing_ = false;
   void* run_events_[2] = {nullptr, nullptr};  // cudaEvent_t: before and after the last timed run

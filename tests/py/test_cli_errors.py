@@ -247,6 +247,20 @@ def test_weight_pipe_ring_of_fewer_than_two_pages(mk_bin, tiny):
               words=("--pipe-pages",))
 
 
+@pytest.mark.parametrize("value", ["17", "-1", "many", "", "123"])
+def test_weight_pipe_copies_in_flight_out_of_range(mk_bin, tiny, value):
+    run_error(mk_bin, "logits", "--model", tiny, "--tokens", "1,2", "--pipe-inflight", value, code=EXIT_USAGE,
+              words=("--pipe-inflight", "auto or a number of pages, 0-16"))
+
+
+@pytest.mark.parametrize("value", ["auto", "0", "16"])
+def test_weight_pipe_copies_in_flight_accepted(mk_bin, tiny, value):
+    # A GPU-only setting: the CPU executor takes it and ignores it.
+    proc = subprocess.run([str(mk_bin), "logits", "--model", str(tiny), "--tokens", "1,2", "--device", "cpu",
+                           "--pipe-inflight", value], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_model_that_does_not_split_over_the_ranks(mk_bin, tiny):
     # 4 query heads do not split 3 ways.
     run_error(mk_bin, "logits", "--model", tiny, "--tokens", "1,2", "--device", "cpu", "--tp", 3,

@@ -352,17 +352,22 @@ def test_tensor_parallel_1b_shape_across_gpus(tp, llama1b, run_mk, tmp_path, rep
                               steps=128, generate=32, seed=6)
 
 
-@pytest.mark.parametrize("pipe,pages", [("bulk", 0), ("cp-async", 0), ("off", 0), ("bulk", 2), ("cp-async", 3)])
-def test_weight_pipe_modes_match_cpu(pipe, pages, run_mk, tmp_path, report):
+@pytest.mark.parametrize("pipe,pages,inflight", [("bulk", 0, "auto"), ("cp-async", 0, "auto"), ("off", 0, "auto"),
+                                                  ("bulk", 2, "auto"), ("cp-async", 3, "auto"), ("bulk", 0, "1"),
+                                                  ("cp-async", 0, "3"), ("bulk", 5, "4")])
+def test_weight_pipe_modes_match_cpu(pipe, pages, inflight, run_mk, tmp_path, report):
     # Every way decode reads weights (the pipe with bulk copies or 16-byte cp.async, or plain loads)
     # gives the CPU executor's logits. Qwen2 has biases, so every epilogue term is exercised. A ring
     # of 2 or 3 pages (--pipe-pages) goes round it every few pages, its slots' phases flipping often.
+    # A cap on the copies in flight (--pipe-inflight) has the producer wait on the slot that many
+    # back, across the ring's wrap too.
     model = tiny_models.save_realistic_model("qwen2", tmp_path / "m")
     ids = torch.randint(0, model.config.vocab_size, (PROMPT_LEN + 32,), generator=torch.Generator().manual_seed(3))
     args = ["logits", "--model", tmp_path / "m", "--tokens", ",".join(map(str, ids.tolist())), "--prefill", PROMPT_LEN]
-    run_mk(*args, "--device", "cuda", "--weight-pipe", pipe, "--pipe-pages", pages, "--out", tmp_path / "gpu.npy")
+    run_mk(*args, "--device", "cuda", "--weight-pipe", pipe, "--pipe-pages", pages, "--pipe-inflight", inflight,
+           "--out", tmp_path / "gpu.npy")
     run_mk(*args, "--device", "cpu", "--bf16", "--out", tmp_path / "cpu.npy")
-    compare(f"pipe {pipe}, pages {pages}", "gpu vs cpu_executor", np.load(tmp_path / "gpu.npy"), np.load(tmp_path / "cpu.npy"),
+    compare(f"pipe {pipe}, pages {pages}, inflight {inflight}", "gpu vs cpu_executor", np.load(tmp_path / "gpu.npy"), np.load(tmp_path / "cpu.npy"),
             report, enforce_top1="all")
 
 

@@ -137,6 +137,11 @@ __device__ void pipe_produce(Pipe& pipe, const KernelParams& p, uint32_t begin, 
   // 32-2048 on Llama-3.2-1B and Qwen2.5-1.5B, both builds (interleaved A/B). The sm_80 path's
   // cp.async copies take it too: 0-1.1% faster with --weight-pipe cp-async (H100, session 41).
   const uint64_t evict_first = l2_evict_first_policy();
+  // At most F copies in flight (p.pipe_inflight, spec.h's kPipeInflight): before the n-th is issued,
+  // the (n - F)-th has landed. Fewer bytes queued on an SM shorten the round trips of the loads and
+  // stores that hand rows between stages (bench/stage_handoff.cu, session 9).
+  const uint32_t F = p.pipe_inflight < pipe.n_pages ? p.pipe_inflight : 0;
+  uint32_t issued = 0;
   for (uint32_t idx = begin; idx < end; ++idx) {
     PipeSpan s;
     if (!pipe_span(p.instructions[idx], p, &s)) continue;
@@ -148,6 +153,13 @@ __device__ void pipe_produce(Pipe& pipe, const KernelParams& p, uint32_t begin, 
           const uint32_t cols = s.K - col0 < kPageCols ? s.K - col0 : kPageCols;
           mbar_wait(&pipe.empty[pipe.slot], pipe.parity() ^ 1, abort_flag);
           if (*abort_flag) return;
+          if (F && issued >= F) {  // the copy F slots back, of this lap or the one before
+            const bool same_lap = pipe.slot >= F;
+            mbar_wait(&pipe.full[same_lap ? pipe.slot - F : pipe.slot + pipe.n_pages - F],
+                      same_lap ? pipe.parity() : pipe.parity() ^ 1, abort_flag);
+            if (*abort_flag) return;
+          }
+          ++issued;
           // No copy for a later instruction while the consumers run one that signals with a fence
           // (megakernel.cuh): its fence would wait for the copy too.
           while (idx > *reinterpret_cast<const volatile uint32_t*>(hold_after)) {
