@@ -97,6 +97,8 @@ __global__ void __launch_bounds__(kBlockThreads, 1) megakernel(const KernelParam
   // producer then issues no copy for a later instruction, as the fence waits for the SM's copies in
   // flight (at decode QKV's fence took 1.41 us a tile, on the path to attention). H100, session 46:
   // decode 1.8-2.5% faster on Llama-3.2-1B (both builds, contexts 32-4096), 0.1-0.9% on Qwen2.5-1.5B.
+  // Every fenced instruction is held alike, so also layer 0's gate/up (the first write of its buffer
+  // keeps its fence), which then streams without down's pages queued behind it.
   __shared__ uint32_t hold_after;
   const uint32_t sm = blockIdx.x;
   const uint32_t begin = p.queue_begin[sm], end = p.queue_end[sm];
