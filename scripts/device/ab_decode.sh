@@ -17,7 +17,7 @@ M=/tmp/mk-bench-$SHAPE
 [ -d $M ] || python3 bench/make_model.py --shape $SHAPE --out $M > /dev/null
 nvidia-smi --query-gpu=name --format=csv,noheader
 for r in $(seq ${ROUNDS:-2}); do for b in $BINS; do
-  run=${b%%@*} vars=$([ "${b%%@*}" != "$b" ] && echo "${b#*@}" | tr ',' ' ')
+  run=${b%%@*} vars=$([ "$run" != "$b" ] && echo "${b#*@}" | tr ',' ' ')
   bin=${run%%/*} flags=$([ "$bin" != "$run" ] && echo "${run#*/}" | tr ',' ' ') log=$(echo "$b" | tr '/,@=' '____')
   env $vars .devbin/mk-$bin bench --model $M --contexts ${CTXS:-32,1024} --no-baseline --prompt 16 --out-dir /tmp/r-$SHAPE-$log-$r \
     $flags > $OUT/bench-$SHAPE-$log-$r.log 2>&1

@@ -234,7 +234,7 @@ DeviceProgram::DeviceProgram(DeviceModel& model, const Program& program) : model
     kernel_ = reinterpret_cast<const void*>(&megakernel<false, Llama32_1BSpec>);
     build_inflight = Llama32_1BSpec::kPipeInflight;
   }
-  pipe_inflight_ = model.pipe_inflight == DeviceModel::kPipeInflightAuto ? build_inflight : model.pipe_inflight;
+  pipe_inflight_ = model.pipe_inflight.value_or(build_inflight);
   check(cudaFuncSetAttribute(kernel_, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_bytes_)),
         "raising the shared memory limit");
 

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -64,10 +65,9 @@ class DeviceModel {
               int ordinal = 0);
   WeightPipe weight_pipe = WeightPipe::Auto;
   uint32_t max_pipe_pages = 0;  // a cap on the weight pipe's ring (0: as many pages as fit)
-  // A cap on the pipe's copies in flight per SM (0: none); kPipeInflightAuto: the decode build's own
-  // (spec.h's kPipeInflight).
-  uint32_t pipe_inflight = kPipeInflightAuto;
-  static constexpr uint32_t kPipeInflightAuto = ~0u;
+  // A cap on the pipe's copies in flight per SM (0: none); unset: the decode build's own (spec.h's
+  // kPipeInflight).
+  std::optional<uint32_t> pipe_inflight;
   KernelBuild kernel_build = KernelBuild::Auto;
   ~DeviceModel();
   DeviceModel(const DeviceModel&) = delete;

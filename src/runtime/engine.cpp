@@ -150,7 +150,6 @@ std::unique_ptr<Engine> Engine::create(const ModelConfig& config, const TensorSo
       gpu_model = std::make_unique<cuda::DeviceModel>(graph.weights, weights, graph.dims, plan.placement.device[rank]);
       gpu_model->weight_pipe = e->options_.gpu_weight_pipe;
       gpu_model->max_pipe_pages = e->options_.gpu_pipe_pages;
-      static_assert(cuda::DeviceModel::kPipeInflightAuto == ~0u, "EngineOptions::gpu_pipe_inflight's default");
       gpu_model->pipe_inflight = e->options_.gpu_pipe_inflight;
       gpu_model->kernel_build = e->options_.gpu_kernel;
     } else {
