@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "cuda/cuda_backend.h"
@@ -57,13 +58,23 @@ struct GraphFlags {
   }
 };
 
+// --pipe-inflight's value: unset for "auto" (the decode build's own cap), else a count of 0-16 pages.
+inline std::optional<uint32_t> pipe_inflight_value(const std::string& v) {
+  if (v == "auto") return std::nullopt;
+  const bool digits = !v.empty() && v.size() <= 2 && v.find_first_not_of("0123456789") == std::string::npos;
+  const unsigned long pages = digits ? std::stoul(v) : 17;
+  if (pages > 16) throw CLI::ValidationError("--pipe-inflight", "expected auto or a number of pages, 0-16");
+  return uint32_t(pages);
+}
+
 struct ExecFlags {
   uint32_t sms = 0, threads = 0, ctx = 0, max_waits = kMaxWaits, prefill_chunk = 256, tp = 1, tp_gpus = 0;
   uint32_t pipe_pages = 0;
   int64_t random_order = -1;
   bool bf16 = false, check_weights = false;
   GraphFlags graph;
-  std::string weight_pipe = "auto", kernel = "auto", tp_comm = "kernel", pipe_inflight = "auto";
+  std::string weight_pipe = "auto", kernel = "auto", tp_comm = "kernel";
+  std::optional<uint32_t> pipe_inflight;  // unset: auto, the decode build's own
   std::string device = "auto";
 
   void add(CLI::App& app) {
@@ -92,18 +103,13 @@ struct ExecFlags {
             },
             "0 or 2-16"))
         ->check(CLI::Range(0, 16));
-    app.add_option("--pipe-inflight", pipe_inflight,
-                   "GPU: at most this many of the weight pipe's page copies in flight on each SM (1-16; 0 = no cap, "
-                   "the whole ring); auto: the decode build's own (3 for the specialized Llama-3.2-1B build, "
-                   "none for the generic one)")
-        ->check(CLI::Validator(
-            [](const std::string& v) -> std::string {
-              return v == "auto" || (!v.empty() && v.size() <= 2 && v.find_first_not_of("0123456789") == std::string::npos &&
-                                     std::stoul(v) <= 16)
-                         ? ""
-                         : "expected auto or a number of pages, 0-16";
-            },
-            "auto or 0-16"));
+    // Parsed once, by pipe_inflight_value: "auto" or 0-16 is no single CLI11 check.
+    app.add_option_function<std::string>(
+           "--pipe-inflight", [this](const std::string& v) { pipe_inflight = pipe_inflight_value(v); },
+           "GPU: at most this many of the weight pipe's page copies in flight on each SM (1-16; 0 = no cap, "
+           "the whole ring); auto: the decode build's own (3 for the specialized Llama-3.2-1B build, "
+           "none for the generic one)")
+        ->type_name("TEXT:auto or 0-16");
     app.add_option("--kernel", kernel,
                    "GPU: the decode build: generic (model dimensions read at run time: any model), specialized "
                    "(compiled for Llama-3.2-1B's dimensions; an error for other models) or auto (the specialized build "
@@ -145,7 +151,7 @@ struct ExecFlags {
                         : weight_pipe == "off"      ? cuda::WeightPipe::Off
                                                     : cuda::WeightPipe::Auto;
     o.gpu_pipe_pages = pipe_pages;
-    if (pipe_inflight != "auto") o.gpu_pipe_inflight = uint32_t(std::stoul(pipe_inflight));
+    o.gpu_pipe_inflight = pipe_inflight;
     o.gpu_kernel = kernel == "generic"       ? cuda::KernelBuild::Generic
                    : kernel == "specialized" ? cuda::KernelBuild::Specialized
                                              : cuda::KernelBuild::Auto;
