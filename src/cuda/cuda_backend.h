@@ -167,6 +167,7 @@ class DeviceProgram {
   uint32_t ops_smem_floats_ = 0;   // shared memory the ops may use; the pipe's pages follow it
   uint32_t pipe_pages_ = 0;
   uint32_t pipe_inflight_ = 0;
+  bool hold_fenced_ = false;
   bool tracing_ = false;
   bool timing_ = false;
   void* run_events_[2] = {nullptr, nullptr};  // cudaEvent_t: before and after the last timed run

@@ -59,6 +59,7 @@ struct KernelParams {
   uint32_t pipe_pages;           // pages of the weight pipe's ring; 0: every matvec uses plain loads
   uint32_t pipe_cp_async;        // the pipe copies with 16-byte cp.async even where cp.async.bulk exists
   uint32_t pipe_inflight;        // at most this many of the producer's copies in flight (0 or >= pipe_pages: the ring's)
+  uint32_t hold_fenced;          // the producer holds its look-ahead while a fenced instruction runs (megakernel.cuh)
   uint32_t feedback_slot;        // kNone, or an io slot the Argmax of row 0 also writes (greedy loop)
   int32_t* history;              // nullptr, or where the Argmax of row 0 appends the token
   uint32_t history_index;

@@ -84,6 +84,11 @@ __device__ bool wait_for(const Instruction& ins, const KernelParams& p, uint32_t
 // decode paths (ptxas: 720 bytes of stack against 144), and decode slowed by 12% (H200, 1B shape,
 // context 32). Spec: GenericSpec (dimensions read at run time), or a model's fixed dimensions for a
 // specialized decode build (cuda/spec.h), run only on programs that match it.
+// Whether the producer holds its copies for later instructions while `ins` runs (hold_after below).
+__device__ __forceinline__ bool holds(const Instruction& ins, const KernelParams& p) {
+  return p.hold_fenced && !(ins.flags & kFlagNoFence);
+}
+
 template <bool kMma, class Spec>
 __global__ void __launch_bounds__(kBlockThreads, 1) megakernel(const KernelParams p) {
   // 1 KB aligned, and the ops' part a whole number of KB (cuda_backend.cu), so that every page of
@@ -98,7 +103,8 @@ __global__ void __launch_bounds__(kBlockThreads, 1) megakernel(const KernelParam
   // flight (at decode QKV's fence took 1.41 us a tile, on the path to attention). H100, session 46:
   // decode 1.8-2.5% faster on Llama-3.2-1B (both builds, contexts 32-4096), 0.1-0.9% on Qwen2.5-1.5B.
   // Every fenced instruction is held alike, so also layer 0's gate/up (the first write of its buffer
-  // keeps its fence), which then streams without down's pages queued behind it.
+  // keeps its fence), which then streams without down's pages queued behind it. Only in programs
+  // where fences are the exception (p.hold_fenced).
   __shared__ uint32_t hold_after;
   const uint32_t sm = blockIdx.x;
   const uint32_t begin = p.queue_begin[sm], end = p.queue_end[sm];
@@ -129,7 +135,7 @@ __global__ void __launch_bounds__(kBlockThreads, 1) megakernel(const KernelParam
     if (threadIdx.x == 0) {
       p.positions[sm] = idx - begin;
       if (!wait_for(ins, p, sm, idx - begin)) abort_run = 1;
-      if (!(ins.flags & kFlagNoFence)) *reinterpret_cast<volatile uint32_t*>(&hold_after) = idx;
+      if (holds(ins, p)) *reinterpret_cast<volatile uint32_t*>(&hold_after) = idx;
       if (p.trace) p.trace[2 * idx] = globaltimer();
 #if MK_TRACE_PHASES
       phase_row() = p.phases ? p.phases + size_t(idx) * kTracePhases : nullptr;
@@ -141,6 +147,7 @@ __global__ void __launch_bounds__(kBlockThreads, 1) megakernel(const KernelParam
     // Read before the barrier: once past it, other threads may already fetch the next instruction.
     const uint32_t signal = ins.signal;
     const bool fence = !(ins.flags & kFlagNoFence);
+    const bool held = holds(ins, p);
     sync_consumers();
     if (threadIdx.x == 0) {
       trace_phase(kPhaseSignal);
@@ -159,7 +166,7 @@ __global__ void __launch_bounds__(kBlockThreads, 1) megakernel(const KernelParam
         ::cuda::atomic_ref<uint32_t, ::cuda::thread_scope_device>(p.counters[signal])
             .fetch_add(1, fence ? ::cuda::memory_order_release : ::cuda::memory_order_relaxed);
       }
-      if (fence) *reinterpret_cast<volatile uint32_t*>(&hold_after) = ~0u;
+      if (held) *reinterpret_cast<volatile uint32_t*>(&hold_after) = ~0u;
       if (p.trace) p.trace[2 * idx + 1] = globaltimer();
     }
   }
