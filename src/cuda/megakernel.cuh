@@ -78,17 +78,17 @@ __device__ bool wait_for(const Instruction& ins, const KernelParams& p, uint32_t
   return true;
 }
 
+// Whether the producer holds its copies for later instructions while `ins` runs (hold_after below).
+__device__ __forceinline__ bool holds(const Instruction& ins, const KernelParams& p) {
+  return p.hold_fenced && !(ins.flags & kFlagNoFence);
+}
+
 // Two builds of the kernel: kMma = true for prefill programs (more than one token), whose matvec,
 // QKV and attention tiles may run on the tensor cores and split by token blocks, and kMma = false
 // for decode, which does neither. One build with both made the register allocator spill in the
 // decode paths (ptxas: 720 bytes of stack against 144), and decode slowed by 12% (H200, 1B shape,
 // context 32). Spec: GenericSpec (dimensions read at run time), or a model's fixed dimensions for a
 // specialized decode build (cuda/spec.h), run only on programs that match it.
-// Whether the producer holds its copies for later instructions while `ins` runs (hold_after below).
-__device__ __forceinline__ bool holds(const Instruction& ins, const KernelParams& p) {
-  return p.hold_fenced && !(ins.flags & kFlagNoFence);
-}
-
 template <bool kMma, class Spec>
 __global__ void __launch_bounds__(kBlockThreads, 1) megakernel(const KernelParams p) {
   // 1 KB aligned, and the ops' part a whole number of KB (cuda_backend.cu), so that every page of
