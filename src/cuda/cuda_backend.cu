@@ -239,8 +239,7 @@ DeviceProgram::DeviceProgram(DeviceModel& model, const Program& program) : model
   // decode) only QKV and each buffer's first write fence, and the hold measured 1.8-2.5% faster
   // (session 46). Where every instruction fences (tensor parallelism, the handoff turned off) it
   // would leave the pipe no look-ahead past the instruction in hand.
-  hold_fenced_ = std::any_of(program_.instructions.begin(), program_.instructions.end(),
-                             [](const Instruction& ins) { return (ins.flags & kFlagNoFence) != 0; });
+  hold_fenced_ = fences_are_rare(program_);
   check(cudaFuncSetAttribute(kernel_, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_bytes_)),
         "raising the shared memory limit");
 

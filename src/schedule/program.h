@@ -60,6 +60,16 @@ struct ScheduleOptions {
 
 Program schedule(const OpGraph& graph, const ScheduleOptions& options);
 
+// Whether fenced instructions are the exception in `p`: some of its instructions hand their outputs
+// on without a fence (kFlagNoFence: one-rank decode with the tagged handoff). Only then does the
+// GPU's weight pipe hold its look-ahead while a fenced one runs (KernelParams::hold_fenced); where
+// every instruction fences (tensor parallelism, prefill, the handoff off) that would stop it.
+inline bool fences_are_rare(const Program& p) {
+  for (const Instruction& ins : p.instructions)
+    if (ins.flags & kFlagNoFence) return true;
+  return false;
+}
+
 // Human-readable dump: every queue with its instructions (`full`), then the summary.
 std::string dump_program(const Program& program, const OpGraph& graph, bool full);
 std::string summarize_program(const Program& program, const OpGraph& graph);

@@ -228,6 +228,28 @@ int data_waits_checked(const OpGraph& g) {
   return count;
 }
 
+// The GPU's weight pipe holds its look-ahead while a fenced instruction runs only in programs where
+// fences are the exception: one-rank decode. Under tensor parallelism every instruction fences, and
+// holding them all had left the pipe no look-ahead at all (session 47).
+TEST(HandoffTags, FencesAreRareOnlyInOneRankDecode) {
+  auto program = [](GraphOptions go) {
+    go.max_ctx = 64;
+    ScheduleOptions so;
+    so.num_sms = 8;
+    return schedule(build_graph(test::toy_config(Arch::Llama), go), so);
+  };
+  EXPECT_TRUE(fences_are_rare(program({})));
+  GraphOptions sharded;
+  sharded.tp_size = 2;
+  EXPECT_FALSE(fences_are_rare(program(sharded)));
+  GraphOptions off;
+  off.tagged_handoff = false;
+  EXPECT_FALSE(fences_are_rare(program(off)));
+  GraphOptions prefill;
+  prefill.n_tokens = 20;
+  EXPECT_FALSE(fences_are_rare(program(prefill)));
+}
+
 TEST(DataWaits, WhichStagesOfALlamaDecodeWaitByData) {
   GraphOptions go;
   go.max_ctx = 64;
