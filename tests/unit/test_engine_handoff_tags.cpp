@@ -230,7 +230,7 @@ int data_waits_checked(const OpGraph& g) {
 
 // The GPU's weight pipe holds its look-ahead while a fenced instruction runs only in programs where
 // fences are the exception: one-rank decode. Under tensor parallelism every instruction fences, and
-// holding them all had left the pipe no look-ahead at all (session 47).
+// holding at all of them leaves the pipe no look-ahead past the instruction in hand (session 47).
 TEST(HandoffTags, FencesAreRareOnlyInOneRankDecode) {
   auto program = [](GraphOptions go) {
     go.max_ctx = 64;
