@@ -62,9 +62,9 @@ struct GraphFlags {
 inline std::optional<uint32_t> pipe_inflight_value(const std::string& v) {
   if (v == "auto") return std::nullopt;
   const bool digits = !v.empty() && v.size() <= 2 && v.find_first_not_of("0123456789") == std::string::npos;
-  const unsigned long pages = digits ? std::stoul(v) : 17;
-  if (pages > 16) throw CLI::ValidationError("--pipe-inflight", "expected auto or a number of pages, 0-16");
-  return uint32_t(pages);
+  if (digits)
+    if (const unsigned long pages = std::stoul(v); pages <= 16) return uint32_t(pages);
+  throw CLI::ValidationError("--pipe-inflight", "expected auto or a number of pages, 0-16");
 }
 
 struct ExecFlags {
