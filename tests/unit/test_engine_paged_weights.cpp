@@ -49,6 +49,16 @@ TEST(PagedWeights, APageIsOneContiguousRun) {
     }
 }
 
+// The weight pipe's producer finds a group's first page once and steps from it by chunk
+// (ops/weight_pipe.cuh): page (g, c) must lie paged_page(0, c, K) past page (g, 0), ragged last
+// chunks included.
+TEST(PagedWeights, AGroupsPagesFollowItsFirst) {
+  for (const uint32_t K : {2048u, 8192u, 1536u, 8960u, 2564u, 576u})
+    for (uint32_t g = 0; g < 5; ++g)
+      for (uint32_t c = 0; c * kPageCols < K; ++c)
+        EXPECT_EQ(paged_page(g, c, K), paged_page(g, 0, K) + paged_page(0, c, K)) << "K " << K << " group " << g << " chunk " << c;
+}
+
 // What the pipe's consumers read with ldmatrix: 8 columns from a multiple of 8 of the 8 rows of a
 // group, 16 bytes each, one after another.
 TEST(PagedWeights, ABlockHoldsEightRowsOfEightColumns) {
