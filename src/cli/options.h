@@ -58,7 +58,7 @@ struct GraphFlags {
   }
 };
 
-// --pipe-inflight's value: unset for "auto" (the decode build's own cap), else a count of 0-16 pages.
+// --pipe-inflight's value: unset for "auto" (the GPU backend's default), else a count of 0-16 pages.
 inline std::optional<uint32_t> pipe_inflight_value(const std::string& v) {
   if (v == "auto") return std::nullopt;
   const bool digits = !v.empty() && v.size() <= 2 && v.find_first_not_of("0123456789") == std::string::npos;
@@ -74,7 +74,7 @@ struct ExecFlags {
   bool bf16 = false, check_weights = false;
   GraphFlags graph;
   std::string weight_pipe = "auto", kernel = "auto", tp_comm = "kernel";
-  std::optional<uint32_t> pipe_inflight;  // unset: auto, the decode build's own
+  std::optional<uint32_t> pipe_inflight;  // unset: auto, the GPU backend's default
   std::string device = "auto";
 
   void add(CLI::App& app) {
@@ -107,8 +107,8 @@ struct ExecFlags {
     app.add_option_function<std::string>(
            "--pipe-inflight", [this](const std::string& v) { pipe_inflight = pipe_inflight_value(v); },
            "GPU: at most this many of the weight pipe's page copies in flight on each SM (1-16; 0 = no cap, "
-           "the whole ring); auto: the decode build's own (none in either build: 3 was 1-2% faster on an "
-           "H100 for the specialized Llama-3.2-1B build, 6-9% slower on an H200)")
+           "the whole ring); auto: none (3 was 1-2% faster on an H100 for the specialized Llama-3.2-1B "
+           "build, 6-9% slower on an H200)")
         ->type_name("TEXT:auto or 0-16");
     app.add_option("--kernel", kernel,
                    "GPU: the decode build: generic (model dimensions read at run time: any model), specialized "

@@ -226,15 +226,19 @@ DeviceProgram::DeviceProgram(DeviceModel& model, const Program& program) : model
   ops_smem_floats_ = uint32_t(pipe_pages_ ? ops_floats : smem_floats);
   kernel_ = dims.n_tokens > 1 ? reinterpret_cast<const void*>(&megakernel<true, GenericSpec>)
                               : reinterpret_cast<const void*>(&megakernel<false, GenericSpec>);
-  uint32_t build_inflight = GenericSpec::kPipeInflight;
   if (dims.n_tokens == 1 && decode_build(model.kernel_build, dims) == KernelBuild::Specialized) {
     if (!spec_matches<Llama32_1BSpec>(dims))
       throw Error(std::string("--kernel specialized: the only specialized build is for ") + Llama32_1BSpec::kName +
                   "'s dimensions (hidden 2048, intermediate 8192, 32 heads of 64, 8 KV heads)");
     kernel_ = reinterpret_cast<const void*>(&megakernel<false, Llama32_1BSpec>);
-    build_inflight = Llama32_1BSpec::kPipeInflight;
   }
-  pipe_inflight_ = model.pipe_inflight.value_or(build_inflight);
+  // `--pipe-inflight auto`: no cap on the copies in flight, in either decode build. Every cap tried
+  // (3-8) cost Qwen2.5-1.5B ~3%; for the specialized Llama-3.2-1B build 3 was 0.9-2.2% faster than
+  // the whole ring of 12 pages on the H100 (sessions 46-47), but on the H200 (session 48,
+  // interleaved A/B) no cap was 8.4-9.0% faster than 3 at contexts 32 and 1024 (6.0-6.9% with
+  // session 48's producer loop), and 6 was as slow as 3. `--pipe-inflight 3` keeps the H100's
+  // choice at hand.
+  pipe_inflight_ = model.pipe_inflight.value_or(0);
   // The producer's hold (megakernel.cuh) measured 1.8-2.5% faster where only QKV and each buffer's
   // first write fence (session 46); where every instruction fences it would stop the look-ahead.
   hold_fenced_ = fences_are_rare(program_);

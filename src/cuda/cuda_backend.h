@@ -65,8 +65,7 @@ class DeviceModel {
               int ordinal = 0);
   WeightPipe weight_pipe = WeightPipe::Auto;
   uint32_t max_pipe_pages = 0;  // a cap on the weight pipe's ring (0: as many pages as fit)
-  // A cap on the pipe's copies in flight per SM (0: none); unset: the decode build's own (spec.h's
-  // kPipeInflight).
+  // A cap on the pipe's copies in flight per SM (0: none); unset: auto, DeviceProgram's default (none).
   std::optional<uint32_t> pipe_inflight;
   KernelBuild kernel_build = KernelBuild::Auto;
   ~DeviceModel();

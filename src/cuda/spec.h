@@ -13,11 +13,8 @@
 
 namespace mk::cuda {
 
-// kPipeInflight: the build's cap on the weight pipe's copies in flight per SM (0: none, the ring's
-// depth), what `--pipe-inflight auto` takes.
 struct GenericSpec {
   static constexpr uint32_t kHidden = 0, kInter = 0, kHeadDim = 0, kHeads = 0, kKvHeads = 0;
-  static constexpr uint32_t kPipeInflight = 0;
   static constexpr const char* kName = "generic";
 };
 
@@ -26,14 +23,8 @@ struct FixedSpec {
   static constexpr uint32_t kHidden = H, kInter = I, kHeadDim = D, kHeads = Hq, kKvHeads = Hkv;
 };
 
-// Llama-3.2-1B (hidden 2048, intermediate 8192, 32 heads of 64 over 8 KV heads). No cap on the
-// copies in flight, as in the generic build (where every cap tried, 3-8, cost Qwen2.5-1.5B ~3%): on
-// the H100 (sessions 46-47) 3 was 0.9-2.2% faster than the whole ring of 12 pages, but on the H200
-// (session 48, interleaved A/B) no cap was 8.4-9.0% faster than 3 at contexts 32 and 1024 (6.0-6.9%
-// with session 48's producer loop), and 6 was as slow as 3. `--pipe-inflight 3` keeps the H100's
-// choice at hand.
+// Llama-3.2-1B (hidden 2048, intermediate 8192, 32 heads of 64 over 8 KV heads).
 struct Llama32_1BSpec : FixedSpec<2048, 8192, 64, 32, 8> {
-  static constexpr uint32_t kPipeInflight = 0;
   static constexpr const char* kName = "llama-3.2-1b";
 };
 

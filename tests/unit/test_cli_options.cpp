@@ -1,5 +1,5 @@
 // The command line's GPU options reach EngineOptions as they were given: --pipe-inflight's "auto"
-// leaves the decode build's own cap, a number sets it, anything else is a usage error.
+// leaves the GPU backend's default, a number sets it, anything else is a usage error.
 #include <gtest/gtest.h>
 
 #include <vector>
@@ -19,7 +19,7 @@ EngineOptions parsed(std::vector<std::string> args) {
   return flags.engine_options();
 }
 
-TEST(CliOptions, PipeInflightAutoLeavesTheBuildsOwn) {
+TEST(CliOptions, PipeInflightAutoLeavesTheDefault) {
   EXPECT_FALSE(parsed({}).gpu_pipe_inflight.has_value());
   EXPECT_FALSE(parsed({"--pipe-inflight", "auto"}).gpu_pipe_inflight.has_value());
 }

@@ -137,7 +137,7 @@ __device__ void pipe_produce(Pipe& pipe, const KernelParams& p, uint32_t begin, 
   // 32-2048 on Llama-3.2-1B and Qwen2.5-1.5B, both builds (interleaved A/B). The sm_80 path's
   // cp.async copies take it too: 0-1.1% faster with --weight-pipe cp-async (H100, session 41).
   const uint64_t evict_first = l2_evict_first_policy();
-  // At most F copies in flight (p.pipe_inflight, spec.h's kPipeInflight): before the n-th is issued,
+  // At most F copies in flight (p.pipe_inflight, --pipe-inflight): before the n-th is issued,
   // the (n - F)-th has landed. Fewer bytes queued on an SM shorten the round trips of the loads and
   // stores that hand rows between stages (bench/stage_handoff.cu, session 9).
   const uint32_t F = p.pipe_inflight < pipe.n_pages ? p.pipe_inflight : 0;
