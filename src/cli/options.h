@@ -107,8 +107,8 @@ struct ExecFlags {
     app.add_option_function<std::string>(
            "--pipe-inflight", [this](const std::string& v) { pipe_inflight = pipe_inflight_value(v); },
            "GPU: at most this many of the weight pipe's page copies in flight on each SM (1-16; 0 = no cap, "
-           "the whole ring); auto: none (3 was 1-2% faster on an H100 for the specialized Llama-3.2-1B "
-           "build, 6-9% slower on an H200)")
+           "the whole ring); auto: 3 on an H100's memory (2.5-4 TB/s peak) where every weight page is a "
+           "whole 16 KB one (1-3% faster there for Llama-3.2-1B and 3B), else none (3 was 6-9% slower on an H200)")
         ->type_name("TEXT:auto or 0-16");
     app.add_option("--kernel", kernel,
                    "GPU: the decode build: generic (model dimensions read at run time: any model), specialized "

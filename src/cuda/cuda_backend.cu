@@ -124,6 +124,12 @@ DeviceInfo query_device(int ordinal) {
   info.smem_per_block = prop.sharedMemPerBlockOptin;
   info.major = prop.major;
   info.minor = prop.minor;
+  // Double data rate: two transfers a clock (kHz) over the bus (bits).
+  int mem_khz = 0, bus_bits = 0;
+  if (cudaDeviceGetAttribute(&mem_khz, cudaDevAttrMemoryClockRate, ordinal) == cudaSuccess &&
+      cudaDeviceGetAttribute(&bus_bits, cudaDevAttrGlobalMemoryBusWidth, ordinal) == cudaSuccess)
+    info.peak_bandwidth_gbps = 2.0 * mem_khz * 1e3 * (bus_bits / 8) / 1e9;
+  cudaGetLastError();
   OnDevice on(ordinal, /*quiet=*/true);
   cudaMemGetInfo(&info.free_bytes, &info.total_bytes);
   cudaGetLastError();
@@ -232,16 +238,15 @@ DeviceProgram::DeviceProgram(DeviceModel& model, const Program& program) : model
                   "'s dimensions (hidden 2048, intermediate 8192, 32 heads of 64, 8 KV heads)");
     kernel_ = reinterpret_cast<const void*>(&megakernel<false, Llama32_1BSpec>);
   }
-  // `--pipe-inflight auto`: no cap on the copies in flight, in either decode build. Every cap tried
-  // (3-8) cost Qwen2.5-1.5B ~3%; for the specialized Llama-3.2-1B build 3 was 0.9-2.2% faster than
-  // the whole ring of 12 pages on the H100 (sessions 46-47), but on the H200 (session 48,
-  // interleaved A/B) no cap was 8.4-9.0% faster than 3 at contexts 32 and 1024 (6.0-6.9% with
-  // session 48's producer loop), and 6 was as slow as 3. `--pipe-inflight 3` keeps the H100's
-  // choice at hand.
-  pipe_inflight_ = model.pipe_inflight.value_or(0);
   // The producer's hold (megakernel.cuh) measured 1.8-2.5% faster where only QKV and each buffer's
   // first write fence (session 46); where every instruction fences it would stop the look-ahead.
   hold_fenced_ = fences_are_rare(program_);
+  // `--pipe-inflight auto`: by the card's memory and the model's pages (auto_pipe_inflight), in
+  // programs like those it was measured on (one rank, the tagged handoff: fences are rare); else none.
+  const bool bulk = pipe_pages_ && dev.major >= 9 && mode != WeightPipe::CpAsync;
+  pipe_inflight_ = model.pipe_inflight ? *model.pipe_inflight
+                   : hold_fenced_      ? auto_pipe_inflight(dev.peak_bandwidth_gbps, bulk, dims)
+                                       : 0;
   check(cudaFuncSetAttribute(kernel_, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_bytes_)),
         "raising the shared memory limit");
 

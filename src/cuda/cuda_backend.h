@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda/paged_weights.h"
 #include "runtime/weights.h"
 #include "schedule/program.h"
 
@@ -20,6 +21,7 @@ struct DeviceInfo {
   int sms = 0;
   size_t smem_per_block = 0;  // the opt-in maximum of dynamic shared memory
   int major = 0, minor = 0;
+  double peak_bandwidth_gbps = 0;  // the memory's from its clock and bus width (0: not reported)
   size_t free_bytes = 0, total_bytes = 0;
   std::string why_absent;     // when !present
 };
@@ -57,6 +59,20 @@ inline KernelBuild decode_build(KernelBuild asked, const ModelDims& dims) {
   return specialized_build(dims) ? KernelBuild::Specialized : KernelBuild::Generic;
 }
 
+// `--pipe-inflight auto`: the cap on the weight pipe's copies in flight per SM (0: none) for decode
+// programs of `dims` on a card whose memory peaks at `peak_gbps` (DeviceInfo), copying with
+// cp.async.bulk (`bulk`). 3 where the memory is an H100's (2.5-4 TB/s) and every page of the
+// model's matvecs is a whole 16 KB one; else none. Interleaved A/B, H100 (session 49), 3 against
+// none: Llama-3.2-1B 2.7-3.4% faster at context 32 and 1.3-3.1% at 1024 (both builds),
+// Llama-3.2-3B 2.6-2.8% / 1.2%; Qwen2.5-1.5B (hidden 1536: pages of 16 and 8 KB, so 3 pages are
+// fewer bytes) 1.5-1.6% slower at 32. On the H200 (4.8 TB/s, session 48) 3 was 6.0-9.0% slower
+// than none on Llama-3.2-1B, and 6 as slow. Other memory, and cp.async, not measured: none.
+inline uint32_t auto_pipe_inflight(double peak_gbps, bool bulk, const ModelDims& dims) {
+  const bool whole_pages = dims.hidden % kPageCols == 0 && dims.intermediate % kPageCols == 0 &&
+                           dims.n_heads * dims.head_dim % kPageCols == 0;
+  return bulk && peak_gbps >= 2500 && peak_gbps < 4000 && whole_pages ? 3 : 0;
+}
+
 // Weights (bf16) and the KV cache (bf16) on GPU `ordinal`. Throws mk::Error with the sizes on OOM.
 // Its programs allocate, copy and launch on that GPU whatever device the calling thread has set.
 class DeviceModel {
@@ -65,7 +81,7 @@ class DeviceModel {
               int ordinal = 0);
   WeightPipe weight_pipe = WeightPipe::Auto;
   uint32_t max_pipe_pages = 0;  // a cap on the weight pipe's ring (0: as many pages as fit)
-  // A cap on the pipe's copies in flight per SM (0: none); unset: auto, DeviceProgram's default (none).
+  // A cap on the pipe's copies in flight per SM (0: none); unset: auto (auto_pipe_inflight).
   std::optional<uint32_t> pipe_inflight;
   KernelBuild kernel_build = KernelBuild::Auto;
   ~DeviceModel();

@@ -1,5 +1,6 @@
-// Test helpers for the engine: configs of every architecture at toy sizes and a TensorSource that
-// serves random tensors under the Hugging Face names a graph's weight declarations ask for.
+// Test helpers for the engine: configs of every architecture at toy sizes, real models' dimensions,
+// and a TensorSource that serves random tensors under the Hugging Face names a graph's weight
+// declarations ask for.
 #pragma once
 
 #include <map>
@@ -92,6 +93,28 @@ class RandomSource : public TensorSource {
   };
   std::map<std::string, Entry> entries_;
 };
+
+// Real models' dimensions on toy_config's Llama (what scheduling and tiling depend on): Llama-3.2-1B;
+// Qwen2.5-1.5B (hidden 1536, MLP 8960, 12 query heads of 128 over 2 KV heads); Llama-3.2-3B (hidden
+// 3072, 24 heads of 128, 28 layers).
+inline ModelConfig llama_3_2_1b_config() {
+  ModelConfig c = toy_config(Arch::Llama);
+  c.vocab_size = 128256, c.hidden_size = 2048, c.intermediate_size = 8192, c.num_layers = 16;
+  c.num_heads = 32, c.num_kv_heads = 8, c.head_dim = 64, c.max_position_embeddings = 131072;
+  return c;
+}
+
+inline ModelConfig qwen2_5_1_5b_config() {
+  ModelConfig c = llama_3_2_1b_config();
+  c.hidden_size = 1536, c.intermediate_size = 8960, c.num_heads = 12, c.num_kv_heads = 2, c.head_dim = 128;
+  return c;
+}
+
+inline ModelConfig llama_3_2_3b_config() {
+  ModelConfig c = llama_3_2_1b_config();
+  c.hidden_size = 3072, c.num_layers = 28, c.num_heads = 24, c.head_dim = 128;
+  return c;
+}
 
 // The node of `g` named `name` (e.g. "L3.down"); an Error where there is none.
 inline const OpNode& node_named(const OpGraph& g, const std::string& name) {

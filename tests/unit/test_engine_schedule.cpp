@@ -17,26 +17,8 @@
 namespace mk {
 namespace {
 
-ModelConfig llama_1b() {
-  ModelConfig c = test::toy_config(Arch::Llama);
-  c.vocab_size = 128256;
-  c.hidden_size = 2048;
-  c.intermediate_size = 8192;
-  c.num_layers = 16;
-  c.num_heads = 32;
-  c.num_kv_heads = 8;
-  c.head_dim = 64;
-  c.max_position_embeddings = 131072;
-  return c;
-}
-
-// Qwen2.5-1.5B's dimensions (hidden 1536, MLP 8960, 12 query heads of 128 over 2 KV heads) on
-// llama_1b()'s config: what its prefill's tilings depend on.
-ModelConfig qwen2_5_1_5b() {
-  ModelConfig c = llama_1b();
-  c.hidden_size = 1536, c.intermediate_size = 8960, c.num_heads = 12, c.num_kv_heads = 2, c.head_dim = 128;
-  return c;
-}
+ModelConfig llama_1b() { return test::llama_3_2_1b_config(); }
+ModelConfig qwen2_5_1_5b() { return test::qwen2_5_1_5b_config(); }
 
 void check_invariants(const OpGraph& g, const Program& p) {
   std::vector<uint32_t> tiles(p.num_counters, 0);
