@@ -21,6 +21,6 @@ for r in $(seq ${ROUNDS:-2}); do for b in $BINS; do
   bin=${run%%/*} flags=$([ "$bin" != "$run" ] && echo "${run#*/}" | tr ',' ' ') log=$(echo "$b" | tr '/,@=' '____')
   env $vars .devbin/mk-$bin bench --model $M --contexts ${CTXS:-32,1024} --no-baseline --prompt 16 --out-dir /tmp/r-$SHAPE-$log-$r \
     $flags > $OUT/bench-$SHAPE-$log-$r.log 2>&1
-  echo "$SHAPE $b round $r: $(grep -E '^bench: .*ms/token' $OUT/bench-$SHAPE-$log-$r.log | tr '\n' ' ' | head -c 400)"
+  echo "$SHAPE $b round $r: $(grep -E '^bench: .*ms/token' $OUT/bench-$SHAPE-$log-$r.log | tr '\n' ' ' | head -c 900)"
 done; done
 for n in ${PARITY:-}; do bash scripts/device/parity_variant.sh $n; done

@@ -11,5 +11,5 @@ for n in ${SPLITS:-1 4 8 16}; do
   log=$OUT/kvsplits-$BIN-$n.log
   .devbin/mk-$BIN bench --model $M --contexts ${CTXS:-64,128,192,256} --no-baseline --prompt 16 --kernel generic \
     --kv-splits $n --out-dir /tmp/kvs-$BIN-$n > $log 2>&1
-  echo "splits $n: $(grep -E '^bench: .*ms/token' $log | tr '\n' ' ' | head -c 400)"
+  echo "splits $n: $(grep -E '^bench: .*ms/token' $log | tr '\n' ' ' | head -c 900)"
 done

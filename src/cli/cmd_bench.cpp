@@ -213,8 +213,16 @@ RegisterCommand reg("bench", "Benchmark decode and prefill against the device's 
         json r = {{"model_shape", label}, {"path", row_path}, {"context", ctx}, {"ms_per_token", ms},
                   {"tokens_per_s", 1000 / ms}, {"bytes_per_token", bytes}};
         if (bandwidth > 0) r["bandwidth_fraction"] = bytes / (ms / 1000) / (aggregate_bandwidth * 1e9);
+        std::string pipe;  // how decode streamed its weights (auto's choice among them), rank 0's
+        if (const cuda::DeviceProgram* gpu = e.compiled(1, false).gpu.get()) {
+          r["pipe_pages"] = gpu->pipe_pages();
+          r["pipe_inflight"] = gpu->pipe_inflight();
+          pipe = " (weight pipe: " + std::to_string(gpu->pipe_pages()) + " pages, " +
+                 (gpu->pipe_inflight() ? std::to_string(gpu->pipe_inflight()) : std::string("no cap on the")) +
+                 " copies in flight)";
+        }
         rows.push_back(r);
-        std::cerr << "bench: " << row_path << ", context " << ctx << ": " << ms << " ms/token\n";
+        std::cerr << "bench: " << row_path << ", context " << ctx << ": " << ms << " ms/token" << pipe << "\n";
       }
     };
     decode_rows(*engine, path);

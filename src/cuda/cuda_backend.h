@@ -121,6 +121,10 @@ class DeviceProgram {
   // wait): `--tp-comm launches`.
   void exchange_after(uint32_t launch);
   void synchronize();                               // waits; throws on a CUDA error or a hang
+  // The weight pipe as this program runs it: its ring's pages (0: no pipe, as in prefill) and the
+  // cap on its copies in flight per SM (0: none; --pipe-inflight, or auto's choice).
+  uint32_t pipe_pages() const { return pipe_pages_; }
+  uint32_t pipe_inflight() const { return pipe_pages_ ? pipe_inflight_ : 0; }
   // The logits (logits_rows x logits_cols), synchronizing: copied into page-locked host memory that
   // this program owns, valid until its next read_logits(). A pageable copy of Llama's 128k fp32
   // logits cost 0.15 ms of a 4.5 ms time to first token (H100, session 27).

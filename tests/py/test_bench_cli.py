@@ -21,6 +21,7 @@ def test_bench_writes_rows_and_skips_contexts_past_learned_positions(run_mk, tmp
     decode = [r for r in data["rows"] if r["path"] == "cpu" and r.get("context")]
     assert [r["context"] for r in decode] == [8]
     assert decode[0]["ms_per_token"] > 0 and decode[0]["bytes_per_token"] > 0
+    assert "pipe_pages" not in decode[0] and "pipe_inflight" not in decode[0], "the weight pipe is the GPU's"
     (ttft,) = [r for r in data["rows"] if "ttft_ms" in r]
     assert ttft["prompt_tokens"] == 16 and ttft["ttft_ms"] > 0
     assert "gpu_ttft_ms" not in ttft and "host_phases_ms" not in ttft, "CUDA-event timing is the GPU's"

@@ -413,6 +413,22 @@ def test_short_last_token_block_matches_cpu(arch, tma, run_mk, tmp_path, report,
             np.load(tmp_path / "cpu.npy"), report, enforce_top1="decisive", min_cos=0.9998)
 
 
+def test_bench_rows_say_how_decode_streamed_its_weights(run_mk, tmp_path):
+    # Each decode row names the weight pipe's ring and its cap on copies in flight, as asked, or as
+    # --pipe-inflight auto chose it for this card; with the pipe off, neither.
+    tiny_models.save_model("llama", tmp_path / "m")
+    for flags, want_pages, want_inflight in ((["--pipe-inflight", "2"], "some", 2), (["--weight-pipe", "off"], 0, 0)):
+        out = tmp_path / ("out" + flags[-1])
+        run_mk("bench", "--model", tmp_path / "m", "--device", "cuda", "--contexts", "8", "--steps", "4",
+               "--no-baseline", "--out-dir", out, *flags)
+        (result,) = list(out.glob("*.json"))
+        rows = [r for r in json.loads(result.read_text())["rows"] if "bytes_per_token" in r]
+        assert rows
+        for row in rows:
+            assert row["pipe_inflight"] == want_inflight, row
+            assert row["pipe_pages"] >= 2 if want_pages == "some" else row["pipe_pages"] == 0, row
+
+
 def test_bench_times_the_prefill_by_cuda_events_too(run_mk, tmp_path):
     # TTFT two ways: forward() on the host clock, and the program's run between CUDA events on its
     # stream (as the PyTorch baseline times its prefill graph), which leaves the host's part out.
