@@ -64,9 +64,10 @@ inline KernelBuild decode_build(KernelBuild asked, const ModelDims& dims) {
 // cp.async.bulk (`bulk`). 3 where the memory is an H100's (2.5-4 TB/s) and every page of the
 // model's matvecs is a whole 16 KB one; else none. Interleaved A/B, H100 (session 49), 3 against
 // none: Llama-3.2-1B 2.7-3.4% faster at context 32 and 1.3-3.1% at 1024 (both builds),
-// Llama-3.2-3B 2.6-2.8% / 1.2%; Qwen2.5-1.5B (hidden 1536: pages of 16 and 8 KB, so 3 pages are
-// fewer bytes) 1.5-1.6% slower at 32. On the H200 (4.8 TB/s, session 48) 3 was 6.0-9.0% slower
-// than none on Llama-3.2-1B, and 6 as slow. Other memory, and cp.async, not measured: none.
+// Llama-3.2-3B 2.6-2.8% / 1.2%; Qwen2.5-1.5B (hidden 1536: pages of 16 and 8 KB) 1.5-1.6% slower
+// at 32 (in session 46 a cap of 8 pages lost it as much as 3, so not only for its fewer bytes).
+// On the H200 (4.8 TB/s, session 48) 3 was 6.0-9.0% slower than none on Llama-3.2-1B, and 6 as
+// slow. Other memory, and cp.async, not measured: none.
 inline uint32_t auto_pipe_inflight(double peak_gbps, bool bulk, const ModelDims& dims) {
   const bool whole_pages = dims.hidden % kPageCols == 0 && dims.intermediate % kPageCols == 0 &&
                            dims.n_heads * dims.head_dim % kPageCols == 0;
