@@ -72,6 +72,7 @@ std::string markdown(const json& j) {
   std::ostringstream os;
   os << "Device: " << j["device"].get<std::string>() << ", commit " << j["commit"].get<std::string>() << ", "
      << j["date"].get<std::string>() << ", read bandwidth " << j["read_bandwidth_gbps"].get<double>() << " GB/s";
+  if (j.contains("peak_bandwidth_gbps")) os << " (the memory's peak: " << j["peak_bandwidth_gbps"].get<double>() << ")";
   if (j.contains("gpus") && j["gpus"].get<int>() > 1)
     os << " per GPU (" << j["gpus"].get<int>() << " GPUs: % of bandwidth is of their sum)";
   os << "\n\n";
@@ -182,6 +183,8 @@ RegisterCommand reg("bench", "Benchmark decode and prefill against the device's 
     double bandwidth = 0;  // one GPU's, measured on the first
     if (engine->on_gpu()) bandwidth = cuda::measure_read_bandwidth_gbps();
     j["read_bandwidth_gbps"] = bandwidth;
+    // The peak by the memory's clock and bus width (cuda::DeviceInfo), which --pipe-inflight auto reads.
+    if (engine->on_gpu()) j["peak_bandwidth_gbps"] = cuda::query_device(0).peak_bandwidth_gbps;
     const uint32_t tp = eo.tp;
     if (tp > 1) j["tp"] = tp;
     if (engine->gpus_used() > 1) j["gpus"] = engine->gpus_used();

@@ -18,6 +18,7 @@ def test_bench_writes_rows_and_skips_contexts_past_learned_positions(run_mk, tmp
     (result,) = list((tmp_path / "out").glob("*.json"))
     data = json.loads(result.read_text())
     assert data["commit"] == "test"
+    assert "peak_bandwidth_gbps" not in data, "the GPU's"
     decode = [r for r in data["rows"] if r["path"] == "cpu" and r.get("context")]
     assert [r["context"] for r in decode] == [8]
     assert decode[0]["ms_per_token"] > 0 and decode[0]["bytes_per_token"] > 0
