@@ -220,10 +220,10 @@ RegisterCommand reg("bench", "Benchmark decode and prefill against the device's 
         if (const cuda::DeviceProgram* gpu = e.compiled(1, false).gpu.get()) {
           r["pipe_pages"] = gpu->pipe_pages();
           r["pipe_inflight"] = gpu->pipe_inflight();
-          pipe = !gpu->pipe_pages()    ? " (weight pipe off)"
-                 : gpu->pipe_inflight() ? " (weight pipe: " + std::to_string(gpu->pipe_pages()) + " pages, " +
-                                              std::to_string(gpu->pipe_inflight()) + " copies in flight)"
-                                        : " (weight pipe: " + std::to_string(gpu->pipe_pages()) + " pages, no cap)";
+          const std::string cap =
+              gpu->pipe_inflight() ? std::to_string(gpu->pipe_inflight()) + " copies in flight" : "no cap";
+          pipe = gpu->pipe_pages() ? " (weight pipe: " + std::to_string(gpu->pipe_pages()) + " pages, " + cap + ")"
+                                   : " (weight pipe off)";
         }
         rows.push_back(r);
         std::cerr << "bench: " << row_path << ", context " << ctx << ": " << ms << " ms/token" << pipe << "\n";

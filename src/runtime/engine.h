@@ -54,7 +54,7 @@ struct EngineOptions {
   bool data_waits = true;       // GPU decode: waits by data for whole tagged rows (GraphOptions)
   cuda::WeightPipe gpu_weight_pipe{};  // GPU: how decode reads weights (default Auto: the weight pipe)
   uint32_t gpu_pipe_pages = 0;         // GPU: a cap on the weight pipe's ring pages (0: as many as fit)
-  // GPU: a cap on the weight pipe's copies in flight per SM (0: none); unset: auto (none, DeviceProgram)
+  // GPU: a cap on the weight pipe's copies in flight per SM (0: none); unset: auto (cuda::auto_pipe_inflight)
   std::optional<uint32_t> gpu_pipe_inflight;
   cuda::KernelBuild gpu_kernel{};      // GPU: the generic decode build or a specialized one (cuda/spec.h)
   uint32_t max_waits = kMaxWaits;
