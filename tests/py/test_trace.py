@@ -2,6 +2,9 @@
 SVG and a summary whose figures agree with the trace."""
 import json
 
+import pytest
+import torch
+
 import tiny_models
 
 
@@ -34,6 +37,29 @@ def test_trace_outputs_agree(run_mk, tmp_path):
         assert f"| {op} | {n} |" in summary, f"summary disagrees with the trace for {op}"
     text = svg.read_text()
     assert text.startswith("<svg") and text.count("<rect") >= len(slices)
+
+
+@pytest.mark.parametrize("device, weight_bytes", [
+    ("cpu", 4),  # the CPU executor's weights are fp32
+    pytest.param("cuda", 2, marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")),
+])
+def test_trace_counts_the_weights_the_device_reads(device, weight_bytes, run_mk, tmp_path):
+    """An instruction's bytes (the scheduler's cost model, which the trace reports) count its weights
+    as the device stores them: 4 bytes on the CPU, bf16 on the GPU (once costed at 4 there too)."""
+    folder = tmp_path / "llama"  # hidden 64, intermediate 160
+    tiny_models.save_model("llama", folder)
+    out = tmp_path / "t.json"
+    run_mk("trace", "--model", folder, "--sms", 4, "--context", 8, "--device", device, "--out", out,
+           "--svg", tmp_path / "t.svg")
+    tiles = 0
+    for e in json.loads(out.read_text())["traceEvents"]:
+        for node, in_dim in ((".o_proj [", 64), (".down [", 160)):
+            if e["ph"] == "X" and node in e["name"]:
+                begin, end = map(int, e["name"].split("[")[1].rstrip(")").split(","))
+                # The fp32 input row, then the tile's rows of weights.
+                assert e["args"]["bytes"] == in_dim * 4 + (end - begin) * in_dim * weight_bytes, e
+                tiles += 1
+    assert tiles >= 2 * 3
 
 
 def test_trace_prefill(run_mk, tmp_path):
