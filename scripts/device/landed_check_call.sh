@@ -44,6 +44,9 @@
 #      its prefill on Qwen 512; its GPU parity (PARITY_K, default: the tiny models, the 1B shape,
 #      the greedy loop; NO_PARITY=1: none) (~6 min). VARIANT="NAME NAME ...": all interleaved in
 #      each round, then each one's parity.
+#  13. What a resident span's pages cost the consumers (~5 min): consumer_rate_variants.sh (main's
+#      page waits, lane 0's, none, resident_nowait.patch's), the GPU case of the trace's bytes test,
+#      then one decode step of Llama-3.2-1B under Nsight Compute (ncu_step.sh: stall reasons by line).
 set -uo pipefail
 bash scripts/device/devbin_unpack.sh > /dev/null
 steps=" ${STEPS:-2} "
@@ -126,6 +129,11 @@ ab_parity() {  # NAME K TIMEOUT: mk-NAME against mk-head, AB_PROMPTS tokens (512
       echo "== gr-$g"
       timeout 90 .devbin/gr-$g 2>&1 | grep -E "rate  (wgmma|tma).*1 token|FAILED|SOME CHECKS|all checks"
     done
+  fi
+  if [[ $steps == *" 13 "* ]]; then
+    timeout 200 bash scripts/device/consumer_rate_variants.sh
+    MK_BIN=$PWD/.devbin/mk-head timeout 120 python3 -m pytest -q tests/py/test_trace.py -k cuda 2>&1 | tail -3
+    MK_BIN=$PWD/.devbin/mk-head timeout 300 bash scripts/device/ncu_step.sh
   fi
   if [[ $steps == *" 5 "* ]]; then
     PREFILL=512 SHAPE=qwen2.5-1.5b MK_BIN=$PWD/.devbin/mk-head bash scripts/device/ncu_step.sh
