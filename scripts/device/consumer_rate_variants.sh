@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# Runs on the lent GPU machine (~1 min): bench/consumer_rate.cu built by nvcc from this tree four
+# Runs on the lent GPU machine (~1 min): bench/consumer_rate.cu built by nvcc from this tree five
 # ways and run, so that one call says what the decode consumers' page waits cost: head (pipe_wait_page
 # as main has it: every lane of a warp waits on the page's mbarrier), lane0 (lane 0 waits, then
 # __syncwarp), nowait (no wait at all: timing only; the resident spans' pages are all there anyway,
 # the streaming lines are then garbage), rn (experiments/resident_nowait.patch: no waits where a
-# span's pages have all landed at its start). head runs again last, for the drift. The tree's src/cuda
+# span's pages have all landed at its start), spl (experiments/shared_page_loop.patch: the page loop
+# a function of its own, not inlined; here, what the call costs). head runs again last, for the drift. The tree's src/cuda
 # is copied to /tmp/cr-NAME and edited there; the repository is not touched.
 set -uo pipefail
 NVCC=${NVCC:-nvcc}
-for v in head lane0 nowait rn; do
+for v in head lane0 nowait rn spl; do
   d=/tmp/cr-$v; rm -rf $d; mkdir -p $d; cp -r src/cuda $d/
-  if [ $v = rn ]; then  # patch(1) where the machine has it, else git apply (which needs no repository)
-    pf=scripts/device/experiments/resident_nowait.patch
+  if [ $v = rn ] || [ $v = spl ]; then  # patch(1) where the machine has it, else git apply (which needs no repository)
+    pf=scripts/device/experiments/$([ $v = rn ] && echo resident_nowait || echo shared_page_loop).patch
     if command -v patch > /dev/null; then patch -s -p2 -d $d < $pf; else git apply --unsafe-paths -p2 --directory=$d $pf; fi || exit 1
   fi
   python3 - $d/cuda/ops/weight_pipe.cuh $v <<'PY'
@@ -20,7 +21,7 @@ p, v = sys.argv[1], sys.argv[2]
 s = open(p).read()
 old = "  (void)stalls;\n  mbar_wait(&pipe.full[pipe.slot], pipe.parity());\n#endif"
 assert old in s
-new = {"head": old, "rn": old,
+new = {"head": old, "rn": old, "spl": old,
        "lane0": "  (void)stalls;\n  if (threadIdx.x % 32 == 0) mbar_wait(&pipe.full[pipe.slot], pipe.parity());\n  __syncwarp();\n#endif",
        "nowait": "  (void)stalls;\n  (void)pipe;\n#endif"}[v]
 open(p, "w").write(s.replace(old, new))
@@ -28,4 +29,4 @@ PY
   $NVCC -O3 -std=c++20 -I$d -Isrc -Iinclude -gencode=arch=compute_90a,code=sm_90a bench/consumer_rate.cu -o $d/cr || exit 1
 done
 nvidia-smi --query-gpu=name --format=csv,noheader
-for v in head lane0 nowait rn head; do echo "== $v"; timeout 60 /tmp/cr-$v/cr | grep -E "from nowhere|resident|a span"; done
+for v in head lane0 nowait rn spl head; do echo "== $v"; timeout 60 /tmp/cr-$v/cr | grep -E "from nowhere|resident|a span"; done

@@ -45,7 +45,8 @@
 #      the greedy loop; NO_PARITY=1: none) (~6 min). VARIANT="NAME NAME ...": all interleaved in
 #      each round, then each one's parity.
 #  13. What a resident span's pages cost the consumers (~5 min): consumer_rate_variants.sh (main's
-#      page waits, lane 0's, none, resident_nowait.patch's), the GPU case of the trace's bytes test,
+#      page waits, lane 0's, none, resident_nowait.patch's, shared_page_loop.patch's), the GPU case
+#      of the trace's bytes test,
 #      then one decode step of Llama-3.2-1B under Nsight Compute (ncu_step.sh: stall reasons by line).
 set -uo pipefail
 bash scripts/device/devbin_unpack.sh > /dev/null
