@@ -47,7 +47,8 @@
 #  13. What a resident span's pages cost the consumers (~5 min): consumer_rate_variants.sh (main's
 #      page waits, lane 0's, none, resident_nowait.patch's, shared_page_loop.patch's), the GPU case
 #      of the trace's bytes test,
-#      then one decode step of Llama-3.2-1B under Nsight Compute (ncu_step.sh: stall reasons by line).
+#      then one decode step of Llama-3.2-1B under Nsight Compute (ncu_step.sh: stall reasons by line)
+#      by each of NCU_BINS (default "head"; e.g. "head spl", ~2-3 min each, $OUT/ncu-NAME/).
 set -uo pipefail
 bash scripts/device/devbin_unpack.sh > /dev/null
 steps=" ${STEPS:-2} "
@@ -134,7 +135,11 @@ ab_parity() {  # NAME K TIMEOUT: mk-NAME against mk-head, AB_PROMPTS tokens (512
   if [[ $steps == *" 13 "* ]]; then
     timeout 200 bash scripts/device/consumer_rate_variants.sh
     MK_BIN=$PWD/.devbin/mk-head timeout 120 python3 -m pytest -q tests/py/test_trace.py -k cuda 2>&1 | tail -3
-    MK_BIN=$PWD/.devbin/mk-head timeout 300 bash scripts/device/ncu_step.sh
+    for b in ${NCU_BINS:-head}; do
+      echo "== ncu, mk-$b"
+      MK_BIN=$PWD/.devbin/mk-$b timeout 300 bash scripts/device/ncu_step.sh
+      mv $OUT/ncu $OUT/ncu-$b
+    done
   fi
   if [[ $steps == *" 5 "* ]]; then
     PREFILL=512 SHAPE=qwen2.5-1.5b MK_BIN=$PWD/.devbin/mk-head bash scripts/device/ncu_step.sh
