@@ -17,8 +17,8 @@
 namespace mk {
 namespace {
 
-ModelConfig llama_1b() { return test::llama_3_2_1b_config(); }
-ModelConfig qwen2_5_1_5b() { return test::qwen2_5_1_5b_config(); }
+using test::llama_3_2_1b_config;
+using test::qwen2_5_1_5b_config;
 
 void check_invariants(const OpGraph& g, const Program& p) {
   std::vector<uint32_t> tiles(p.num_counters, 0);
@@ -64,7 +64,7 @@ void check_invariants(const OpGraph& g, const Program& p) {
 TEST(Schedule, Llama1bAt132SmsIsCompleteOrderedAndBalanced) {
   GraphOptions go;
   go.max_ctx = 4096;
-  const OpGraph g = build_graph(llama_1b(), go);
+  const OpGraph g = build_graph(llama_3_2_1b_config(), go);
   ScheduleOptions so;
   so.num_sms = 132;
   const Program p = schedule(g, so);
@@ -93,22 +93,23 @@ TEST(Graph, KvSplitsFollowTheContext) {
   go.max_ctx = 4096;
   go.num_sms = 132;
   go.kv_span = kSingleSplitKeys;
-  EXPECT_EQ(choose_kv_splits(llama_1b(), go), 1u) << "one split up to kSingleSplitKeys positions: no merge stage";
+  EXPECT_EQ(choose_kv_splits(llama_3_2_1b_config(), go), 1u)
+      << "one split up to kSingleSplitKeys positions: no merge stage";
   go.kv_span = kSingleSplitKeys + 1;
-  EXPECT_EQ(choose_kv_splits(llama_1b(), go), 16u) << "past it, a (kv head, split) unit per SM";
+  EXPECT_EQ(choose_kv_splits(llama_3_2_1b_config(), go), 16u) << "past it, a (kv head, split) unit per SM";
   go.kv_span = 0;
-  EXPECT_EQ(choose_kv_splits(llama_1b(), go), 16u) << "no span: the full context";
+  EXPECT_EQ(choose_kv_splits(llama_3_2_1b_config(), go), 16u) << "no span: the full context";
   go.attn_head_blocks = 2;
-  EXPECT_EQ(choose_kv_splits(llama_1b(), go), 8u) << "a (kv head, head block, split) unit per SM";
+  EXPECT_EQ(choose_kv_splits(llama_3_2_1b_config(), go), 8u) << "a (kv head, head block, split) unit per SM";
   go.n_tokens = 8;  // a short prompt's program keeps whole groups (build_graph), so its splits too
-  EXPECT_EQ(choose_kv_splits(llama_1b(), go), 16u);
+  EXPECT_EQ(choose_kv_splits(llama_3_2_1b_config(), go), 16u);
   go.attn_head_blocks = 1;
   go.n_tokens = 512;
-  EXPECT_EQ(choose_kv_splits(llama_1b(), go), 1u) << "prefill splits by query rows";
+  EXPECT_EQ(choose_kv_splits(llama_3_2_1b_config(), go), 1u) << "prefill splits by query rows";
   go.kv_splits = 200;
-  EXPECT_EQ(choose_kv_splits(llama_1b(), go), 8u) << "a forced count, capped at 8M floats of partials";
+  EXPECT_EQ(choose_kv_splits(llama_3_2_1b_config(), go), 8u) << "a forced count, capped at 8M floats of partials";
   go.n_tokens = 1;
-  EXPECT_EQ(choose_kv_splits(llama_1b(), go), 200u);
+  EXPECT_EQ(choose_kv_splits(llama_3_2_1b_config(), go), 200u);
 }
 
 using test::attention_node;
@@ -118,29 +119,29 @@ TEST(Graph, AttentionHeadBlocksMultiplyDecodeUnits) {
   GraphOptions go;
   go.max_ctx = 1024;
   go.kv_span = 64;  // one KV split
-  EXPECT_EQ(attention_node(build_graph(llama_1b(), go), 0).units, 8u);
+  EXPECT_EQ(attention_node(build_graph(llama_3_2_1b_config(), go), 0).units, 8u);
   go.attn_head_blocks = 4;
-  const OpGraph g = build_graph(llama_1b(), go);
+  const OpGraph g = build_graph(llama_3_2_1b_config(), go);
   EXPECT_EQ(attention_node(g, 3).units, 32u) << "a unit per query head";
   EXPECT_EQ(attention_node(g, 3).proto.a.attn.head_blocks, 4u);
   go.kv_span = 0;  // the full context: splits to give each SM a unit, 4 (16 with whole groups)
-  EXPECT_EQ(attention_node(build_graph(llama_1b(), go), 0).units, 8u * 4 * 4);
+  EXPECT_EQ(attention_node(build_graph(llama_3_2_1b_config(), go), 0).units, 8u * 4 * 4);
   go.attn_head_blocks = 3;
   try {
-    build_graph(llama_1b(), go);
+    build_graph(llama_3_2_1b_config(), go);
     FAIL() << "3 does not divide a group of 4 heads";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("does not divide the 4 query heads"), std::string::npos) << e.what();
   }
   go.n_tokens = 64;  // prefill chooses its own, whatever the option says: 4 heads x 2 row tiles fit 8
                      // warps, and 2 blocks of them (32 units) let each item's keys go in two halves
-  EXPECT_EQ(attention_node(build_graph(llama_1b(), go), 0).proto.a.attn.head_blocks, 2u);
+  EXPECT_EQ(attention_node(build_graph(llama_3_2_1b_config(), go), 0).proto.a.attn.head_blocks, 2u);
 }
 
 // Decode's default head blocks (attn_head_blocks 0): blocks of fewer query heads until a position
 // has 6 units, each block keeping at least 2 heads; as asked otherwise.
 TEST(Graph, DecodeAttentionHeadBlocksByDefault) {
-  ModelConfig c = llama_1b();
+  ModelConfig c = llama_3_2_1b_config();
   GraphOptions go;
   go.max_ctx = 1024;
   go.kv_span = 64;  // one KV split: the units are (KV head, head block)
@@ -184,7 +185,7 @@ TEST(Graph, DecodeAttentionHeadBlocksByDefault) {
 // Qwen2.5-1.5B's groups of 6 in 3 blocks of 2 (96 units), not 2 of 3; groups of 7 in 7 blocks
 // (halves would need 224 units), of 16 in 4 (not 8: 256 units).
 TEST(Graph, PrefillAttentionHeadBlocksFitOneRoundOfWarps) {
-  ModelConfig c = llama_1b();
+  ModelConfig c = llama_3_2_1b_config();
   GraphOptions go;
   go.max_ctx = 1024;
   go.n_tokens = 512;
@@ -236,7 +237,7 @@ GraphOptions prefill_512_on_gpu() {
 // the products read; attention and gate/up write bf16 for o_proj and down. Decode keeps fp32.
 TEST(Graph, Bf16ActivationsMarkPrefillOperands) {
   GraphOptions go = prefill_512_on_gpu();
-  const OpGraph g = build_graph(llama_1b(), go);
+  const OpGraph g = build_graph(llama_3_2_1b_config(), go);
   auto flags = [&](const std::string& name) {
     return int(test::node_named(g, name).proto.flags & (kFlagBf16In | kFlagBf16Out));
   };
@@ -257,7 +258,7 @@ TEST(Graph, Bf16ActivationsMarkPrefillOperands) {
   check_invariants(g, schedule(g, so));
 
   go.n_tokens = 1;  // decode: fp32 throughout, norms fused
-  for (const OpNode& n : build_graph(llama_1b(), go).nodes) {
+  for (const OpNode& n : build_graph(llama_3_2_1b_config(), go).nodes) {
     EXPECT_EQ(n.proto.flags & (kFlagBf16In | kFlagBf16Out), 0) << n.name;
     EXPECT_NE(n.proto.opcode, uint16_t(Opcode::Norm)) << n.name;
   }
@@ -267,7 +268,7 @@ TEST(Graph, Bf16ActivationsMarkPrefillOperands) {
 // columns of blocks (the same weight rows for every block), so that a wave reads a quarter of the
 // weights rather than all of them.
 TEST(Schedule, TokenBlockedTilesShareTheirWeightRowsInAWave) {
-  const OpGraph g = build_graph(llama_1b(), prefill_512_on_gpu());
+  const OpGraph g = build_graph(llama_3_2_1b_config(), prefill_512_on_gpu());
   ScheduleOptions so;
   so.num_sms = 132;
   const Program p = schedule(g, so);
@@ -292,7 +293,7 @@ TEST(Schedule, TokenBlockedTilesShareTheirWeightRowsInAWave) {
 // for the QKV blocks 0..b (keys and values, causal), and the LM head for every block of the last
 // down projection. Without them every wait names whole ops (node counters).
 TEST(Schedule, PrefillTilesWaitForTheirTokenBlock) {
-  const OpGraph g = build_graph(llama_1b(), prefill_512_on_gpu());
+  const OpGraph g = build_graph(llama_3_2_1b_config(), prefill_512_on_gpu());
   auto node = [&](const std::string& name) {
     uint32_t i = 0;
     while (g.nodes[i].name != name) ++i;
@@ -363,7 +364,7 @@ uint32_t prefill_tile_units(const std::string& name, uint32_t tokens, uint32_t s
   GraphOptions go = prefill_512_on_gpu();
   go.n_tokens = tokens;
   go.num_sms = sms;
-  return test::node_named(build_graph(llama_1b(), go), name).tile_units;
+  return test::node_named(build_graph(llama_3_2_1b_config(), go), name).tile_units;
 }
 
 // Gated prefill tiles take 128 outputs (one 256-row pass on Hopper) where those still make 1.5
@@ -389,17 +390,17 @@ TEST(Graph, PrefillRowTilesWidenWhereTheyMakeFewerWaves) {
     go.num_sms = sms;
     return test::node_named(build_graph(c, go), name).tile_units;
   };
-  ModelConfig llama_3b = llama_1b();
+  ModelConfig llama_3b = llama_3_2_1b_config();
   llama_3b.hidden_size = 3072, llama_3b.intermediate_size = 8192, llama_3b.num_heads = 24, llama_3b.num_kv_heads = 8,
   llama_3b.head_dim = 128, llama_3b.num_layers = 28;
-  EXPECT_EQ(tile(llama_1b(), "L2.o_proj", 512, 132), 64u);
-  EXPECT_EQ(tile(llama_1b(), "L2.down", 512, 132), 64u);
-  EXPECT_EQ(tile(llama_1b(), "L2.down", 1024, 132), 128u);
+  EXPECT_EQ(tile(llama_3_2_1b_config(), "L2.o_proj", 512, 132), 64u);
+  EXPECT_EQ(tile(llama_3_2_1b_config(), "L2.down", 512, 132), 64u);
+  EXPECT_EQ(tile(llama_3_2_1b_config(), "L2.down", 1024, 132), 128u);
   EXPECT_EQ(tile(llama_3b, "L2.o_proj", 512, 132), 128u);
   EXPECT_EQ(tile(llama_3b, "L2.down", 512, 132), 128u);
   EXPECT_EQ(tile(llama_3b, "L2.down", 1024, 132), 256u);
   EXPECT_EQ(tile(llama_3b, "L2.down", 512, 264), 64u);
-  EXPECT_EQ(tile(qwen2_5_1_5b(), "L2.down", 512, 132), 64u);
+  EXPECT_EQ(tile(qwen2_5_1_5b_config(), "L2.down", 512, 132), 64u);
 }
 
 // QKV tiles take 96 rows (6 parts of 16) where 4 token blocks make one wave of them (128 tiles on
@@ -415,7 +416,7 @@ TEST(Graph, PrefillQkvTilesNarrowToFillTheSms) {
   EXPECT_EQ(qkv_tile(128, 264), 1u);
   // Qwen2.5-1.5B: 16 heads of 8 parts a block, which the widest (6) does not divide: 4 blocks of
   // 32 tiles of 64 rows, one wave, rather than 88 of 96.
-  EXPECT_EQ(test::node_named(build_graph(qwen2_5_1_5b(), prefill_512_on_gpu()), "L0.qkv_rope").tile_units, 4u);
+  EXPECT_EQ(test::node_named(build_graph(qwen2_5_1_5b_config(), prefill_512_on_gpu()), "L0.qkv_rope").tile_units, 4u);
 }
 
 // Qwen2.5-1.5B's 512-token gate/up makes 280 tiles of 128 outputs on 132 SMs: two waves and 16
@@ -423,7 +424,7 @@ TEST(Graph, PrefillQkvTilesNarrowToFillTheSms) {
 // outputs each, 64 instructions of a narrow pass instead of a third wave of whole tiles; each piece
 // inside its tile's token block. Llama-3.2-1B's 256 tiles leave 124 for the second wave: no pieces.
 TEST(Scheduler, ShortLastWaveOfGatedTilesGoesOutInPieces) {
-  const OpGraph g = build_graph(qwen2_5_1_5b(), prefill_512_on_gpu());
+  const OpGraph g = build_graph(qwen2_5_1_5b_config(), prefill_512_on_gpu());
   ScheduleOptions so;
   so.num_sms = 132;
   const uint32_t gate_up = uint32_t(&test::node_named(g, "L3.gate_up") - g.nodes.data());
@@ -447,7 +448,7 @@ TEST(Scheduler, ShortLastWaveOfGatedTilesGoesOutInPieces) {
   check_invariants(g, whole);
   EXPECT_EQ(sizes(whole), (std::map<uint32_t, uint32_t>{{128, 280}}));
 
-  const OpGraph llama = build_graph(llama_1b(), prefill_512_on_gpu());
+  const OpGraph llama = build_graph(llama_3_2_1b_config(), prefill_512_on_gpu());
   const uint32_t llama_gate_up = uint32_t(&test::node_named(llama, "L3.gate_up") - llama.nodes.data());
   so.split_tail = true;
   uint32_t tiles = 0;
@@ -465,7 +466,7 @@ TEST(Graph, ShortPromptProjectionsSplitByInputRanges) {
   const auto node = test::node_named;
   GraphOptions go = prefill_512_on_gpu();
   go.n_tokens = 128;
-  const OpGraph g = build_graph(llama_1b(), go);
+  const OpGraph g = build_graph(llama_3_2_1b_config(), go);
   const OpNode& down = node(g, "L3.down");
   EXPECT_EQ(down.proto.a.mv.k_splits, 16u);
   EXPECT_EQ(down.tile_units, 256u);
@@ -482,7 +483,9 @@ TEST(Graph, ShortPromptProjectionsSplitByInputRanges) {
   EXPECT_EQ(node(g, "L0.attn_norm").proto.a.norm.k_splits, 0u);  // after the embedding
   EXPECT_EQ(node(g, "L15.down").proto.a.mv.k_splits, 0u);
   EXPECT_LE(schedule(g, ScheduleOptions{}).instructions.size(), 20000u);
-  auto down_splits = [&](GraphOptions o) { return node(build_graph(llama_1b(), o), "L3.down").proto.a.mv.k_splits; };
+  auto down_splits = [&](GraphOptions o) {
+    return node(build_graph(llama_3_2_1b_config(), o), "L3.down").proto.a.mv.k_splits;
+  };
   GraphOptions o = go;
   o.n_tokens = 256;  // 2 blocks: 64 tiles of 64 rows, under half the SMs still
   EXPECT_EQ(down_splits(o), 8u);
