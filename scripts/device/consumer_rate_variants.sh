@@ -11,21 +11,23 @@ set -uo pipefail
 NVCC=${NVCC:-nvcc}
 for v in head lane0 nowait rn spl; do
   d=/tmp/cr-$v; rm -rf $d; mkdir -p $d; cp -r src/cuda $d/
-  if [ $v = rn ] || [ $v = spl ]; then  # patch(1) where the machine has it, else git apply (which needs no repository)
-    pf=scripts/device/experiments/$([ $v = rn ] && echo resident_nowait || echo shared_page_loop).patch
+  case $v in rn) patch_name=resident_nowait ;; spl) patch_name=shared_page_loop ;; *) patch_name= ;; esac
+  if [ -n "$patch_name" ]; then  # patch(1) where the machine has it, else git apply (which needs no repository)
+    pf=scripts/device/experiments/$patch_name.patch
     if command -v patch > /dev/null; then patch -s -p2 -d $d < $pf; else git apply --unsafe-paths -p2 --directory=$d $pf; fi || exit 1
   fi
-  python3 - $d/cuda/ops/weight_pipe.cuh $v <<'PY'
+  if [ $v = lane0 ] || [ $v = nowait ]; then  # pipe_wait_page's body edited in the copy
+    python3 - $d/cuda/ops/weight_pipe.cuh $v <<'PY'
 import sys
 p, v = sys.argv[1], sys.argv[2]
 s = open(p).read()
 old = "  (void)stalls;\n  mbar_wait(&pipe.full[pipe.slot], pipe.parity());\n#endif"
 assert old in s
-new = {"head": old, "rn": old, "spl": old,
-       "lane0": "  (void)stalls;\n  if (threadIdx.x % 32 == 0) mbar_wait(&pipe.full[pipe.slot], pipe.parity());\n  __syncwarp();\n#endif",
+new = {"lane0": "  (void)stalls;\n  if (threadIdx.x % 32 == 0) mbar_wait(&pipe.full[pipe.slot], pipe.parity());\n  __syncwarp();\n#endif",
        "nowait": "  (void)stalls;\n  (void)pipe;\n#endif"}[v]
 open(p, "w").write(s.replace(old, new))
 PY
+  fi
   $NVCC -O3 -std=c++20 -I$d -Isrc -Iinclude -gencode=arch=compute_90a,code=sm_90a bench/consumer_rate.cu -o $d/cr || exit 1
 done
 nvidia-smi --query-gpu=name --format=csv,noheader
