@@ -6,12 +6,16 @@
 # the streaming lines are then garbage), rn (experiments/resident_nowait.patch: no waits where a
 # span's pages have all landed at its start), spl (experiments/shared_page_loop.patch: the page loop
 # a function of its own, not inlined; here, what the call costs). head runs again last, for the drift. The tree's src/cuda
-# is copied to /tmp/cr-NAME and edited there; the repository is not touched.
+# is copied to /tmp/cr-NAME and edited there; the repository is not touched. CR_VARIANTS sets the list
+# (default "head lane0 nowait rn spl"); NAME:PATCH builds with experiments/PATCH.patch, e.g.
+# CR_VARIANTS="head pp:pipelined_pairs".
 set -uo pipefail
 NVCC=${NVCC:-nvcc}
-for v in head lane0 nowait rn spl; do
+variants=${CR_VARIANTS:-head lane0 nowait rn:resident_nowait spl:shared_page_loop}
+for vp in $variants; do
+  v=${vp%%:*} patch_name=
+  [ "$v" != "$vp" ] && patch_name=${vp#*:}
   d=/tmp/cr-$v; rm -rf $d; mkdir -p $d; cp -r src/cuda $d/
-  case $v in rn) patch_name=resident_nowait ;; spl) patch_name=shared_page_loop ;; *) patch_name= ;; esac
   if [ -n "$patch_name" ]; then  # patch(1) where the machine has it, else git apply (which needs no repository)
     pf=scripts/device/experiments/$patch_name.patch
     if command -v patch > /dev/null; then patch -s -p2 -d $d < $pf; else git apply --unsafe-paths -p2 --directory=$d $pf; fi || exit 1
@@ -31,4 +35,4 @@ PY
   $NVCC -O3 -std=c++20 -I$d -Isrc -Iinclude -gencode=arch=compute_90a,code=sm_90a bench/consumer_rate.cu -o $d/cr || exit 1
 done
 nvidia-smi --query-gpu=name --format=csv,noheader
-for v in head lane0 nowait rn spl head; do echo "== $v"; timeout 60 /tmp/cr-$v/cr | grep -E "from nowhere|resident|a span"; done
+for v in $(for vp in $variants; do echo ${vp%%:*}; done) head; do echo "== $v"; timeout 60 /tmp/cr-$v/cr | grep -E "from nowhere|resident|a span"; done

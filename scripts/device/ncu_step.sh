@@ -4,9 +4,9 @@
 # context before it (the prefill build, megakernel<(bool)1, ...>; `mk trace --prefill` runs it
 # twice, LAUNCH_SKIP=1 takes the second), clocks as they run (no locking), with warp-state and
 # source-level sampling; prints the speed-of-light summary, the warp stall reasons and the 40 SASS
-# lines (and CUDA source lines) with the most stall samples, then the lines with the most shared
-# memory bank conflicts. The report and the per-line CSVs go to
-# $OUT/ncu/. (Was ncu_decode.sh.)
+# instructions with the most stall samples, then those with the most shared memory bank conflicts.
+# The report and the SASS page's CSV go to $OUT/ncu/ (bench/ncu_lines.py maps it to source lines
+# here). (Was ncu_decode.sh.)
 set -uo pipefail
 bash scripts/device/devbin_unpack.sh  # .devbin's packed builds, should MK_BIN name one
 SHAPE=${SHAPE:-llama-3.2-1b} MK_BIN=${MK_BIN:-$PWD/build/src/cli/mk} MODEL=/tmp/mk-bench-$SHAPE
@@ -35,16 +35,12 @@ gzip -f $OUT/ncu/raw.txt
 top_lines() { python3 bench/ncu_lines.py "$1"; }
 ncu --import $OUT/ncu/step.ncu-rep --page source --print-source sass --csv > $OUT/ncu/sass.csv 2>&1
 top_lines $OUT/ncu/sass.csv
-gzip -f $OUT/ncu/sass.csv
-# The same samples by CUDA source line (the builds carry -lineinfo; the sources are this tree's,
-# found by file name below src/), to tell the epilogues from the passes' loops in the prefill build.
-# Without it, bench/ncu_lines.py maps sass.csv.gz to lines here, through nvdisasm -g of the binary.
-ncu --import $OUT/ncu/step.ncu-rep --import-source on --page source --print-source cuda --source-folders $PWD/src --csv \
-  > $OUT/ncu/source.csv 2>&1
-echo "== by source line"
-top_lines $OUT/ncu/source.csv
-# Shared memory bank conflicts by CUDA source line: the wavefronts past the ideal (session 44 found
+# Shared memory bank conflicts by SASS instruction: the wavefronts past the ideal (session 44 found
 # the decode input row's 4-way conflicts by reasoning; this finds the rest).
-echo "== shared memory wavefronts past the ideal (bank conflicts), by source line"
-python3 bench/ncu_lines.py $OUT/ncu/source.csv --column "Shared Excessive" --top 20
-gzip -f $OUT/ncu/source.csv
+echo "== shared memory wavefronts past the ideal (bank conflicts), by SASS instruction"
+python3 bench/ncu_lines.py $OUT/ncu/sass.csv --column "Shared Excessive" --top 20
+gzip -f $OUT/ncu/sass.csv
+# By CUDA source line: not here. This ncu takes --import-source only while it profiles, and then
+# it looks for the sources at the paths the build recorded (-lineinfo), which are this machine's
+# checkout, not the lent one's. bench/ncu_lines.py maps sass.csv.gz to functions, files and lines
+# on the machine that built the binary (nvdisasm -g of its cubin; its docstring says how).
