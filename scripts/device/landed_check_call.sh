@@ -49,10 +49,15 @@
 #      of the trace's bytes test,
 #      then one decode step of Llama-3.2-1B under Nsight Compute (ncu_step.sh: stall reasons by line)
 #      by each of NCU_BINS (default "head"; e.g. "head spl", ~2-3 min each, $OUT/ncu-NAME/).
+#  14. A change to the decode consumers' page loop (~6 min): consumer_rate_variants.sh with
+#      CR_VARIANTS (default "head pp:pipelined_pairs"), then VARIANT's decode A/B against head on
+#      Llama-3.2-1B only (contexts DECODE_CTXS, two rounds), then each one's parity (PARITY_K as
+#      step 9's; NO_PARITY=1: none). Session 51's prepared call:
+#      STEPS=14 VARIANT="pp ppq" (build_variants.sh "head pp:pipelined_pairs ppq:pipelined_pairs_qkv").
 set -uo pipefail
 bash scripts/device/devbin_unpack.sh > /dev/null
 steps=" ${STEPS:-2} "
-if [[ $steps == *" 1 "* || $steps == *" 9 "* ]]; then : "${VARIANT:?steps 1 and 9 A/B a build: VARIANT=NAME}"; fi
+if [[ $steps == *" 1 "* || $steps == *" 9 "* || $steps == *" 14 "* ]]; then : "${VARIANT:?steps 1, 9 and 14 A/B a build: VARIANT=NAME}"; fi
 ab() {  # SHAPE NAMES PROMPTS ROUNDS
   SHAPE=$1 NAMES="$2" GR_NAMES=" " GR_SHORT=" " PROMPTS="$3" ROUNDS=$4 timeout ${AB_TIMEOUT:-300} bash scripts/device/ab_prefill.sh \
     2>&1 | grep -E "^== prefill|^\| [0-9]"
@@ -73,6 +78,16 @@ ab_parity() {  # NAME K TIMEOUT: mk-NAME against mk-head, AB_PROMPTS tokens (512
   for shape in ${AB_SHAPES:-qwen2.5-1.5b llama-3.2-3b llama-3.2-1b}; do ab $shape "head $1" "${AB_PROMPTS:-512}" 2; done
   [ -n "${NO_PARITY:-}" ] && return
   for v in $1; do K="$2" PARITY_TIMEOUT=$3 bash scripts/device/parity_variant.sh $v; done
+  grep -E "^FAILED" $OUT/parity-*.log
+}
+decode_ab() {  # SHAPE: VARIANT's decode A/B against head, contexts DECODE_CTXS (32,1024), two rounds
+  SHAPE=$1 BINS="head $VARIANT" ROUNDS=2 CTXS=${DECODE_CTXS:-32,1024} bash scripts/device/ab_decode.sh 2>&1 | grep "round"
+}
+decode_parity() {  # each VARIANT's GPU parity for a decode change (PARITY_K; NO_PARITY=1: none)
+  [ -n "${NO_PARITY:-}" ] && return
+  for v in $VARIANT; do
+    K="${PARITY_K:-tiny_models_on_gpu or llama_3_2_1b_shape_on_gpu or greedy}" PARITY_TIMEOUT=200 bash scripts/device/parity_variant.sh $v
+  done
   grep -E "^FAILED" $OUT/parity-*.log
 }
 {
@@ -109,15 +124,10 @@ ab_parity() {  # NAME K TIMEOUT: mk-NAME against mk-head, AB_PROMPTS tokens (512
   fi
   if [[ $steps == *" 9 "* ]]; then
     for shape in llama-3.2-1b qwen2.5-1.5b; do
-      SHAPE=$shape BINS="head $VARIANT" ROUNDS=2 CTXS=${DECODE_CTXS:-32,1024} bash scripts/device/ab_decode.sh 2>&1 | grep "round"
+      decode_ab $shape
     done
     ab qwen2.5-1.5b "head $VARIANT" 512 2
-    if [ -z "${NO_PARITY:-}" ]; then
-      for v in $VARIANT; do
-        K="${PARITY_K:-tiny_models_on_gpu or llama_3_2_1b_shape_on_gpu or greedy}" PARITY_TIMEOUT=200 bash scripts/device/parity_variant.sh $v
-      done
-      grep -E "^FAILED" $OUT/parity-*.log
-    fi
+    decode_parity
   fi
   [[ $steps == *" 11 "* ]] && tma_ab "${TMA_RUNS:-head:0 head:1 tspin:1 tbox2:1 tbox2:wide}"
   if [[ $steps == *" 12 "* ]]; then
@@ -140,6 +150,11 @@ ab_parity() {  # NAME K TIMEOUT: mk-NAME against mk-head, AB_PROMPTS tokens (512
       MK_BIN=$PWD/.devbin/mk-$b timeout 300 bash scripts/device/ncu_step.sh
       mv $OUT/ncu $OUT/ncu-$b
     done
+  fi
+  if [[ $steps == *" 14 "* ]]; then
+    CR_VARIANTS="${CR_VARIANTS:-head pp:pipelined_pairs}" timeout 150 bash scripts/device/consumer_rate_variants.sh
+    decode_ab llama-3.2-1b
+    decode_parity
   fi
   if [[ $steps == *" 5 "* ]]; then
     PREFILL=512 SHAPE=qwen2.5-1.5b MK_BIN=$PWD/.devbin/mk-head bash scripts/device/ncu_step.sh
