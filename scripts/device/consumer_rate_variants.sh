@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Runs on the lent GPU machine (~1 min): bench/consumer_rate.cu built by nvcc from this tree five
-# ways and run, so that one call says what the decode consumers' page waits cost: head (pipe_wait_page
+# Runs on the lent GPU machine (~1 min): bench/consumer_rate.cu built by nvcc from this tree several
+# ways (five by default) and run, so that one call says what the decode consumers' page waits cost: head (pipe_wait_page
 # as main has it: every lane of a warp waits on the page's mbarrier), lane0 (lane 0 waits, then
-# __syncwarp), nowait (no wait at all: timing only; the resident spans' pages are all there anyway,
-# the streaming lines are then garbage), rn (experiments/resident_nowait.patch: no waits where a
+# __syncwarp), nowait (no wait at all: timing only; meant for the resident spans, whose pages are all
+# there anyway, but on the H100 its second streaming shape died with "unspecified launch failure",
+# which ends the process's CUDA context, so its resident lines came out as zeros: session 51), rn (experiments/resident_nowait.patch: no waits where a
 # span's pages have all landed at its start), spl (experiments/shared_page_loop.patch: the page loop
 # a function of its own, not inlined; here, what the call costs). head runs again last, for the drift. The tree's src/cuda
 # is copied to /tmp/cr-NAME and edited there; the repository is not touched. CR_VARIANTS sets the list
