@@ -10,11 +10,17 @@
 # is copied to /tmp/cr-NAME and edited there; the repository is not touched. CR_VARIANTS sets the list
 # (default "head lane0 nowait rn spl"); NAME:PATCH builds with experiments/PATCH.patch, e.g.
 # CR_VARIANTS="head pp:pipelined_pairs".
+# CR_BUILD_ONLY=1 (here, without a GPU; NVCC=/usr/local/cuda/bin/nvcc) builds them and packs each
+# into .devbin/cr-NAME.xz instead, which the lent machine then runs as they are (devbin_unpack.sh)
+# rather than spending its time in nvcc: the tree they were built from must be the one that travels.
 set -uo pipefail
 NVCC=${NVCC:-nvcc}
 variants=${CR_VARIANTS:-head lane0 nowait rn:resident_nowait spl:shared_page_loop}
 for vp in $variants; do
   v=${vp%%:*} patch_name=
+  if [ "${CR_BUILD_ONLY:-0}" != 1 ] && [ -x .devbin/cr-$v ]; then  # built here beforehand
+    mkdir -p /tmp/cr-$v && cp .devbin/cr-$v /tmp/cr-$v/cr && continue
+  fi
   [ "$v" != "$vp" ] && patch_name=${vp#*:}
   d=/tmp/cr-$v; rm -rf $d; mkdir -p $d; cp -r src/cuda $d/
   if [ -n "$patch_name" ]; then  # patch(1) where the machine has it, else git apply (which needs no repository)
@@ -34,6 +40,8 @@ open(p, "w").write(s.replace(old, new))
 PY
   fi
   $NVCC -O3 -std=c++20 -I$d -Isrc -Iinclude -gencode=arch=compute_90a,code=sm_90a bench/consumer_rate.cu -o $d/cr || exit 1
+  [ "${CR_BUILD_ONLY:-0}" = 1 ] && { mkdir -p .devbin; xz -T0 -6 -c $d/cr > .devbin/cr-$v.xz; }
 done
+[ "${CR_BUILD_ONLY:-0}" = 1 ] && exit 0
 nvidia-smi --query-gpu=name --format=csv,noheader
 for v in $(for vp in $variants; do echo ${vp%%:*}; done) head; do echo "== $v"; timeout 60 /tmp/cr-$v/cr | grep -E "from nowhere|resident|a span"; done

@@ -51,8 +51,9 @@
 #      by each of NCU_BINS (default "head"; e.g. "head spl", ~2-3 min each, $OUT/ncu-NAME/).
 #  14. A change to the decode consumers' page loop (~6 min): consumer_rate_variants.sh with
 #      CR_VARIANTS (default "head pp:pipelined_pairs"), then VARIANT's decode A/B against head on
-#      Llama-3.2-1B only (contexts DECODE_CTXS, two rounds), then each one's parity (PARITY_K as
-#      step 9's; NO_PARITY=1: none). Session 51's prepared call:
+#      Llama-3.2-1B only (DECODE_SHAPES="llama-3.2-1b qwen2.5-1.5b": both; contexts DECODE_CTXS,
+#      two rounds), then each one's parity (PARITY_K as step 9's; NO_PARITY=1: none). consumer_rate
+#      runs .devbin/cr-NAME where CR_BUILD_ONLY=1 consumer_rate_variants.sh left it. Session 51's prepared call:
 #      STEPS=14 VARIANT="pp ppq" (build_variants.sh "head pp:pipelined_pairs ppq:pipelined_pairs_qkv").
 set -uo pipefail
 bash scripts/device/devbin_unpack.sh > /dev/null
@@ -153,7 +154,9 @@ decode_parity() {  # each VARIANT's GPU parity for a decode change (PARITY_K; NO
   fi
   if [[ $steps == *" 14 "* ]]; then
     CR_VARIANTS="${CR_VARIANTS:-head pp:pipelined_pairs}" timeout 150 bash scripts/device/consumer_rate_variants.sh
-    decode_ab llama-3.2-1b
+    for shape in ${DECODE_SHAPES:-llama-3.2-1b}; do
+      decode_ab $shape
+    done
     decode_parity
   fi
   if [[ $steps == *" 5 "* ]]; then
