@@ -4,7 +4,8 @@
 # as main has it: every lane of a warp waits on the page's mbarrier), lane0 (lane 0 waits, then
 # __syncwarp), nowait (no wait at all: timing only; meant for the resident spans, whose pages are all
 # there anyway, but on the H100 its second streaming shape died with "unspecified launch failure",
-# which ends the process's CUDA context, so its resident lines came out as zeros: session 51), rn (experiments/resident_nowait.patch: no waits where a
+# which ends the process's CUDA context, so its resident lines came out as zeros in session 51: it
+# now runs with --resident-only), rn (experiments/resident_nowait.patch: no waits where a
 # span's pages have all landed at its start), spl (experiments/shared_page_loop.patch: the page loop
 # a function of its own, not inlined; here, what the call costs). head runs again last, for the drift. The tree's src/cuda
 # is copied to /tmp/cr-NAME and edited there; the repository is not touched. CR_VARIANTS sets the list
@@ -44,4 +45,4 @@ PY
 done
 [ "${CR_BUILD_ONLY:-0}" = 1 ] && exit 0
 nvidia-smi --query-gpu=name --format=csv,noheader
-for v in $(for vp in $variants; do echo ${vp%%:*}; done) head; do echo "== $v"; timeout 60 /tmp/cr-$v/cr | grep -E "from nowhere|resident|a span"; done
+for v in $(for vp in $variants; do echo ${vp%%:*}; done) head; do echo "== $v"; timeout 60 /tmp/cr-$v/cr $([ $v = nowait ] && echo --resident-only) | grep -E "from nowhere|resident|a span"; done
