@@ -153,7 +153,7 @@ decode_parity() {  # each VARIANT's GPU parity for a decode change (PARITY_K; NO
     done
   fi
   if [[ $steps == *" 14 "* ]]; then
-    CR_VARIANTS="${CR_VARIANTS:-head pp:pipelined_pairs}" timeout 150 bash scripts/device/consumer_rate_variants.sh
+    CR_VARIANTS="${CR_VARIANTS:-head pp:pipelined_pairs}" timeout ${CR_TIMEOUT:-150} bash scripts/device/consumer_rate_variants.sh
     for shape in ${DECODE_SHAPES:-llama-3.2-1b}; do
       decode_ab $shape
     done
