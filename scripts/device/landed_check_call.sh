@@ -41,7 +41,7 @@
 #      groups) beside head's forms (~5 min).
 #   9. VARIANT's decode A/B against head on Llama-3.2-1B and Qwen2.5-1.5B at contexts 32 and 1024
 #      (DECODE_CTXS), two rounds (the 1B's bench rows hold both builds, generic and specialized);
-#      its prefill on Qwen 512; its GPU parity (PARITY_K, default: the tiny models, the 1B shape,
+#      its prefill on Qwen 512; its GPU parity (PARITY_K, default: the tiny models, the page widths, the 1B shape,
 #      the greedy loop; NO_PARITY=1: none) (~6 min). VARIANT="NAME NAME ...": all interleaved in
 #      each round, then each one's parity.
 #  13. What a resident span's pages cost the consumers (~5 min): consumer_rate_variants.sh (main's
@@ -87,14 +87,14 @@ decode_ab() {  # SHAPE: VARIANT's decode A/B against head, contexts DECODE_CTXS 
 decode_parity() {  # each VARIANT's GPU parity for a decode change (PARITY_K; NO_PARITY=1: none)
   [ -n "${NO_PARITY:-}" ] && return
   for v in $VARIANT; do
-    K="${PARITY_K:-tiny_models_on_gpu or llama_3_2_1b_shape_on_gpu or greedy}" PARITY_TIMEOUT=200 bash scripts/device/parity_variant.sh $v
+    K="${PARITY_K:-tiny_models_on_gpu or page_widths or llama_3_2_1b_shape_on_gpu or greedy}" PARITY_TIMEOUT=200 bash scripts/device/parity_variant.sh $v
   done
   grep -E "^FAILED" $OUT/parity-*.log
 }
 {
   nvidia-smi --query-gpu=name --format=csv,noheader
   if [[ $steps == *" 1 "* ]]; then
-    ab_parity "$VARIANT" "${PARITY_K:-prefill or tiny_models_on_gpu or llama_3_2_1b_shape_on_gpu or short_last_token_block or gemm_pass}" 240
+    ab_parity "$VARIANT" "${PARITY_K:-prefill or tiny_models_on_gpu or page_widths or llama_3_2_1b_shape_on_gpu or short_last_token_block or gemm_pass}" 240
   fi
   [[ $steps == *" 2 "* ]] && BIN=head bash scripts/device/readme_rows.sh
   [[ $steps == *" 3 "* ]] && BIN=head ROWS="llama-3.2-3b:32,1024" BENCH_TIMEOUT=400 bash scripts/device/readme_rows.sh

@@ -109,6 +109,14 @@ def test_tiny_models_on_gpu(arch, run_mk, tmp_path, report):
     check_case(run_mk, tmp_path / arch, model.config, tmp_path, arch, report)
 
 
+def test_page_widths_on_gpu(run_mk, tmp_path, report):
+    # Decode matvecs whose widths end on a short page (tiny_models.PAGE_WIDTHS: Qwen2.5-1.5B's 1536
+    # columns as pages of 1024 and 512, a down of 2560 as a pair and a short third), which the tiny
+    # models (one page or less) and the 1B shape (whole pairs) never reach.
+    model = tiny_models.save_realistic_model("qwen2", tmp_path / "m", config=tiny_models.PAGE_WIDTHS())
+    check_case(run_mk, tmp_path / "m", model.config, tmp_path, "page-widths", report)
+
+
 @pytest.fixture(scope="module")
 def llama1b(tmp_path_factory):
     """A random-weight model at Llama-3.2-1B's exact shape (bf16 safetensors, 2.5 GB)."""

@@ -27,16 +27,25 @@ ARCHS = {
                                   activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0),
 }
 
+# Qwen2.5-1.5B's widths against the GPU's weight pipe (pages of 1024 columns): K = 1536 is a page of
+# 1024 columns and a short one of 512 (QKV, o_proj, gate/up, the LM head), down's K = 2560 a pair of
+# pages and a short third. The models above are all narrower than one page. Not in ARCHS: no CPU
+# test needs such widths (36M parameters); build it with config=PAGE_WIDTHS() and arch "qwen2".
+PAGE_WIDTHS = lambda: tf.Qwen2Config(vocab_size=1024, hidden_size=1536, intermediate_size=2560, num_hidden_layers=2,
+                                     num_attention_heads=12, num_key_value_heads=2, max_position_embeddings=256,
+                                     tie_word_embeddings=True, use_sliding_window=False)
+
 MODEL_CLASS = {"llama": tf.LlamaForCausalLM, "mistral": tf.MistralForCausalLM, "qwen2": tf.Qwen2ForCausalLM,
                "qwen2_wide": tf.Qwen2ForCausalLM, "qwen2_d128": tf.Qwen2ForCausalLM,
                "qwen3": tf.Qwen3ForCausalLM, "gpt2": tf.GPT2LMHeadModel}
 
 
-def make_model(arch: str, seed: int = 0, init: float = 0.25, head_gain: float = 1.0):
+def make_model(arch: str, seed: int = 0, init: float = 0.25, head_gain: float = 1.0, config=None):
     """A random model whose weights are large enough that its logits are not near-uniform.
-    head_gain scales the final norm, which spreads the logits without making the layers chaotic."""
+    head_gain scales the final norm, which spreads the logits without making the layers chaotic.
+    config: another config of the architecture's class than ARCHS[arch]'s."""
     torch.manual_seed(seed)
-    config = ARCHS[arch]()
+    config = config or ARCHS[arch]()
     config.initializer_range = init
     model = MODEL_CLASS[arch](config).float().eval()
     with torch.no_grad():
@@ -48,15 +57,16 @@ def make_model(arch: str, seed: int = 0, init: float = 0.25, head_gain: float = 
     return model
 
 
-def save_model(arch: str, folder, seed: int = 0, init: float = 0.25, head_gain: float = 1.0):
-    model = make_model(arch, seed, init, head_gain)
+def save_model(arch: str, folder, seed: int = 0, init: float = 0.25, head_gain: float = 1.0, config=None):
+    model = make_model(arch, seed, init, head_gain, config)
     model.save_pretrained(folder, safe_serialization=True)
     return model
 
 
-def save_realistic_model(arch: str, folder, seed: int = 0):
+def save_realistic_model(arch: str, folder, seed: int = 0, config=None):
     """Weights at a realistic scale for the GPU's bf16 comparisons: about 1/sqrt(hidden), at most 0.1,
     with the final norm's gain of 4 spreading the logits. Larger weights make a wide model chaotic:
     at 0.1, qwen2_d128 (hidden 512) amplifies rounding so much that the CPU executor's own fp32 and
     bf16 runs part to cosine 0.98 on one prompt row (0.99995 at 1/sqrt(512))."""
-    return save_model(arch, folder, seed, init=min(0.1, ARCHS[arch]().hidden_size ** -0.5), head_gain=4.0)
+    config = config or ARCHS[arch]()
+    return save_model(arch, folder, seed, init=min(0.1, config.hidden_size ** -0.5), head_gain=4.0, config=config)
