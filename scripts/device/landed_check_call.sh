@@ -53,8 +53,8 @@
 #      CR_VARIANTS (default "head pp:pipelined_pairs"), then VARIANT's decode A/B against head on
 #      Llama-3.2-1B only (DECODE_SHAPES="llama-3.2-1b qwen2.5-1.5b": both; contexts DECODE_CTXS,
 #      two rounds), then each one's parity (PARITY_K as step 9's; NO_PARITY=1: none). consumer_rate
-#      runs .devbin/cr-NAME where CR_BUILD_ONLY=1 consumer_rate_variants.sh left it. Session 51's prepared call:
-#      STEPS=14 VARIANT="pp ppq" (build_variants.sh "head pp:pipelined_pairs ppq:pipelined_pairs_qkv").
+#      runs .devbin/cr-NAME where CR_BUILD_ONLY=1 consumer_rate_variants.sh left it (NO_CR=1: not
+#      at all). The prepared calls and their builds: docs/PERFORMANCE.md, "Next steps, as of session 52".
 set -uo pipefail
 bash scripts/device/devbin_unpack.sh > /dev/null
 steps=" ${STEPS:-2} "
@@ -153,7 +153,7 @@ decode_parity() {  # each VARIANT's GPU parity for a decode change (PARITY_K; NO
     done
   fi
   if [[ $steps == *" 14 "* ]]; then
-    CR_VARIANTS="${CR_VARIANTS:-head pp:pipelined_pairs}" timeout ${CR_TIMEOUT:-150} bash scripts/device/consumer_rate_variants.sh
+    [ -z "${NO_CR:-}" ] && CR_VARIANTS="${CR_VARIANTS:-head pp:pipelined_pairs}" timeout ${CR_TIMEOUT:-150} bash scripts/device/consumer_rate_variants.sh
     for shape in ${DECODE_SHAPES:-llama-3.2-1b}; do
       decode_ab $shape
     done
