@@ -17,8 +17,10 @@
 set -uo pipefail
 NVCC=${NVCC:-nvcc}
 variants=${CR_VARIANTS:-head lane0 nowait rn:resident_nowait spl:shared_page_loop}
+names=
 for vp in $variants; do
   v=${vp%%:*} patch_name=
+  names+=" $v"
   if [ "${CR_BUILD_ONLY:-0}" != 1 ] && [ -x .devbin/cr-$v ]; then  # built here beforehand
     mkdir -p /tmp/cr-$v && cp .devbin/cr-$v /tmp/cr-$v/cr && continue
   fi
@@ -45,4 +47,4 @@ PY
 done
 [ "${CR_BUILD_ONLY:-0}" = 1 ] && exit 0
 nvidia-smi --query-gpu=name --format=csv,noheader
-for v in $(for vp in $variants; do echo ${vp%%:*}; done) head; do echo "== $v"; timeout 60 /tmp/cr-$v/cr $([ $v = nowait ] && echo --resident-only) | grep -E "from nowhere|resident|a span"; done
+for v in $names head; do echo "== $v"; timeout 60 /tmp/cr-$v/cr $([ $v = nowait ] && echo --resident-only) | grep -E "from nowhere|resident|a span"; done
